@@ -1,0 +1,39 @@
+# The only entry points. Each target installs what it needs first (uv, then the locked deps).
+SHELL := /bin/bash
+PYTHON ?= python3
+UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+
+.PHONY: help setup demo test test-sqlite test-postgres lint bench clean
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
+
+$(UV):
+	$(PYTHON) -m pip install --user --quiet uv
+
+.venv/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --quiet
+	@touch $@
+
+setup: .venv/.synced  ## install Steward and its dev tools into .venv
+
+demo: setup  ## build the demo consortium in ./.steward and print its reports
+	$(UV) run --frozen steward demo
+
+test: setup  ## run every test (SQLite and a throwaway PostgreSQL)
+	$(UV) run --frozen pytest -q
+
+test-sqlite: setup  ## only the SQLite half of the suite
+	$(UV) run --frozen pytest -q -m "not postgres"
+
+lint: setup  ## ruff, mypy --strict on src/, and the layering contract
+	$(UV) run --frozen ruff check src tests benchmarks
+	$(UV) run --frozen ruff format --check src tests benchmarks
+	$(UV) run --frozen mypy
+	$(UV) run --frozen lint-imports
+
+bench: setup  ## benchmarks (prints figures; see docs/performance.md)
+	$(UV) run --frozen python benchmarks/ledger.py
+
+clean:  ## remove the virtualenv and local state
+	rm -rf .venv .steward .pytest_cache .mypy_cache .ruff_cache

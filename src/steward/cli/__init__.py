@@ -1,0 +1,1 @@
+"""The ``steward`` command: a thin layer over the services."""

@@ -1,0 +1,382 @@
+"""Root of the ``steward`` command: global options, error handling and small command groups."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import click
+import typer
+from rich.tree import Tree
+
+from steward import __version__
+from steward.cli import render
+from steward.cli.state import STATE, reset
+from steward.domain import duo
+from steward.domain.requests import WORKFLOW
+from steward.errors import Detail, StewardError, ValidationFailed
+from steward.services import access, catalog
+from steward.services.catalog import TreeNode
+
+app = typer.Typer(
+    name="steward",
+    help="Steward: access requests, data packages, dataset tracking, run delivery and "
+         "federated jobs for a research consortium — one program, one database.\n\n"
+         "Say who you are with --as USER (or STEWARD_USER). Add --json to any command for "
+         "machine-readable output.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+GLOBAL_FLAGS = {"--as": True, "--tz": True, "--json": False}
+WORKFLOWS = {"access-request": WORKFLOW}
+
+
+@app.callback()
+def _root(
+    as_user: Annotated[str | None, typer.Option(
+        "--as", help="Act as this user (default: $STEWARD_USER).", envvar=None)] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+        = False,
+    tz: Annotated[str | None, typer.Option(
+        "--tz", help="Show times in this IANA zone, e.g. Europe/Helsinki.")] = None,
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")]
+        = False,
+) -> None:
+    if version:
+        typer.echo(f"steward {__version__}")
+        raise typer.Exit(0)
+    STATE.actor_flag, STATE.json, STATE.tz_name = as_user, json_out, tz
+    if tz:
+        _ = STATE.tz  # fail early on an unknown zone
+
+
+# ---- setup ---------------------------------------------------------------------------------
+@app.command()
+def init(
+    admin: Annotated[str | None, typer.Option(
+        help="Name of the first administrator (default: --as, $STEWARD_USER or $USER).")]
+        = None,
+) -> None:
+    """Create or upgrade the database, and the first administrator if there is none."""
+    db = STATE.db
+    db.migrate()
+    who = admin or STATE.actor or os.environ.get("USER") or "admin"
+    created = access.bootstrap_admin(db, user_id=who)
+    info = {"database": STATE.settings.redacted_database_url(),
+            "revision": db.current_revision(), "admin_created": who if created else None}
+    if STATE.json:
+        render.emit_json(info)
+        return
+    STATE.out.print(f"Database ready at [bold]{info['database']}[/bold] "
+                    f"(schema {info['revision']}).")
+    if created:
+        STATE.out.print(f"Created administrator [bold]{who}[/bold]. "
+                        f"Act as them with --as {who} or STEWARD_USER={who}.")
+
+
+@app.command()
+def demo() -> None:
+    """Build a demo consortium (~60 requests over 120 days) and print its reports."""
+    from rich.progress import Progress
+
+    from steward.cli.reports import print_demo_reports
+    from steward.services import demo as demo_service
+
+    with Progress(console=STATE.err, transient=True, disable=STATE.json) as bar:
+        task = bar.add_task("building demo requests", total=None)
+
+        def tick(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        result = demo_service.run(STATE.db, actor=STATE.actor, progress=tick)
+    if STATE.json:
+        render.emit_json({"project": result.project, "created": result.created,
+                          "total": result.total})
+        return
+    STATE.out.print(f"Demo project [bold]{result.project}[/bold]: {result.total} requests "
+                    f"({result.created} new). Act as coord-sam (steward), rev-aino (reviewer) "
+                    "or ada (requester).\n")
+    print_demo_reports(project=result.project)
+
+
+# ---- users and projects --------------------------------------------------------------------
+user_app = typer.Typer(help="People who use Steward.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+
+
+@user_app.command("add")
+def user_add(
+    user_id: Annotated[str, typer.Argument(help="Login name (lower case).")],
+    name: Annotated[str, typer.Option(help="Display name.")] = "",
+    email: Annotated[str, typer.Option(help="E-mail address.")] = "",
+    admin: Annotated[bool, typer.Option(help="Make the user an administrator.")] = False,
+) -> None:
+    """Add a user (administrators only); running it again updates name and e-mail."""
+    view = access.add_user(STATE.db, actor=STATE.actor, user_id=user_id, display_name=name,
+                           email=email, admin=admin)
+    if STATE.json:
+        render.emit_json(view)
+    else:
+        STATE.out.print(f"User [bold]{view.id}[/bold] ready"
+                        + (" (administrator)" if view.is_admin else ""))
+
+
+@user_app.command("list")
+def user_list() -> None:
+    """List users."""
+    users = access.list_users(STATE.db, actor=STATE.actor)
+    from steward.tables import Column, Table
+
+    render.show_table(Table("users", [Column("id"), Column("display_name"), Column("email"),
+                                      Column("is_admin")],
+                            [(u.id, u.display_name, u.email, u.is_admin) for u in users]))
+
+
+project_app = typer.Typer(help="Projects (consortia, programmes) and their members.",
+                          no_args_is_help=True)
+app.add_typer(project_app, name="project")
+
+
+@project_app.command("create")
+def project_create(
+    project_id: Annotated[str, typer.Argument(help="Short name, e.g. 1kd.")],
+    title: Annotated[str, typer.Option(help="Full title.")] = "",
+) -> None:
+    """Create a project (administrators only); you become its steward."""
+    pid = access.create_project(STATE.db, actor=STATE.actor, project_id=project_id, title=title)
+    if STATE.json:
+        render.emit_json({"id": pid})
+    else:
+        STATE.out.print(f"Project [bold]{pid}[/bold] ready")
+
+
+@project_app.command("list")
+def project_list() -> None:
+    """Projects you belong to (all of them for administrators)."""
+    from steward.tables import Column, Table
+
+    rows = access.list_projects(STATE.db, actor=STATE.actor)
+    render.show_table(Table("projects", [Column("id"), Column("title")], list(rows)))
+
+
+@project_app.command("add-member")
+def project_add_member(
+    project_id: Annotated[str, typer.Argument(help="Project.")],
+    user_id: Annotated[str, typer.Argument(help="User to add.")],
+    role: Annotated[str, typer.Argument(
+        help="admin, steward, reviewer, requester, analyst or viewer.")],
+) -> None:
+    """Give a user a role in a project (stewards and administrators)."""
+    m = access.add_member(STATE.db, actor=STATE.actor, project_id=project_id, user_id=user_id,
+                          role=role)
+    if STATE.json:
+        render.emit_json(m)
+    else:
+        STATE.out.print(f"{m.user} in {project_id}: {', '.join(m.roles)}")
+
+
+@project_app.command("members")
+def project_members(project_id: Annotated[str, typer.Argument(help="Project.")]) -> None:
+    """List a project's members and their roles."""
+    from steward.tables import Column, Table
+
+    members = access.list_members(STATE.db, actor=STATE.actor, project_id=project_id)
+    render.show_table(Table(f"members of {project_id}", [Column("user"), Column("roles", "list")],
+                            [(m.user, m.roles) for m in members]))
+
+
+# ---- access requirements and the folder tree ---------------------------------------------
+req_app = typer.Typer(help="Access requirements (controlled or click-wrap) and the folders "
+                           "they govern.", no_args_is_help=True)
+app.add_typer(req_app, name="requirement")
+
+
+@req_app.command("add")
+def requirement_add(
+    project: Annotated[str, typer.Argument(help="Project.")],
+    name: Annotated[str, typer.Argument(help="Requirement name.")],
+    kind: Annotated[str, typer.Option(help="controlled or click-wrap.")] = "controlled",
+    description: Annotated[str, typer.Option(help="What a requester must do.")] = "",
+    folder: Annotated[list[str] | None, typer.Option(
+        help="Folder/dataset it governs (repeat for several), e.g. raw/wgs.")] = None,
+) -> None:
+    """Add (or update) an access requirement and attach it to folders."""
+    view = catalog.add_requirement(STATE.db, actor=STATE.actor, project=project, name=name,
+                                   kind=kind, description=description, folders=folder or [])
+    if STATE.json:
+        render.emit_json(view)
+    else:
+        STATE.out.print(f"Requirement [bold]{view.name}[/bold] ({view.kind}) on "
+                        f"{', '.join(view.folders) or 'no folder yet'}")
+
+
+@req_app.command("list")
+def requirement_list(project: Annotated[str, typer.Argument(help="Project.")]) -> None:
+    """List a project's access requirements."""
+    from steward.tables import Column, Table
+
+    reqs = catalog.list_requirements(STATE.db, actor=STATE.actor, project=project)
+    render.show_table(Table("access requirements",
+                            [Column("id"), Column("name"), Column("kind"),
+                             Column("folders", "list"), Column("description")],
+                            [(r.id, r.name, r.kind, r.folders, r.description) for r in reqs]))
+
+
+@app.command("folder")
+def folder_add(
+    project: Annotated[str, typer.Argument(help="Project.")],
+    path: Annotated[str, typer.Argument(help="Folder path, e.g. raw/wgs/batch-3.")],
+    requirement: Annotated[str | None, typer.Option(
+        help="Access requirement governing it (default: inherited from its parent).")] = None,
+) -> None:
+    """Register a folder (dataset) of a project."""
+    clean = catalog.add_folder(STATE.db, actor=STATE.actor, project=project, path=path,
+                               requirement=requirement)
+    if STATE.json:
+        render.emit_json({"project": project, "path": clean, "requirement": requirement})
+    else:
+        STATE.out.print(f"Folder [bold]{clean}[/bold] registered in {project}")
+
+
+@app.command("tree")
+def tree(project: Annotated[str, typer.Argument(help="Project.")]) -> None:
+    """Print the project's folder tree with the access requirement of each folder."""
+    root = catalog.tree(STATE.db, actor=STATE.actor, project=project)
+    if STATE.json:
+        render.emit_json(root)
+        return
+
+    def label(n: TreeNode) -> str:
+        if n.requirement is None:
+            return f"[bold]{n.name}[/bold]  [dim](open)[/dim]"
+        how = "inherited" if n.inherited else n.requirement_kind
+        return f"[bold]{n.name}[/bold]  [cyan]{n.requirement}[/cyan] [dim]({how})[/dim]"
+
+    def grow(branch: Tree, node: TreeNode) -> None:
+        for child in node.children:
+            grow(branch.add(label(child)), child)
+
+    top = Tree(f"[bold]{root.name}[/bold]")
+    grow(top, root)
+    STATE.out.print(top)
+
+
+# ---- reference -----------------------------------------------------------------------------
+duo_app = typer.Typer(help="Data Use Ontology codes.", no_args_is_help=True)
+app.add_typer(duo_app, name="duo")
+
+
+@duo_app.command("list")
+def duo_list() -> None:
+    """The DUO codes Steward accepts (by id or shorthand)."""
+    from steward.tables import Column, Table
+
+    render.show_table(Table("DUO codes", [Column("id"), Column("shorthand"), Column("label")],
+                            [(t.id, t.shorthand, t.label) for t in duo.terms().values()]))
+
+
+workflow_app = typer.Typer(help="The state machines behind every tracked thing.",
+                           no_args_is_help=True)
+app.add_typer(workflow_app, name="workflow")
+
+
+@workflow_app.command("show")
+def workflow_show(
+    name: Annotated[str, typer.Argument(help="Workflow name: " + ", ".join(WORKFLOWS))],
+    mermaid: Annotated[bool, typer.Option(help="Print only the Mermaid diagram.")] = False,
+) -> None:
+    """Print a workflow's states, transitions (who may do what) and a Mermaid diagram."""
+    wf = WORKFLOWS.get(name)
+    if wf is None:
+        raise ValidationFailed(f"no workflow {name!r}",
+                               [Detail("unknown workflow", field="name", value=name,
+                                       accepted=", ".join(WORKFLOWS))])
+    if mermaid:
+        typer.echo(wf.mermaid())
+        return
+    from steward.tables import Column, Table
+
+    if STATE.json:
+        render.emit_json({
+            "name": wf.name, "initial": wf.initial,
+            "states": [{"name": s.name, "terminal": s.terminal,
+                        "sla_seconds": s.sla.total_seconds() if s.sla else None,
+                        "description": s.description} for s in wf.states],
+            "transitions": [{"command": t.command, "event": t.event, "from": list(t.sources),
+                             "to": t.target, "roles": sorted(t.roles), "guards": list(t.guards)}
+                            for t in (wf.create, *wf.transitions)],
+            "mermaid": wf.mermaid()})
+        return
+    render.show_table(Table(f"{wf.name}: states", [Column("state"), Column("final"),
+                                                    Column("sla", "duration"),
+                                                    Column("meaning")],
+                            [(s.name, "yes" if s.terminal else "", s.sla.total_seconds()
+                              if s.sla else None, s.description) for s in wf.states]))
+    render.show_table(Table(f"{wf.name}: commands", [
+        Column("command"), Column("from"), Column("to"), Column("event"), Column("roles"),
+        Column("guards")], [
+        (t.command, ", ".join(t.sources) or "(new)", t.target or "(same)", t.event,
+         ", ".join(sorted(t.roles)), ", ".join(t.guards)) for t in (wf.create, *wf.transitions)]))
+    STATE.out.print("\n```mermaid\n" + wf.mermaid() + "\n```", markup=False, highlight=False)
+
+
+def _register_groups() -> None:
+    from steward.cli import reports, requests
+
+    app.add_typer(requests.app, name="request")
+    app.add_typer(reports.app, name="report")
+
+
+_register_groups()
+
+
+def hoist_globals(argv: list[str]) -> list[str]:
+    """Let global flags (--as, --tz, --json) appear anywhere, as people type them."""
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            rest.extend(argv[i:])
+            break
+        name = arg.split("=", 1)[0]
+        if name in GLOBAL_FLAGS:
+            front.append(arg)
+            if GLOBAL_FLAGS[name] and "=" not in arg and i + 1 < len(argv):
+                front.append(argv[i + 1])
+                i += 1
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: runs a command and turns every error into a message and an exit code."""
+    reset()
+    args = hoist_globals(list(sys.argv[1:] if argv is None else argv))
+    try:
+        app(args=args, prog_name="steward", standalone_mode=False)
+        return 0
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        return 2
+    except click.exceptions.Abort:
+        STATE.err.print("aborted")
+        return 130
+    except StewardError as exc:
+        render.show_error(exc)
+        return exc.exit_code
+    finally:
+        STATE.close()
+
+
+def run() -> None:
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""Terminal output: Rich tables for people, JSON for scripts, one error renderer."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel
+from rich.table import Table as RichTable
+
+from steward.cli.state import STATE
+from steward.errors import StewardError
+from steward.tables import Column, Table
+from steward.timeutil import format_duration, format_time
+
+
+WIDE = 260
+"""At this terminal width and above, tables show every column."""
+
+
+def cell(value: Any, col: Column, tz: ZoneInfo) -> str:
+    if value is None:
+        return "-"
+    if col.kind == "time":
+        assert isinstance(value, datetime)
+        return format_time(value, tz)
+    if col.kind == "duration":
+        return format_duration(float(value))
+    if col.kind == "list":
+        return ", ".join(value)
+    if isinstance(value, bool):
+        return "yes" if value else ""
+    return str(value)
+
+
+def show_table(table: Table, *, limit_width: Sequence[str] = ()) -> None:
+    st = STATE
+    if st.json:
+        emit_json(list(table.records(st.tz)))
+        return
+    rt = RichTable(title=table.title, caption=table.caption or None, show_lines=False,
+                   header_style="bold", title_justify="left", caption_justify="left")
+    shown = [
+        i for i, c in enumerate(table.columns)
+        if not table.brief or st.out.width >= WIDE or c.name in table.brief
+    ]
+    for i in shown:
+        col = table.columns[i]
+        numeric = col.kind in ("int", "float", "duration")
+        rt.add_column(col.title or col.name, justify="right" if numeric else "left",
+                      overflow="ellipsis" if col.name in limit_width else "fold",
+                      no_wrap=col.name in limit_width or col.name in ("id", "request"),
+                      max_width=40 if col.name in limit_width else None)
+    for row in table.rows:
+        rt.add_row(*(cell(row[i], table.columns[i], st.tz) for i in shown))
+    st.out.print(rt)
+    hidden = len(table.columns) - len(shown)
+    note = f"; {hidden} more column(s) in --json, --format csv/xlsx" if hidden else ""
+    st.out.print(f"[dim]{len(table.rows)} row(s); times in {st.tz.key}{note}[/dim]")
+
+
+def to_jsonable(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def emit_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(to_jsonable(value), ensure_ascii=False, indent=1) + "\n")
+
+
+def kv_table(pairs: Iterable[tuple[str, Any]]) -> RichTable:
+    t = RichTable(show_header=False, box=None, pad_edge=False)
+    t.add_column(style="bold")
+    t.add_column(overflow="fold")
+    for k, v in pairs:
+        t.add_row(k, "-" if v in (None, "", []) else str(v))
+    return t
+
+
+def show_error(exc: StewardError) -> None:
+    if STATE.json:
+        sys.stdout.write(json.dumps(exc.as_problem(), ensure_ascii=False, indent=1) + "\n")
+        return
+    STATE.err.print(f"[bold red]error:[/bold red] {exc.message}", highlight=False)
+    for d in exc.details[:200]:
+        STATE.err.print(f"  - {d}", highlight=False, markup=False)
+    if len(exc.details) > 200:
+        STATE.err.print(f"  … and {len(exc.details) - 200} more", highlight=False)

@@ -1,0 +1,88 @@
+"""``steward report …``: tracking table, change log, time in state and SLA breaches."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from steward.cli import options as o
+from steward.cli import render
+from steward.cli.state import STATE
+from steward.errors import Detail, ValidationFailed
+from steward.services import reports as svc
+from steward.services.requests import RequestFilter
+from steward.tables import FORMATS, export
+
+app = typer.Typer(help="Reports over access requests, derived from the event log.",
+                  no_args_is_help=True)
+
+
+def _run(name: str, project: str | None, state: list[str] | None, requester: str | None,
+         reviewer: str | None, created_from: str | None, created_to: str | None,
+         decided_from: str | None, decided_to: str | None, fmt: str, output: Path | None
+         ) -> None:
+    if fmt not in FORMATS:
+        raise ValidationFailed(f"unknown format {fmt!r}",
+                               [Detail("unknown format", field="format", value=fmt,
+                                       accepted=", ".join(FORMATS))])
+    if fmt != "table" and output is None and fmt == "xlsx":
+        raise ValidationFailed("xlsx needs --output FILE",
+                               [Detail("required for xlsx", field="output")])
+    flt = o.request_filter(project, state, requester, reviewer, created_from, created_to,
+                           decided_from, decided_to)
+    table = svc.REPORTS[name](STATE.db, actor=STATE.actor, flt=flt)
+    if output is not None:
+        written = export(table, "csv" if fmt == "table" else fmt, output, STATE.tz)
+        if STATE.json:
+            render.emit_json({"report": name, "rows": len(table.rows), "output": str(written)})
+        else:
+            STATE.out.print(f"Wrote {len(table.rows)} row(s) to {written}")
+        return
+    if fmt in ("csv", "json"):
+        import sys
+
+        from steward.tables import write_csv, write_json
+
+        (write_csv if fmt == "csv" else write_json)(table, sys.stdout, STATE.tz)
+        return
+    render.show_table(table, limit_width=("title", "intended_use", "reason"))
+
+
+def _command(name: str, doc: str) -> None:
+    def handler(
+        project: o.Project = None,
+        state: o.States = None,
+        requester: o.Requester = None,
+        reviewer: o.Reviewer = None,
+        created_from: o.CreatedFrom = None,
+        created_to: o.CreatedTo = None,
+        decided_from: o.DecidedFrom = None,
+        decided_to: o.DecidedTo = None,
+        fmt: Annotated[str, typer.Option("--format", "-f",
+                                         help="table, csv, json or xlsx.")] = "table",
+        output: Annotated[Path | None, typer.Option(
+            "--output", "-o", help="Write to this file (atomically) instead of the screen.")]
+            = None,
+    ) -> None:
+        _run(name, project, state, requester, reviewer, created_from, created_to, decided_from,
+             decided_to, fmt, output)
+
+    handler.__doc__ = doc
+    app.command(name)(handler)
+
+
+_command("tracking", "One row per request: latest state, people, datasets, total duration.")
+_command("changelog", "One row per transition with the time spent in the state it left.")
+_command("time-in-state", "Per state: count, median, p90, max, SLA target and breaches.")
+_command("sla", "Requests sitting in a state longer than its SLA right now.")
+
+
+def print_demo_reports(*, project: str) -> None:
+    flt = RequestFilter(project=project)
+    render.show_table(svc.tracking_table(STATE.db, actor=STATE.actor or "coord-sam", flt=flt),
+                      limit_width=("title", "intended_use"))
+    render.show_table(svc.time_in_state(STATE.db, actor=STATE.actor or "coord-sam", flt=flt))
+    render.show_table(svc.sla_breaches(STATE.db, actor=STATE.actor or "coord-sam", flt=flt),
+                      limit_width=("title",))

@@ -1,0 +1,66 @@
+"""Per-invocation CLI state: settings, the database handle and output preferences."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+from rich.console import Console
+
+from steward.config import Settings, load_settings
+from steward.db.session import Database
+from steward.timeutil import zone
+
+
+def _console() -> Console:
+    # Piped output has no width of its own: use a wide page rather than Rich's 80 columns.
+    return Console(soft_wrap=False, width=None if sys.stdout.isatty() else 180)
+
+
+@dataclass
+class CliState:
+    actor_flag: str | None = None
+    json: bool = False
+    tz_name: str | None = None
+    out: Console = field(default_factory=lambda: _console())
+    err: Console = field(default_factory=lambda: Console(stderr=True))
+    _settings: Settings | None = None
+    _db: Database | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings()
+        return self._settings
+
+    @property
+    def db(self) -> Database:
+        if self._db is None:
+            self._db = Database(self.settings)
+        return self._db
+
+    @property
+    def actor(self) -> str | None:
+        return self.actor_flag or self.settings.user
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return zone(self.tz_name or self.settings.timezone)
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.dispose()
+
+
+STATE = CliState()
+
+
+def reset() -> CliState:
+    """A fresh state per invocation (tests call main() many times in one process).
+
+    The object is refilled in place so modules that imported ``STATE`` see the new values.
+    """
+    STATE.close()
+    STATE.__dict__.update(CliState().__dict__)
+    return STATE

@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy models, the event store and the database handle."""

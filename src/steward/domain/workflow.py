@@ -1,0 +1,298 @@
+"""State machines declared as data, checked when defined, and a pure ``decide``.
+
+A workflow lists its states, the commands that move between them, who may issue each command
+and which guards must pass. ``decide`` turns (command, current state, context) into the event to
+append or a precise refusal; it performs no I/O, so services wrap it in a transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from steward.errors import Detail, Forbidden, InvalidTransition, WorkflowDefinitionError
+
+ANY_STATE = "*"
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a decision may look at: who acts, in which roles, and the subject's facts."""
+
+    actor: str
+    roles: frozenset[str]
+    subject: Mapping[str, Any] = field(default_factory=dict)
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+Guard = Callable[[Context], str | None]
+"""Returns ``None`` when the command may go ahead, otherwise the reason it may not."""
+
+
+@dataclass(frozen=True)
+class State:
+    name: str
+    terminal: bool = False
+    sla: timedelta | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Transition:
+    """``command`` (imperative) moves ``sources`` → ``target`` and is recorded as ``event``.
+
+    ``target=None`` keeps the current state: an annotation such as a comment.
+    """
+
+    command: str
+    event: str
+    sources: tuple[str, ...]
+    target: str | None
+    roles: frozenset[str]
+    guards: tuple[str, ...] = ()
+    description: str = ""
+
+    def applies_to(self, state: str) -> bool:
+        return ANY_STATE in self.sources or state in self.sources
+
+    def moves(self) -> bool:
+        return self.target is not None
+
+
+@dataclass(frozen=True)
+class Decision:
+    event: str
+    from_state: str | None
+    to_state: str
+
+
+@dataclass(frozen=True)
+class Workflow:
+    name: str
+    kind: str
+    states: tuple[State, ...]
+    initial: str
+    create: Transition
+    transitions: tuple[Transition, ...]
+    guards: Mapping[str, Guard]
+    clock_start: str | None = None
+    clock_stop: frozenset[str] = frozenset()
+
+    # ---- look-ups -------------------------------------------------------------------------
+    def state(self, name: str) -> State:
+        for s in self.states:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.states)
+
+    @property
+    def terminal_states(self) -> frozenset[str]:
+        return frozenset(s.name for s in self.states if s.terminal)
+
+    @property
+    def commands(self) -> tuple[str, ...]:
+        return (self.create.command, *dict.fromkeys(t.command for t in self.transitions))
+
+    @property
+    def event_types(self) -> tuple[str, ...]:
+        return (self.create.event, *dict.fromkeys(t.event for t in self.transitions))
+
+    def event_for(self, command: str) -> str:
+        for t in (self.create, *self.transitions):
+            if t.command == command:
+                return t.event
+        raise KeyError(command)
+
+    def transition_for(self, command: str, state: str) -> Transition | None:
+        for t in self.transitions:
+            if t.command == command and t.applies_to(state) and self._allowed_in(t, state):
+                return t
+        return None
+
+    def _allowed_in(self, t: Transition, state: str) -> bool:
+        # A wildcard never lets a moving command leave a terminal state.
+        return not (ANY_STATE in t.sources and t.moves() and self.state(state).terminal)
+
+    def transition_between(self, source: str, target: str) -> Transition | None:
+        """The command that moves ``source`` → ``target`` (used to replay imported histories)."""
+        for t in self.transitions:
+            if t.target == target and t.applies_to(source) and self._allowed_in(t, source):
+                return t
+        return None
+
+    def commands_in(self, state: str) -> list[str]:
+        return [
+            t.command for t in self.transitions if t.applies_to(state) and self._allowed_in(t, state)
+        ]
+
+    # ---- decisions ------------------------------------------------------------------------
+    def _check_actor(self, t: Transition, ctx: Context, what: str) -> None:
+        if not (t.roles & ctx.roles):
+            raise Forbidden(
+                f"{ctx.actor} may not {t.command} {what}: it needs one of the roles "
+                f"{', '.join(sorted(t.roles))}; {ctx.actor} has "
+                f"{', '.join(sorted(ctx.roles)) or 'no role'} here",
+                [Detail("missing role", field="role", value=",".join(sorted(ctx.roles)),
+                        accepted=", ".join(sorted(t.roles)))],
+            )
+        for name in t.guards:
+            reason = self.guards[name](ctx)
+            if reason is not None:
+                raise Forbidden(f"{ctx.actor} may not {t.command} {what}: {reason}",
+                                [Detail(reason, field=name)])
+
+    def decide_create(self, ctx: Context) -> Decision:
+        self._check_actor(self.create, ctx, f"a new {self.name}")
+        return Decision(self.create.event, None, self.initial)
+
+    def decide(self, command: str, state: str, ctx: Context) -> Decision:
+        """The event ``command`` produces in ``state``, or an error saying what is allowed."""
+        if command not in self.commands:
+            raise InvalidTransition(
+                f"unknown command {command!r} for {self.name}",
+                [Detail("unknown command", field="command", value=command,
+                        accepted=", ".join(self.commands[1:]))],
+            )
+        t = self.transition_for(command, state)
+        if t is None:
+            allowed = self.commands_in(state)
+            raise InvalidTransition(
+                f"cannot {command}: the {self.name} is {state}; allowed now: "
+                f"{', '.join(allowed) or 'nothing (it is final)'}",
+                [Detail("not allowed in this state", field="state", value=state,
+                        accepted=", ".join(allowed))],
+            )
+        self._check_actor(t, ctx, f"this {self.name}")
+        return Decision(t.event, state, t.target or state)
+
+    def available(self, state: str, ctx: Context) -> list[str]:
+        """Commands this actor may issue now: what the UI shows as buttons."""
+        out = []
+        for t in self.transitions:
+            if not (t.applies_to(state) and self._allowed_in(t, state)):
+                continue
+            if not (t.roles & ctx.roles):
+                continue
+            if any(self.guards[g](ctx) is not None for g in t.guards):
+                continue
+            out.append(t.command)
+        return list(dict.fromkeys(out))
+
+    # ---- pictures -------------------------------------------------------------------------
+    def mermaid(self) -> str:
+        lines = ["stateDiagram-v2", f"    [*] --> {self.initial}"]
+        for t in self.transitions:
+            if not t.moves():
+                continue
+            sources = self.state_names if ANY_STATE in t.sources else t.sources
+            for s in sources:
+                if self.state(s).terminal and ANY_STATE in t.sources:
+                    continue
+                lines.append(f"    {s} --> {t.target}: {t.command}")
+        lines.extend(f"    {s.name} --> [*]" for s in self.states if s.terminal)
+        return "\n".join(lines)
+
+
+def define_workflow(
+    *,
+    name: str,
+    kind: str,
+    states: Iterable[State],
+    initial: str,
+    create: Transition,
+    transitions: Iterable[Transition],
+    guards: Mapping[str, Guard] | None = None,
+    clock_start: str | None = None,
+    clock_stop: Iterable[str] = (),
+) -> Workflow:
+    """Build a workflow and refuse it if it is unsound; every problem is listed."""
+    wf = Workflow(
+        name=name, kind=kind, states=tuple(states), initial=initial, create=create,
+        transitions=tuple(transitions), guards=dict(guards or {}),
+        clock_start=clock_start, clock_stop=frozenset(clock_stop),
+    )
+    problems = validate(wf)
+    if problems:
+        raise WorkflowDefinitionError(f"workflow {name!r} is not sound", problems)
+    return wf
+
+
+def validate(wf: Workflow) -> list[Detail]:
+    problems: list[Detail] = []
+    names = [s.name for s in wf.states]
+    known = set(names)
+    for dup in {n for n in names if names.count(n) > 1}:
+        problems.append(Detail("state declared twice", field="states", value=dup))
+    if wf.initial not in known:
+        problems.append(Detail("initial state is not declared", field="initial", value=wf.initial))
+    for ref, label in [(wf.clock_start, "clock_start"), *((s, "clock_stop") for s in wf.clock_stop)]:
+        if ref is not None and ref not in known:
+            problems.append(Detail("unknown state", field=label, value=ref))
+    seen: set[tuple[str, str]] = set()
+    for t in (wf.create, *wf.transitions):
+        where = f"transitions.{t.command}"
+        for s in t.sources:
+            if s != ANY_STATE and s not in known:
+                problems.append(Detail("unknown source state", field=where, value=s))
+        if t.target is not None and t.target not in known:
+            problems.append(Detail("unknown target state", field=where, value=t.target))
+        if not t.roles:
+            problems.append(Detail("no role may issue this command", field=where))
+        for g in t.guards:
+            if g not in wf.guards:
+                problems.append(Detail("unknown guard", field=where, value=g,
+                                       accepted=", ".join(sorted(wf.guards)) or "none defined"))
+        if t is wf.create:
+            continue
+        for s in t.sources:
+            if (t.command, s) in seen:
+                problems.append(Detail("command declared twice for one state", field=where,
+                                       value=s))
+            seen.add((t.command, s))
+            if s in known and wf.state(s).terminal and t.moves() and t.target != s:
+                problems.append(Detail("a terminal state has an exit", field=where, value=s))
+    if problems:
+        return problems
+
+    # Reachability: every state from the initial one, and a terminal state from every state.
+    edges: dict[str, set[str]] = {n: set() for n in names}
+    for t in wf.transitions:
+        if not t.moves():
+            continue
+        assert t.target is not None
+        for s in names if ANY_STATE in t.sources else t.sources:
+            if wf._allowed_in(t, s):
+                edges[s].add(t.target)
+    reach = _closure(wf.initial, edges)
+    for n in names:
+        if n not in reach:
+            problems.append(Detail("unreachable from the initial state", field="states", value=n))
+    terminals = wf.terminal_states
+    if not terminals:
+        problems.append(Detail("no terminal state", field="states"))
+    for n in names:
+        if n in terminals:
+            continue
+        if not (edges[n] - {n}):
+            problems.append(Detail("trap state: non-terminal with no way out", field="states",
+                                   value=n))
+        elif terminals and not (_closure(n, edges) & terminals):
+            problems.append(Detail("no terminal state can be reached from here", field="states",
+                                   value=n))
+    return problems
+
+
+def _closure(start: str, edges: Mapping[str, set[str]]) -> set[str]:
+    seen, todo = {start}, [start]
+    while todo:
+        for nxt in edges[todo.pop()]:
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen

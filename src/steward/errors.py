@@ -1,0 +1,122 @@
+"""One exception tree for every surface.
+
+The CLI, the API and the web each render these in one place (message + exit code, problem+json,
+an error page), so every error carries the same fields everywhere: a stable ``code``, a human
+``message`` and a list of ``details`` that name the row, field or path at fault.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True)
+class Detail:
+    """One problem, located precisely enough that a person can fix it."""
+
+    message: str
+    field: str | None = None
+    row: int | None = None
+    value: str | None = None
+    accepted: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    def __str__(self) -> str:
+        where = []
+        if self.row is not None:
+            where.append(f"line {self.row}")
+        if self.field:
+            where.append(self.field)
+        text = f"{', '.join(where)}: {self.message}" if where else self.message
+        if self.accepted:
+            text += f" (accepted: {self.accepted})"
+        return text
+
+
+@dataclass
+class StewardError(Exception):
+    """Base of every error Steward raises on purpose."""
+
+    message: str
+    details: list[Detail] = field(default_factory=list)
+
+    code: ClassVar[str] = "error"
+    title: ClassVar[str] = "Error"
+    http_status: ClassVar[int] = 500
+    exit_code: ClassVar[int] = 1
+
+    def __post_init__(self) -> None:
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return self.message
+
+    def as_problem(self) -> dict[str, Any]:
+        """RFC 9457 problem document; the CLI's ``--json`` errors use the same shape."""
+        return {
+            "type": f"https://steward.invalid/problems/{self.code}",
+            "title": self.title,
+            "status": self.http_status,
+            "code": self.code,
+            "detail": self.message,
+            "errors": [d.as_dict() for d in self.details],
+        }
+
+
+class NotFound(StewardError):
+    code = "not-found"
+    title = "Not found"
+    http_status = 404
+
+
+class Forbidden(StewardError):
+    code = "forbidden"
+    title = "Forbidden"
+    http_status = 403
+
+
+class Unauthenticated(StewardError):
+    code = "unauthenticated"
+    title = "Who are you?"
+    http_status = 401
+    exit_code = 2
+
+
+class InvalidTransition(StewardError):
+    code = "invalid-transition"
+    title = "Not allowed in the current state"
+    http_status = 409
+
+
+class Conflict(StewardError):
+    code = "conflict"
+    title = "Changed by someone else"
+    http_status = 409
+
+
+class ValidationFailed(StewardError):
+    code = "validation-failed"
+    title = "Invalid input"
+    http_status = 422
+    exit_code = 2
+
+
+class WorkflowDefinitionError(StewardError):
+    code = "invalid-workflow"
+    title = "Invalid workflow definition"
+    http_status = 500
+
+
+class ConfigurationError(StewardError):
+    code = "configuration"
+    title = "Configuration problem"
+    http_status = 500
+
+
+class DatabaseUnavailable(StewardError):
+    code = "database-unavailable"
+    title = "Database unavailable"
+    http_status = 503

@@ -1,0 +1,137 @@
+"""Tabular results and their exports (CSV, JSON, XLSX), shared by every surface.
+
+Exports are written to a temporary file beside the target and renamed into place, so a report
+is either complete or absent, never half-written (the seed wiped its tables before rewriting).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any, Literal
+from zoneinfo import ZoneInfo
+
+from steward.errors import Detail, ValidationFailed
+
+ColumnKind = Literal["text", "int", "float", "time", "duration", "list"]
+FORMATS = ("table", "csv", "json", "xlsx")
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    kind: ColumnKind = "text"
+    title: str | None = None
+
+    @property
+    def machine_name(self) -> str:
+        return f"{self.name}_seconds" if self.kind == "duration" else self.name
+
+
+@dataclass
+class Table:
+    title: str
+    columns: list[Column]
+    rows: list[Sequence[Any]] = field(default_factory=list)
+    caption: str = ""
+    brief: tuple[str, ...] = ()
+    """Columns worth a narrow terminal; files and JSON always get every column."""
+
+    def records(self, tz: ZoneInfo) -> Iterator[dict[str, Any]]:
+        for row in self.rows:
+            yield {c.machine_name: _machine(v, c, tz) for c, v in zip(self.columns, row,
+                                                                       strict=True)}
+
+
+def _machine(value: Any, col: Column, tz: ZoneInfo) -> Any:
+    if value is None:
+        return None
+    if col.kind == "time":
+        assert isinstance(value, datetime)
+        return value.astimezone(tz).isoformat()
+    if col.kind == "duration":
+        return round(float(value), 3)
+    if col.kind == "list":
+        return list(value)
+    return value
+
+
+@contextmanager
+def atomic_writer(path: Path, mode: str = "w") -> Iterator[IO[Any]]:
+    """Open a temporary sibling of ``path``; rename it into place only on success."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        kwargs: dict[str, Any] = {} if "b" in mode else {"encoding": "utf-8", "newline": ""}
+        with os.fdopen(fd, mode, **kwargs) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_csv(table: Table, out: IO[str], tz: ZoneInfo) -> None:
+    writer = csv.writer(out, quoting=csv.QUOTE_MINIMAL)
+    writer.writerow([c.machine_name for c in table.columns])
+    for rec in table.records(tz):
+        writer.writerow(["; ".join(v) if isinstance(v, list) else ("" if v is None else v)
+                         for v in rec.values()])
+
+
+def write_json(table: Table, out: IO[str], tz: ZoneInfo) -> None:
+    json.dump(list(table.records(tz)), out, ensure_ascii=False, indent=1)
+    out.write("\n")
+
+
+def write_xlsx(table: Table, out: IO[bytes], tz: ZoneInfo) -> None:
+    from openpyxl import Workbook
+
+    wb = Workbook(write_only=True)
+    ws = wb.create_sheet(title=table.title[:31] or "report")
+    ws.append([c.machine_name for c in table.columns])
+    for row in table.rows:
+        cells = []
+        for col, value in zip(table.columns, row, strict=True):
+            if value is None:
+                cells.append(None)
+            elif col.kind == "time":
+                cells.append(value.astimezone(tz).replace(tzinfo=None))
+            elif col.kind == "list":
+                cells.append("; ".join(value))
+            elif col.kind == "duration":
+                cells.append(round(float(value), 3))
+            else:
+                cells.append(value)
+        ws.append(cells)
+    buf = io.BytesIO()
+    wb.save(buf)
+    out.write(buf.getvalue())
+
+
+WRITERS: dict[str, tuple[str, Callable[[Table, Any, ZoneInfo], None]]] = {
+    "csv": ("w", write_csv),
+    "json": ("w", write_json),
+    "xlsx": ("wb", write_xlsx),
+}
+
+
+def export(table: Table, fmt: str, path: Path, tz: ZoneInfo) -> Path:
+    if fmt not in WRITERS:
+        raise ValidationFailed(f"cannot write {fmt!r} to a file",
+                               [Detail("unknown format", field="format", value=fmt,
+                                       accepted=", ".join(WRITERS))])
+    mode, writer = WRITERS[fmt]
+    with atomic_writer(path, mode) as fh:
+        writer(table, fh, tz)
+    return path

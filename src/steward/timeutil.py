@@ -1,0 +1,79 @@
+"""Time: stored in UTC, shown in any IANA zone, durations never negative by accident."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from steward.errors import Detail, ValidationFailed
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValidationFailed(
+            f"unknown time zone {name!r}",
+            [Detail("not an IANA time zone", field="tz", value=name,
+                    accepted="names such as UTC, Europe/Helsinki, America/New_York")],
+        ) from None
+
+
+def as_utc(value: datetime) -> datetime:
+    """Attach UTC to naive values read back from SQLite (which stores no offset)."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def parse_timestamp(text: str, *, assume: ZoneInfo | None = None) -> datetime:
+    """ISO 8601 timestamp → aware UTC datetime.
+
+    A timestamp without an offset is ambiguous; it is refused unless the caller says which
+    zone it is in (``assume``), because silently stripping zones is how the seed system got
+    negative durations.
+    """
+    value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        if assume is None:
+            raise ValueError("timestamp has no UTC offset (add one, e.g. +00:00, or pass --tz)")
+        value = value.replace(tzinfo=assume)
+    return value.astimezone(UTC)
+
+
+def format_duration(seconds: float | None) -> str:
+    """Human duration such as ``3d 4h`` or ``12m``; ``-`` when unknown."""
+    if seconds is None:
+        return "-"
+    if seconds < 0:
+        raise ValueError(f"negative duration {seconds}s: the events are out of order")
+    delta = timedelta(seconds=round(seconds))
+    days, rest = delta.days, delta.seconds
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    if minutes:
+        return f"{minutes}m"
+    return f"{delta.seconds}s"
+
+
+def format_time(value: datetime | None, tz: ZoneInfo) -> str:
+    if value is None:
+        return "-"
+    return as_utc(value).astimezone(tz).strftime("%Y-%m-%d %H:%M")
+
+
+def parse_duration(text: str) -> timedelta:
+    """``4d``, ``36h``, ``90m``, ``2w`` → timedelta (used for SLAs and expiries)."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    text = text.strip().lower()
+    if len(text) < 2 or text[-1] not in units or not text[:-1].replace(".", "", 1).isdigit():
+        raise ValueError(f"{text!r} is not a duration (use e.g. 90m, 36h, 4d, 2w)")
+    return timedelta(seconds=float(text[:-1]) * units[text[-1]])

@@ -1,7 +1,8 @@
 # The only entry points. Each target installs what it needs first (uv, then the locked deps).
 SHELL := /bin/bash
 PYTHON ?= python3
-UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+# uv from PATH, else a private copy in .tools/ (installed with pip into its own venv).
+UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
 
 .PHONY: help setup demo test test-sqlite test-postgres lint bench clean
 
@@ -9,7 +10,8 @@ help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
 
 $(UV):
-	$(PYTHON) -m pip install --user --quiet uv
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet uv
 
 .venv/.synced: pyproject.toml uv.lock | $(UV)
 	$(UV) sync --frozen --quiet

@@ -58,9 +58,9 @@ def _transitions(s: Session, actor: str | None, flt: RequestFilter) -> Subquery:
             Event.to_state,
             Event.actor,
             Event.data["reason"].as_string().label("reason"),
-            t.label("t"),
-            func.lag(t).over(**window).label("prev_t"),
-            func.lead(t).over(**window).label("next_t"),
+            t.label("at_s"),
+            func.lag(t).over(**window).label("prev_s"),
+            func.lead(t).over(**window).label("next_s"),
             func.row_number().over(**window).label("ord"),
         )
         .where(Event.subject_kind == domain.KIND,
@@ -129,15 +129,15 @@ def change_log(db: Database, *, actor: str | None, flt: RequestFilter,
         now_s = now.timestamp()
         rows = []
         for e in s.execute(q):
-            left = None if e.from_state is None else _nonneg(e.t - e.prev_t, e.subject_id)
-            if e.next_t is not None:
-                stayed = _nonneg(e.next_t - e.t, e.subject_id)
+            left = None if e.from_state is None else _nonneg(e.at_s - e.prev_s, e.subject_id)
+            if e.next_s is not None:
+                stayed = _nonneg(e.next_s - e.at_s, e.subject_id)
             elif e.to_state in terminal:
                 stayed = None
             else:
-                stayed = _nonneg(now_s - e.t, e.subject_id)
-            rows.append((e.subject_id, e.ord, e.from_state, e.to_state, _ts(e.t), e.actor,
-                         e.reason, left, stayed, e.next_t is None))
+                stayed = _nonneg(now_s - e.at_s, e.subject_id)
+            rows.append((e.subject_id, e.ord, e.from_state, e.to_state, _ts(e.at_s), e.actor,
+                         e.reason, left, stayed, e.next_s is None))
     return Table(
         title="changelog",
         caption="One row per transition. time_in_from_state: how long the request stayed in "
@@ -157,8 +157,8 @@ def _durations(s: Session, actor: str | None, flt: RequestFilter, now: datetime
                ) -> dict[str, list[tuple[float, bool]]]:
     tr = _transitions(s, actor, flt)
     now_s = literal(now.timestamp(), Float)
-    q = select(tr.c.to_state, cast(func.coalesce(tr.c.next_t, now_s) - tr.c.t, Float),
-               tr.c.next_t.is_(None)).where(tr.c.to_state.not_in(sorted(WF.terminal_states)))
+    q = select(tr.c.to_state, cast(func.coalesce(tr.c.next_s, now_s) - tr.c.at_s, Float),
+               tr.c.next_s.is_(None)).where(tr.c.to_state.not_in(sorted(WF.terminal_states)))
     out: dict[str, list[tuple[float, bool]]] = defaultdict(list)
     for state, seconds, ongoing in s.execute(q):
         out[state].append((max(seconds, 0.0), bool(ongoing)))

@@ -1,0 +1,117 @@
+"""Fixtures: a real SQLite file and a real PostgreSQL server; no mocked database anywhere."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from steward.config import Settings
+from steward.db.session import Database
+from steward.services import access
+from tests import pg
+
+BACKENDS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+]
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def pg_base_url() -> Iterator[str]:
+    with pg.cluster() as url:
+        yield url
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'steward.db'}"
+    base = request.getfixturevalue("pg_base_url")
+    return pg.create_database(base, f"t{os.getpid()}_{next(_counter)}")
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return Settings(home=tmp_path / "home", database_url=database_url)
+
+
+@pytest.fixture
+def db(settings: Settings) -> Iterator[Database]:
+    database = Database(settings)
+    database.migrate()
+    access.bootstrap_admin(database, user_id="admin")
+    yield database
+    database.dispose()
+
+
+@dataclass
+class Consortium:
+    """A small project with one person in each role, for service and CLI tests."""
+
+    db: Database
+    project: str = "p1"
+    admin: str = "admin"
+    steward: str = "sam"
+    reviewer: str = "rita"
+    reviewer2: str = "rob"
+    requester: str = "ada"
+    requester2: str = "bea"
+    viewer: str = "vic"
+    outsider: str = "olga"
+
+
+@pytest.fixture
+def consortium(db: Database) -> Consortium:
+    from steward.services import catalog
+
+    c = Consortium(db)
+    for uid in ("sam", "rita", "rob", "ada", "bea", "vic", "olga"):
+        access.add_user(db, actor="admin", user_id=uid)
+    access.create_project(db, actor="admin", project_id=c.project, title="Project one")
+    for uid, role in (("sam", "steward"), ("rita", "reviewer"), ("rob", "reviewer"),
+                      ("ada", "requester"), ("bea", "requester"), ("vic", "viewer")):
+        access.add_member(db, actor="admin", project_id=c.project, user_id=uid, role=role)
+    catalog.add_requirement(db, actor="sam", project=c.project, name="Controlled genomes",
+                            kind="controlled", folders=["raw/wgs"])
+    catalog.add_requirement(db, actor="sam", project=c.project, name="Phenotype terms",
+                            kind="click-wrap", folders=["phenotypes"])
+    return c
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+        ) -> object:
+    """Run ``steward …`` in-process against the test database."""
+    from steward.cli.app import main
+
+    monkeypatch.setenv("STEWARD_HOME", str(settings.home))
+    if settings.database_url:
+        monkeypatch.setenv("STEWARD_DATABASE_URL", settings.database_url)
+    monkeypatch.delenv("STEWARD_USER", raising=False)
+    monkeypatch.setenv("COLUMNS", "250")
+
+    def run(*args: str) -> CliResult:
+        capsys.readouterr()
+        code = main(list(args))
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run

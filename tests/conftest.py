@@ -79,13 +79,31 @@ def consortium(db: Database) -> Consortium:
     for uid in ("sam", "rita", "rob", "ada", "bea", "vic", "olga"):
         access.add_user(db, actor="admin", user_id=uid)
     access.create_project(db, actor="admin", project_id=c.project, title="Project one")
-    for uid, role in (("sam", "steward"), ("rita", "reviewer"), ("rob", "reviewer"),
-                      ("ada", "requester"), ("bea", "requester"), ("vic", "viewer")):
+    for uid, role in (
+        ("sam", "steward"),
+        ("rita", "reviewer"),
+        ("rob", "reviewer"),
+        ("ada", "requester"),
+        ("bea", "requester"),
+        ("vic", "viewer"),
+    ):
         access.add_member(db, actor="admin", project_id=c.project, user_id=uid, role=role)
-    catalog.add_requirement(db, actor="sam", project=c.project, name="Controlled genomes",
-                            kind="controlled", folders=["raw/wgs"])
-    catalog.add_requirement(db, actor="sam", project=c.project, name="Phenotype terms",
-                            kind="click-wrap", folders=["phenotypes"])
+    catalog.add_requirement(
+        db,
+        actor="sam",
+        project=c.project,
+        name="Controlled genomes",
+        kind="controlled",
+        folders=["raw/wgs"],
+    )
+    catalog.add_requirement(
+        db,
+        actor="sam",
+        project=c.project,
+        name="Phenotype terms",
+        kind="click-wrap",
+        folders=["phenotypes"],
+    )
     return c
 
 
@@ -97,8 +115,9 @@ class CliResult:
 
 
 @pytest.fixture
-def cli(settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-        ) -> object:
+def cli(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> object:
     """Run ``steward …`` in-process against the test database."""
     from steward.cli.app import main
 

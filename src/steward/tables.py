@@ -47,8 +47,9 @@ class Table:
 
     def records(self, tz: ZoneInfo) -> Iterator[dict[str, Any]]:
         for row in self.rows:
-            yield {c.machine_name: _machine(v, c, tz) for c, v in zip(self.columns, row,
-                                                                       strict=True)}
+            yield {
+                c.machine_name: _machine(v, c, tz) for c, v in zip(self.columns, row, strict=True)
+            }
 
 
 def _machine(value: Any, col: Column, tz: ZoneInfo) -> Any:
@@ -85,8 +86,12 @@ def write_csv(table: Table, out: IO[str], tz: ZoneInfo) -> None:
     writer = csv.writer(out, quoting=csv.QUOTE_MINIMAL)
     writer.writerow([c.machine_name for c in table.columns])
     for rec in table.records(tz):
-        writer.writerow(["; ".join(v) if isinstance(v, list) else ("" if v is None else v)
-                         for v in rec.values()])
+        writer.writerow(
+            [
+                "; ".join(v) if isinstance(v, list) else ("" if v is None else v)
+                for v in rec.values()
+            ]
+        )
 
 
 def write_json(table: Table, out: IO[str], tz: ZoneInfo) -> None:
@@ -101,7 +106,7 @@ def write_xlsx(table: Table, out: IO[bytes], tz: ZoneInfo) -> None:
     ws = wb.create_sheet(title=table.title[:31] or "report")
     ws.append([c.machine_name for c in table.columns])
     for row in table.rows:
-        cells = []
+        cells: list[Any] = []
         for col, value in zip(table.columns, row, strict=True):
             if value is None:
                 cells.append(None)
@@ -128,9 +133,10 @@ WRITERS: dict[str, tuple[str, Callable[[Table, Any, ZoneInfo], None]]] = {
 
 def export(table: Table, fmt: str, path: Path, tz: ZoneInfo) -> Path:
     if fmt not in WRITERS:
-        raise ValidationFailed(f"cannot write {fmt!r} to a file",
-                               [Detail("unknown format", field="format", value=fmt,
-                                       accepted=", ".join(WRITERS))])
+        raise ValidationFailed(
+            f"cannot write {fmt!r} to a file",
+            [Detail("unknown format", field="format", value=fmt, accepted=", ".join(WRITERS))],
+        )
     mode, writer = WRITERS[fmt]
     with atomic_writer(path, mode) as fh:
         writer(table, fh, tz)

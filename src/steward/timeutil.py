@@ -18,8 +18,14 @@ def zone(name: str) -> ZoneInfo:
     except (ZoneInfoNotFoundError, ValueError):
         raise ValidationFailed(
             f"unknown time zone {name!r}",
-            [Detail("not an IANA time zone", field="tz", value=name,
-                    accepted="names such as UTC, Europe/Helsinki, America/New_York")],
+            [
+                Detail(
+                    "not an IANA time zone",
+                    field="tz",
+                    value=name,
+                    accepted="names such as UTC, Europe/Helsinki, America/New_York",
+                )
+            ],
         ) from None
 
 

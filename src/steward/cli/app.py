@@ -22,9 +22,9 @@ from steward.services.catalog import TreeNode
 app = typer.Typer(
     name="steward",
     help="Steward: access requests, data packages, dataset tracking, run delivery and "
-         "federated jobs for a research consortium — one program, one database.\n\n"
-         "Say who you are with --as USER (or STEWARD_USER). Add --json to any command for "
-         "machine-readable output.",
+    "federated jobs for a research consortium — one program, one database.\n\n"
+    "Say who you are with --as USER (or STEWARD_USER). Add --json to any command for "
+    "machine-readable output.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
@@ -37,14 +37,15 @@ WORKFLOWS = {"access-request": WORKFLOW}
 
 @app.callback()
 def _root(
-    as_user: Annotated[str | None, typer.Option(
-        "--as", help="Act as this user (default: $STEWARD_USER).", envvar=None)] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
-        = False,
-    tz: Annotated[str | None, typer.Option(
-        "--tz", help="Show times in this IANA zone, e.g. Europe/Helsinki.")] = None,
-    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")]
-        = False,
+    as_user: Annotated[
+        str | None,
+        typer.Option("--as", help="Act as this user (default: $STEWARD_USER).", envvar=None),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+    tz: Annotated[
+        str | None, typer.Option("--tz", help="Show times in this IANA zone, e.g. Europe/Helsinki.")
+    ] = None,
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
 ) -> None:
     if version:
         typer.echo(f"steward {__version__}")
@@ -57,25 +58,34 @@ def _root(
 # ---- setup ---------------------------------------------------------------------------------
 @app.command()
 def init(
-    admin: Annotated[str | None, typer.Option(
-        help="Name of the first administrator (default: --as, $STEWARD_USER or $USER).")]
-        = None,
+    admin: Annotated[
+        str | None,
+        typer.Option(
+            help="Name of the first administrator (default: --as, $STEWARD_USER or $USER)."
+        ),
+    ] = None,
 ) -> None:
     """Create or upgrade the database, and the first administrator if there is none."""
     db = STATE.db
     db.migrate()
     who = admin or STATE.actor or os.environ.get("USER") or "admin"
     created = access.bootstrap_admin(db, user_id=who)
-    info = {"database": STATE.settings.redacted_database_url(),
-            "revision": db.current_revision(), "admin_created": who if created else None}
+    info = {
+        "database": STATE.settings.redacted_database_url(),
+        "revision": db.current_revision(),
+        "admin_created": who if created else None,
+    }
     if STATE.json:
         render.emit_json(info)
         return
-    STATE.out.print(f"Database ready at [bold]{info['database']}[/bold] "
-                    f"(schema {info['revision']}).")
+    STATE.out.print(
+        f"Database ready at [bold]{info['database']}[/bold] (schema {info['revision']})."
+    )
     if created:
-        STATE.out.print(f"Created administrator [bold]{who}[/bold]. "
-                        f"Act as them with --as {who} or STEWARD_USER={who}.")
+        STATE.out.print(
+            f"Created administrator [bold]{who}[/bold]. "
+            f"Act as them with --as {who} or STEWARD_USER={who}."
+        )
 
 
 @app.command()
@@ -94,12 +104,15 @@ def demo() -> None:
 
         result = demo_service.run(STATE.db, actor=STATE.actor, progress=tick)
     if STATE.json:
-        render.emit_json({"project": result.project, "created": result.created,
-                          "total": result.total})
+        render.emit_json(
+            {"project": result.project, "created": result.created, "total": result.total}
+        )
         return
-    STATE.out.print(f"Demo project [bold]{result.project}[/bold]: {result.total} requests "
-                    f"({result.created} new). Act as coord-sam (steward), rev-aino (reviewer) "
-                    "or ada (requester).\n")
+    STATE.out.print(
+        f"Demo project [bold]{result.project}[/bold]: {result.total} requests "
+        f"({result.created} new). Act as coord-sam (steward), rev-aino (reviewer) "
+        "or ada (requester).\n"
+    )
     print_demo_reports(project=result.project)
 
 
@@ -116,13 +129,15 @@ def user_add(
     admin: Annotated[bool, typer.Option(help="Make the user an administrator.")] = False,
 ) -> None:
     """Add a user (administrators only); running it again updates name and e-mail."""
-    view = access.add_user(STATE.db, actor=STATE.actor, user_id=user_id, display_name=name,
-                           email=email, admin=admin)
+    view = access.add_user(
+        STATE.db, actor=STATE.actor, user_id=user_id, display_name=name, email=email, admin=admin
+    )
     if STATE.json:
         render.emit_json(view)
     else:
-        STATE.out.print(f"User [bold]{view.id}[/bold] ready"
-                        + (" (administrator)" if view.is_admin else ""))
+        STATE.out.print(
+            f"User [bold]{view.id}[/bold] ready" + (" (administrator)" if view.is_admin else "")
+        )
 
 
 @user_app.command("list")
@@ -131,13 +146,18 @@ def user_list() -> None:
     users = access.list_users(STATE.db, actor=STATE.actor)
     from steward.tables import Column, Table
 
-    render.show_table(Table("users", [Column("id"), Column("display_name"), Column("email"),
-                                      Column("is_admin")],
-                            [(u.id, u.display_name, u.email, u.is_admin) for u in users]))
+    render.show_table(
+        Table(
+            "users",
+            [Column("id"), Column("display_name"), Column("email"), Column("is_admin")],
+            [(u.id, u.display_name, u.email, u.is_admin) for u in users],
+        )
+    )
 
 
-project_app = typer.Typer(help="Projects (consortia, programmes) and their members.",
-                          no_args_is_help=True)
+project_app = typer.Typer(
+    help="Projects (consortia, programmes) and their members.", no_args_is_help=True
+)
 app.add_typer(project_app, name="project")
 
 
@@ -167,12 +187,14 @@ def project_list() -> None:
 def project_add_member(
     project_id: Annotated[str, typer.Argument(help="Project.")],
     user_id: Annotated[str, typer.Argument(help="User to add.")],
-    role: Annotated[str, typer.Argument(
-        help="admin, steward, reviewer, requester, analyst or viewer.")],
+    role: Annotated[
+        str, typer.Argument(help="admin, steward, reviewer, requester, analyst or viewer.")
+    ],
 ) -> None:
     """Give a user a role in a project (stewards and administrators)."""
-    m = access.add_member(STATE.db, actor=STATE.actor, project_id=project_id, user_id=user_id,
-                          role=role)
+    m = access.add_member(
+        STATE.db, actor=STATE.actor, project_id=project_id, user_id=user_id, role=role
+    )
     if STATE.json:
         render.emit_json(m)
     else:
@@ -185,13 +207,20 @@ def project_members(project_id: Annotated[str, typer.Argument(help="Project.")])
     from steward.tables import Column, Table
 
     members = access.list_members(STATE.db, actor=STATE.actor, project_id=project_id)
-    render.show_table(Table(f"members of {project_id}", [Column("user"), Column("roles", "list")],
-                            [(m.user, m.roles) for m in members]))
+    render.show_table(
+        Table(
+            f"members of {project_id}",
+            [Column("user"), Column("roles", "list")],
+            [(m.user, m.roles) for m in members],
+        )
+    )
 
 
 # ---- access requirements and the folder tree ---------------------------------------------
-req_app = typer.Typer(help="Access requirements (controlled or click-wrap) and the folders "
-                           "they govern.", no_args_is_help=True)
+req_app = typer.Typer(
+    help="Access requirements (controlled or click-wrap) and the folders they govern.",
+    no_args_is_help=True,
+)
 app.add_typer(req_app, name="requirement")
 
 
@@ -201,17 +230,28 @@ def requirement_add(
     name: Annotated[str, typer.Argument(help="Requirement name.")],
     kind: Annotated[str, typer.Option(help="controlled or click-wrap.")] = "controlled",
     description: Annotated[str, typer.Option(help="What a requester must do.")] = "",
-    folder: Annotated[list[str] | None, typer.Option(
-        help="Folder/dataset it governs (repeat for several), e.g. raw/wgs.")] = None,
+    folder: Annotated[
+        list[str] | None,
+        typer.Option(help="Folder/dataset it governs (repeat for several), e.g. raw/wgs."),
+    ] = None,
 ) -> None:
     """Add (or update) an access requirement and attach it to folders."""
-    view = catalog.add_requirement(STATE.db, actor=STATE.actor, project=project, name=name,
-                                   kind=kind, description=description, folders=folder or [])
+    view = catalog.add_requirement(
+        STATE.db,
+        actor=STATE.actor,
+        project=project,
+        name=name,
+        kind=kind,
+        description=description,
+        folders=folder or [],
+    )
     if STATE.json:
         render.emit_json(view)
     else:
-        STATE.out.print(f"Requirement [bold]{view.name}[/bold] ({view.kind}) on "
-                        f"{', '.join(view.folders) or 'no folder yet'}")
+        STATE.out.print(
+            f"Requirement [bold]{view.name}[/bold] ({view.kind}) on "
+            f"{', '.join(view.folders) or 'no folder yet'}"
+        )
 
 
 @req_app.command("list")
@@ -220,22 +260,34 @@ def requirement_list(project: Annotated[str, typer.Argument(help="Project.")]) -
     from steward.tables import Column, Table
 
     reqs = catalog.list_requirements(STATE.db, actor=STATE.actor, project=project)
-    render.show_table(Table("access requirements",
-                            [Column("id"), Column("name"), Column("kind"),
-                             Column("folders", "list"), Column("description")],
-                            [(r.id, r.name, r.kind, r.folders, r.description) for r in reqs]))
+    render.show_table(
+        Table(
+            "access requirements",
+            [
+                Column("id"),
+                Column("name"),
+                Column("kind"),
+                Column("folders", "list"),
+                Column("description"),
+            ],
+            [(r.id, r.name, r.kind, r.folders, r.description) for r in reqs],
+        )
+    )
 
 
 @app.command("folder")
 def folder_add(
     project: Annotated[str, typer.Argument(help="Project.")],
     path: Annotated[str, typer.Argument(help="Folder path, e.g. raw/wgs/batch-3.")],
-    requirement: Annotated[str | None, typer.Option(
-        help="Access requirement governing it (default: inherited from its parent).")] = None,
+    requirement: Annotated[
+        str | None,
+        typer.Option(help="Access requirement governing it (default: inherited from its parent)."),
+    ] = None,
 ) -> None:
     """Register a folder (dataset) of a project."""
-    clean = catalog.add_folder(STATE.db, actor=STATE.actor, project=project, path=path,
-                               requirement=requirement)
+    clean = catalog.add_folder(
+        STATE.db, actor=STATE.actor, project=project, path=path, requirement=requirement
+    )
     if STATE.json:
         render.emit_json({"project": project, "path": clean, "requirement": requirement})
     else:
@@ -275,12 +327,18 @@ def duo_list() -> None:
     """The DUO codes Steward accepts (by id or shorthand)."""
     from steward.tables import Column, Table
 
-    render.show_table(Table("DUO codes", [Column("id"), Column("shorthand"), Column("label")],
-                            [(t.id, t.shorthand, t.label) for t in duo.terms().values()]))
+    render.show_table(
+        Table(
+            "DUO codes",
+            [Column("id"), Column("shorthand"), Column("label")],
+            [(t.id, t.shorthand, t.label) for t in duo.terms().values()],
+        )
+    )
 
 
-workflow_app = typer.Typer(help="The state machines behind every tracked thing.",
-                           no_args_is_help=True)
+workflow_app = typer.Typer(
+    help="The state machines behind every tracked thing.", no_args_is_help=True
+)
 app.add_typer(workflow_app, name="workflow")
 
 
@@ -292,35 +350,83 @@ def workflow_show(
     """Print a workflow's states, transitions (who may do what) and a Mermaid diagram."""
     wf = WORKFLOWS.get(name)
     if wf is None:
-        raise ValidationFailed(f"no workflow {name!r}",
-                               [Detail("unknown workflow", field="name", value=name,
-                                       accepted=", ".join(WORKFLOWS))])
+        raise ValidationFailed(
+            f"no workflow {name!r}",
+            [Detail("unknown workflow", field="name", value=name, accepted=", ".join(WORKFLOWS))],
+        )
     if mermaid:
         typer.echo(wf.mermaid())
         return
     from steward.tables import Column, Table
 
     if STATE.json:
-        render.emit_json({
-            "name": wf.name, "initial": wf.initial,
-            "states": [{"name": s.name, "terminal": s.terminal,
+        render.emit_json(
+            {
+                "name": wf.name,
+                "initial": wf.initial,
+                "states": [
+                    {
+                        "name": s.name,
+                        "terminal": s.terminal,
                         "sla_seconds": s.sla.total_seconds() if s.sla else None,
-                        "description": s.description} for s in wf.states],
-            "transitions": [{"command": t.command, "event": t.event, "from": list(t.sources),
-                             "to": t.target, "roles": sorted(t.roles), "guards": list(t.guards)}
-                            for t in (wf.create, *wf.transitions)],
-            "mermaid": wf.mermaid()})
+                        "description": s.description,
+                    }
+                    for s in wf.states
+                ],
+                "transitions": [
+                    {
+                        "command": t.command,
+                        "event": t.event,
+                        "from": list(t.sources),
+                        "to": t.target,
+                        "roles": sorted(t.roles),
+                        "guards": list(t.guards),
+                    }
+                    for t in (wf.create, *wf.transitions)
+                ],
+                "mermaid": wf.mermaid(),
+            }
+        )
         return
-    render.show_table(Table(f"{wf.name}: states", [Column("state"), Column("final"),
-                                                    Column("sla", "duration"),
-                                                    Column("meaning")],
-                            [(s.name, "yes" if s.terminal else "", s.sla.total_seconds()
-                              if s.sla else None, s.description) for s in wf.states]))
-    render.show_table(Table(f"{wf.name}: commands", [
-        Column("command"), Column("from"), Column("to"), Column("event"), Column("roles"),
-        Column("guards")], [
-        (t.command, ", ".join(t.sources) or "(new)", t.target or "(same)", t.event,
-         ", ".join(sorted(t.roles)), ", ".join(t.guards)) for t in (wf.create, *wf.transitions)]))
+    render.show_table(
+        Table(
+            f"{wf.name}: states",
+            [Column("state"), Column("final"), Column("sla", "duration"), Column("meaning")],
+            [
+                (
+                    s.name,
+                    "yes" if s.terminal else "",
+                    s.sla.total_seconds() if s.sla else None,
+                    s.description,
+                )
+                for s in wf.states
+            ],
+        )
+    )
+    render.show_table(
+        Table(
+            f"{wf.name}: commands",
+            [
+                Column("command"),
+                Column("from"),
+                Column("to"),
+                Column("event"),
+                Column("roles"),
+                Column("guards"),
+            ],
+            [
+                (
+                    t.command,
+                    ", ".join(t.sources) or "(new)",
+                    t.target or "(same)",
+                    t.event,
+                    ", ".join(sorted(t.roles)),
+                    ", ".join(t.guards),
+                )
+                for t in (wf.create, *wf.transitions)
+            ],
+        )
+    )
     STATE.out.print("\n```mermaid\n" + wf.mermaid() + "\n```", markup=False, highlight=False)
 
 

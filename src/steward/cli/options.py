@@ -13,14 +13,19 @@ from steward.services.requests import RequestFilter
 from steward.timeutil import parse_duration, utcnow
 
 Project = Annotated[str | None, typer.Option("--project", "-p", help="Only this project.")]
-States = Annotated[list[str] | None, typer.Option(
-    "--state", "-s", help="Only these states (repeat the option for several).")]
+States = Annotated[
+    list[str] | None,
+    typer.Option("--state", "-s", help="Only these states (repeat the option for several)."),
+]
 Requester = Annotated[str | None, typer.Option(help="Only requests filed by this user.")]
 Reviewer = Annotated[str | None, typer.Option(help="Only requests assigned to this reviewer.")]
-CreatedFrom = Annotated[str | None, typer.Option(
-    help="Created on or after this date/time (YYYY-MM-DD, in --tz).")]
-CreatedTo = Annotated[str | None, typer.Option(
-    help="Created on or before this date (whole day included) or before this time.")]
+CreatedFrom = Annotated[
+    str | None, typer.Option(help="Created on or after this date/time (YYYY-MM-DD, in --tz).")
+]
+CreatedTo = Annotated[
+    str | None,
+    typer.Option(help="Created on or before this date (whole day included) or before this time."),
+]
 DecidedFrom = Annotated[str | None, typer.Option(help="Decided on or after this date/time.")]
 DecidedTo = Annotated[str | None, typer.Option(help="Decided on or before this date/time.")]
 
@@ -39,18 +44,35 @@ def parse_bound(text: str | None, field: str, *, end: bool) -> datetime | None:
         value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
         return value if value.tzinfo else value.replace(tzinfo=tz)
     except ValueError:
-        raise ValidationFailed(f"--{field.replace('_', '-')} {text!r} is not a date",
-                               [Detail("not a date", field=field, value=text,
-                                       accepted="YYYY-MM-DD or YYYY-MM-DDTHH:MM[+HH:MM]")]
-                               ) from None
+        raise ValidationFailed(
+            f"--{field.replace('_', '-')} {text!r} is not a date",
+            [
+                Detail(
+                    "not a date",
+                    field=field,
+                    value=text,
+                    accepted="YYYY-MM-DD or YYYY-MM-DDTHH:MM[+HH:MM]",
+                )
+            ],
+        ) from None
 
 
-def request_filter(project: str | None, state: list[str] | None, requester: str | None,
-                   reviewer: str | None, created_from: str | None, created_to: str | None,
-                   decided_from: str | None, decided_to: str | None,
-                   limit: int | None = None) -> RequestFilter:
+def request_filter(
+    project: str | None,
+    state: list[str] | None,
+    requester: str | None,
+    reviewer: str | None,
+    created_from: str | None,
+    created_to: str | None,
+    decided_from: str | None,
+    decided_to: str | None,
+    limit: int | None = None,
+) -> RequestFilter:
     flt = RequestFilter(
-        project=project, states=tuple(state or ()), requester=requester, reviewer=reviewer,
+        project=project,
+        states=tuple(state or ()),
+        requester=requester,
+        reviewer=reviewer,
         created_from=parse_bound(created_from, "created_from", end=False),
         created_to=parse_bound(created_to, "created_to", end=True),
         decided_from=parse_bound(decided_from, "decided_from", end=False),

@@ -17,7 +17,6 @@ from steward.errors import StewardError
 from steward.tables import Column, Table
 from steward.timeutil import format_duration, format_time
 
-
 WIDE = 260
 """At this terminal width and above, tables show every column."""
 
@@ -42,19 +41,29 @@ def show_table(table: Table, *, limit_width: Sequence[str] = ()) -> None:
     if st.json:
         emit_json(list(table.records(st.tz)))
         return
-    rt = RichTable(title=table.title, caption=table.caption or None, show_lines=False,
-                   header_style="bold", title_justify="left", caption_justify="left")
+    rt = RichTable(
+        title=table.title,
+        caption=table.caption or None,
+        show_lines=False,
+        header_style="bold",
+        title_justify="left",
+        caption_justify="left",
+    )
     shown = [
-        i for i, c in enumerate(table.columns)
+        i
+        for i, c in enumerate(table.columns)
         if not table.brief or st.out.width >= WIDE or c.name in table.brief
     ]
     for i in shown:
         col = table.columns[i]
         numeric = col.kind in ("int", "float", "duration")
-        rt.add_column(col.title or col.name, justify="right" if numeric else "left",
-                      overflow="ellipsis" if col.name in limit_width else "fold",
-                      no_wrap=col.name in limit_width or col.name in ("id", "request"),
-                      max_width=40 if col.name in limit_width else None)
+        rt.add_column(
+            col.title or col.name,
+            justify="right" if numeric else "left",
+            overflow="ellipsis" if col.name in limit_width else "fold",
+            no_wrap=col.name in limit_width or col.name in ("id", "request"),
+            max_width=40 if col.name in limit_width else None,
+        )
     for row in table.rows:
         rt.add_row(*(cell(row[i], table.columns[i], st.tz) for i in shown))
     st.out.print(rt)

@@ -15,23 +15,36 @@ from steward.services import reports as svc
 from steward.services.requests import RequestFilter
 from steward.tables import FORMATS, export
 
-app = typer.Typer(help="Reports over access requests, derived from the event log.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Reports over access requests, derived from the event log.", no_args_is_help=True
+)
 
 
-def _run(name: str, project: str | None, state: list[str] | None, requester: str | None,
-         reviewer: str | None, created_from: str | None, created_to: str | None,
-         decided_from: str | None, decided_to: str | None, fmt: str, output: Path | None
-         ) -> None:
+def _run(
+    name: str,
+    project: str | None,
+    state: list[str] | None,
+    requester: str | None,
+    reviewer: str | None,
+    created_from: str | None,
+    created_to: str | None,
+    decided_from: str | None,
+    decided_to: str | None,
+    fmt: str,
+    output: Path | None,
+) -> None:
     if fmt not in FORMATS:
-        raise ValidationFailed(f"unknown format {fmt!r}",
-                               [Detail("unknown format", field="format", value=fmt,
-                                       accepted=", ".join(FORMATS))])
+        raise ValidationFailed(
+            f"unknown format {fmt!r}",
+            [Detail("unknown format", field="format", value=fmt, accepted=", ".join(FORMATS))],
+        )
     if fmt != "table" and output is None and fmt == "xlsx":
-        raise ValidationFailed("xlsx needs --output FILE",
-                               [Detail("required for xlsx", field="output")])
-    flt = o.request_filter(project, state, requester, reviewer, created_from, created_to,
-                           decided_from, decided_to)
+        raise ValidationFailed(
+            "xlsx needs --output FILE", [Detail("required for xlsx", field="output")]
+        )
+    flt = o.request_filter(
+        project, state, requester, reviewer, created_from, created_to, decided_from, decided_to
+    )
     table = svc.REPORTS[name](STATE.db, actor=STATE.actor, flt=flt)
     if output is not None:
         written = export(table, "csv" if fmt == "table" else fmt, output, STATE.tz)
@@ -60,14 +73,29 @@ def _command(name: str, doc: str) -> None:
         created_to: o.CreatedTo = None,
         decided_from: o.DecidedFrom = None,
         decided_to: o.DecidedTo = None,
-        fmt: Annotated[str, typer.Option("--format", "-f",
-                                         help="table, csv, json or xlsx.")] = "table",
-        output: Annotated[Path | None, typer.Option(
-            "--output", "-o", help="Write to this file (atomically) instead of the screen.")]
-            = None,
+        fmt: Annotated[
+            str, typer.Option("--format", "-f", help="table, csv, json or xlsx.")
+        ] = "table",
+        output: Annotated[
+            Path | None,
+            typer.Option(
+                "--output", "-o", help="Write to this file (atomically) instead of the screen."
+            ),
+        ] = None,
     ) -> None:
-        _run(name, project, state, requester, reviewer, created_from, created_to, decided_from,
-             decided_to, fmt, output)
+        _run(
+            name,
+            project,
+            state,
+            requester,
+            reviewer,
+            created_from,
+            created_to,
+            decided_from,
+            decided_to,
+            fmt,
+            output,
+        )
 
     handler.__doc__ = doc
     app.command(name)(handler)
@@ -81,8 +109,12 @@ _command("sla", "Requests sitting in a state longer than its SLA right now.")
 
 def print_demo_reports(*, project: str) -> None:
     flt = RequestFilter(project=project)
-    render.show_table(svc.tracking_table(STATE.db, actor=STATE.actor or "coord-sam", flt=flt),
-                      limit_width=("title", "intended_use"))
+    render.show_table(
+        svc.tracking_table(STATE.db, actor=STATE.actor or "coord-sam", flt=flt),
+        limit_width=("title", "intended_use"),
+    )
     render.show_table(svc.time_in_state(STATE.db, actor=STATE.actor or "coord-sam", flt=flt))
-    render.show_table(svc.sla_breaches(STATE.db, actor=STATE.actor or "coord-sam", flt=flt),
-                      limit_width=("title",))
+    render.show_table(
+        svc.sla_breaches(STATE.db, actor=STATE.actor or "coord-sam", flt=flt),
+        limit_width=("title",),
+    )

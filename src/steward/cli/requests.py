@@ -18,15 +18,23 @@ from steward.services.requests import RequestView
 from steward.tables import Column, Table
 from steward.timeutil import format_duration, format_time
 
-app = typer.Typer(help="Access requests: researchers ask for controlled data; reviewers decide.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Access requests: researchers ask for controlled data; reviewers decide.",
+    no_args_is_help=True,
+)
 
 RequestId = Annotated[str, typer.Argument(help="Request id (req_…).")]
 Reason = Annotated[str | None, typer.Option("--reason", "-r", help="Why (kept in the log).")]
-Key = Annotated[str | None, typer.Option(
-    "--idempotency-key", help="Re-sending a command with the same key does nothing more.")]
-Version = Annotated[int | None, typer.Option(
-    "--if-version", help="Refuse if the request changed since you saw this version.")]
+Key = Annotated[
+    str | None,
+    typer.Option(
+        "--idempotency-key", help="Re-sending a command with the same key does nothing more."
+    ),
+]
+Version = Annotated[
+    int | None,
+    typer.Option("--if-version", help="Refuse if the request changed since you saw this version."),
+]
 
 
 def _done(view: RequestView, verb: str) -> None:
@@ -36,21 +44,38 @@ def _done(view: RequestView, verb: str) -> None:
         STATE.out.print(f"{view.id} {verb}: now [bold]{view.state}[/bold] (version {view.version})")
 
 
-def _fields(title: str, institution: str, project_lead: str, intended_use: str,
-            dataset: list[str] | None, duo: list[str] | None) -> RequestFields:
-    return RequestFields(title=title, institution=institution, project_lead=project_lead,
-                         intended_use=intended_use, datasets=tuple(dataset or ()),
-                         duo_codes=tuple(duo or ()))
+def _fields(
+    title: str,
+    institution: str,
+    project_lead: str,
+    intended_use: str,
+    dataset: list[str] | None,
+    duo: list[str] | None,
+) -> RequestFields:
+    return RequestFields(
+        title=title,
+        institution=institution,
+        project_lead=project_lead,
+        intended_use=intended_use,
+        datasets=tuple(dataset or ()),
+        duo_codes=tuple(duo or ()),
+    )
 
 
 Title = Annotated[str, typer.Option(help="Short title of the request.")]
 Institution = Annotated[str, typer.Option(help="Requester's institution.")]
 Lead = Annotated[str, typer.Option("--project-lead", help="Lead of the requesting project.")]
 Use = Annotated[str, typer.Option("--intended-use", help="Intended data use statement.")]
-Datasets = Annotated[list[str] | None, typer.Option(
-    "--dataset", "-d", help="Dataset, folder or access requirement requested (repeatable).")]
-Duo = Annotated[list[str] | None, typer.Option(
-    "--duo", help="Data-use condition, DUO id or shorthand, e.g. HMB (repeatable).")]
+Datasets = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--dataset", "-d", help="Dataset, folder or access requirement requested (repeatable)."
+    ),
+]
+Duo = Annotated[
+    list[str] | None,
+    typer.Option("--duo", help="Data-use condition, DUO id or shorthand, e.g. HMB (repeatable)."),
+]
 
 
 @app.command()
@@ -62,18 +87,29 @@ def create(
     intended_use: Use = "",
     dataset: Datasets = None,
     duo: Duo = None,
-    on_behalf_of: Annotated[str | None, typer.Option(
-        help="Staff only: file the request for this requester.")] = None,
+    on_behalf_of: Annotated[
+        str | None, typer.Option(help="Staff only: file the request for this requester.")
+    ] = None,
     idempotency_key: Key = None,
     submit: Annotated[bool, typer.Option(help="Submit straight away.")] = False,
 ) -> None:
     """Start a draft request (and optionally submit it)."""
-    view = svc.create(STATE.db, actor=STATE.actor, project=project,
-                      fields=_fields(title, institution, project_lead, intended_use, dataset, duo),
-                      requester=on_behalf_of, idempotency_key=idempotency_key)
+    view = svc.create(
+        STATE.db,
+        actor=STATE.actor,
+        project=project,
+        fields=_fields(title, institution, project_lead, intended_use, dataset, duo),
+        requester=on_behalf_of,
+        idempotency_key=idempotency_key,
+    )
     if submit:
-        view = svc.act(STATE.db, actor=STATE.actor, request_id=view.id, command="submit",
-                       idempotency_key=f"{idempotency_key}:submit" if idempotency_key else None)
+        view = svc.act(
+            STATE.db,
+            actor=STATE.actor,
+            request_id=view.id,
+            command="submit",
+            idempotency_key=f"{idempotency_key}:submit" if idempotency_key else None,
+        )
     _done(view, "created")
 
 
@@ -90,20 +126,36 @@ def edit(
     idempotency_key: Key = None,
 ) -> None:
     """Change a draft or returned request (only the fields given)."""
-    view = svc.act(STATE.db, actor=STATE.actor, request_id=request_id, command="edit",
-                   changes=_fields(title or "-", institution, project_lead, intended_use,
-                                   dataset, duo) if title else
-                   _fields("-", institution, project_lead, intended_use, dataset, duo),
-                   expected_version=if_version, idempotency_key=idempotency_key)
+    view = svc.act(
+        STATE.db,
+        actor=STATE.actor,
+        request_id=request_id,
+        command="edit",
+        changes=_fields(title or "-", institution, project_lead, intended_use, dataset, duo)
+        if title
+        else _fields("-", institution, project_lead, intended_use, dataset, duo),
+        expected_version=if_version,
+        idempotency_key=idempotency_key,
+    )
     _done(view, "edited")
 
 
 def _simple(command: str, verb: str, doc: str) -> None:
-    def handler(request_id: RequestId, reason: Reason = None, if_version: Version = None,
-                idempotency_key: Key = None) -> None:
-        view = svc.act(STATE.db, actor=STATE.actor, request_id=request_id, command=command,
-                       reason=reason, expected_version=if_version,
-                       idempotency_key=idempotency_key)
+    def handler(
+        request_id: RequestId,
+        reason: Reason = None,
+        if_version: Version = None,
+        idempotency_key: Key = None,
+    ) -> None:
+        view = svc.act(
+            STATE.db,
+            actor=STATE.actor,
+            request_id=request_id,
+            command=command,
+            reason=reason,
+            expected_version=if_version,
+            idempotency_key=idempotency_key,
+        )
         _done(view, verb)
 
     handler.__doc__ = doc
@@ -111,8 +163,11 @@ def _simple(command: str, verb: str, doc: str) -> None:
 
 
 _simple("submit", "submitted", "Send a draft for review.")
-_simple("return", "returned", "Send a submitted request back to the requester for changes "
-                              "(needs --reason).")
+_simple(
+    "return",
+    "returned",
+    "Send a submitted request back to the requester for changes (needs --reason).",
+)
 _simple("resubmit", "resubmitted", "Send a returned request back for review.")
 _simple("reject", "rejected", "Refuse access (needs --reason).")
 _simple("cancel", "cancelled", "Withdraw a request that has not been decided.")
@@ -124,15 +179,24 @@ _simple("expire", "expired", "End approved access now (see also `request expire-
 def approve(
     request_id: RequestId,
     reason: Reason = None,
-    expires: Annotated[str | None, typer.Option(
-        help="Access ends after this long (365d) or on this date (2027-06-30).")] = None,
+    expires: Annotated[
+        str | None,
+        typer.Option(help="Access ends after this long (365d) or on this date (2027-06-30)."),
+    ] = None,
     if_version: Version = None,
     idempotency_key: Key = None,
 ) -> None:
     """Grant access, optionally until an expiry date."""
-    view = svc.act(STATE.db, actor=STATE.actor, request_id=request_id, command="approve",
-                   reason=reason, expires_at=o.parse_expiry(expires),
-                   expected_version=if_version, idempotency_key=idempotency_key)
+    view = svc.act(
+        STATE.db,
+        actor=STATE.actor,
+        request_id=request_id,
+        command="approve",
+        reason=reason,
+        expires_at=o.parse_expiry(expires),
+        expected_version=if_version,
+        idempotency_key=idempotency_key,
+    )
     _done(view, "approved")
 
 
@@ -144,9 +208,15 @@ def assign_reviewer(
     idempotency_key: Key = None,
 ) -> None:
     """Choose who reviews a request (stewards)."""
-    view = svc.act(STATE.db, actor=STATE.actor, request_id=request_id,
-                   command="assign-reviewer", reviewer=reviewer, expected_version=if_version,
-                   idempotency_key=idempotency_key)
+    view = svc.act(
+        STATE.db,
+        actor=STATE.actor,
+        request_id=request_id,
+        command="assign-reviewer",
+        reviewer=reviewer,
+        expected_version=if_version,
+        idempotency_key=idempotency_key,
+    )
     _done(view, f"assigned to {reviewer}")
 
 
@@ -157,8 +227,14 @@ def comment(
     idempotency_key: Key = None,
 ) -> None:
     """Add a note to a request's timeline."""
-    view = svc.act(STATE.db, actor=STATE.actor, request_id=request_id, command="comment",
-                   text=text, idempotency_key=idempotency_key)
+    view = svc.act(
+        STATE.db,
+        actor=STATE.actor,
+        request_id=request_id,
+        command="comment",
+        text=text,
+        idempotency_key=idempotency_key,
+    )
     _done(view, "commented")
 
 
@@ -175,17 +251,50 @@ def list_(
     limit: Annotated[int | None, typer.Option(help="At most this many rows.")] = None,
 ) -> None:
     """List the requests you may see; every filter combines with the others."""
-    flt = o.request_filter(project, state, requester, reviewer, created_from, created_to,
-                           decided_from, decided_to, limit)
+    flt = o.request_filter(
+        project,
+        state,
+        requester,
+        reviewer,
+        created_from,
+        created_to,
+        decided_from,
+        decided_to,
+        limit,
+    )
     views = svc.list_requests(STATE.db, actor=STATE.actor, flt=flt)
     if STATE.json:
         render.emit_json(views)
         return
-    render.show_table(Table("access requests", [
-        Column("id"), Column("project"), Column("title"), Column("state"), Column("requester"),
-        Column("reviewer"), Column("created", "time"), Column("decided", "time")],
-        [(v.id, v.project_id, v.title, v.state, v.requester, v.reviewer, v.created_at,
-          v.decided_at) for v in views]), limit_width=("title",))
+    render.show_table(
+        Table(
+            "access requests",
+            [
+                Column("id"),
+                Column("project"),
+                Column("title"),
+                Column("state"),
+                Column("requester"),
+                Column("reviewer"),
+                Column("created", "time"),
+                Column("decided", "time"),
+            ],
+            [
+                (
+                    v.id,
+                    v.project_id,
+                    v.title,
+                    v.state,
+                    v.requester,
+                    v.reviewer,
+                    v.created_at,
+                    v.decided_at,
+                )
+                for v in views
+            ],
+        ),
+        limit_width=("title",),
+    )
 
 
 @app.command()
@@ -196,52 +305,113 @@ def show(request_id: RequestId) -> None:
         render.emit_json(detail)
         return
     r, tz = detail.request, STATE.tz
-    STATE.out.print(Panel(render.kv_table([
-        ("id", r.id), ("project", r.project_id), ("title", r.title),
-        ("state", f"{r.state} for {format_duration(detail.current_state_for)}"
-         if detail.current_state_for is not None else r.state),
-        ("requester", r.requester), ("institution", r.institution),
-        ("project lead", r.project_lead), ("intended use", r.intended_use),
-        ("datasets", ", ".join(r.datasets)), ("data-use (DUO)", ", ".join(r.duo_codes)),
-        ("reviewer", r.reviewer), ("decision", r.decision_reason),
-        ("decided", format_time(r.decided_at, tz) if r.decided_at else None),
-        ("expires", format_time(r.expires_at, tz) if r.expires_at else None),
-        ("external id", r.external_id), ("version", r.version),
-        ("you may now", ", ".join(detail.available_actions) or "nothing"),
-    ]), title=r.id, title_align="left"))
-    render.show_table(Table("timeline", [
-        Column("#", "int"), Column("at", "time"), Column("actor"), Column("event"),
-        Column("from"), Column("to"), Column("time in previous state", "duration"),
-        Column("note")], [
-        (e.seq, e.at, e.actor, e.type, e.from_state or "", e.to_state, e.time_in_previous_state,
-         e.reason or "") for e in detail.timeline]), limit_width=("note",))
-    render.show_table(Table("time in each state", [Column("state"), Column("total", "duration")],
-                            sorted(detail.time_in_state.items(), key=lambda kv: -kv[1])))
+    STATE.out.print(
+        Panel(
+            render.kv_table(
+                [
+                    ("id", r.id),
+                    ("project", r.project_id),
+                    ("title", r.title),
+                    (
+                        "state",
+                        f"{r.state} for {format_duration(detail.current_state_for)}"
+                        if detail.current_state_for is not None
+                        else r.state,
+                    ),
+                    ("requester", r.requester),
+                    ("institution", r.institution),
+                    ("project lead", r.project_lead),
+                    ("intended use", r.intended_use),
+                    ("datasets", ", ".join(r.datasets)),
+                    ("data-use (DUO)", ", ".join(r.duo_codes)),
+                    ("reviewer", r.reviewer),
+                    ("decision", r.decision_reason),
+                    ("decided", format_time(r.decided_at, tz) if r.decided_at else None),
+                    ("expires", format_time(r.expires_at, tz) if r.expires_at else None),
+                    ("external id", r.external_id),
+                    ("version", r.version),
+                    ("you may now", ", ".join(detail.available_actions) or "nothing"),
+                ]
+            ),
+            title=r.id,
+            title_align="left",
+        )
+    )
+    render.show_table(
+        Table(
+            "timeline",
+            [
+                Column("#", "int"),
+                Column("at", "time"),
+                Column("actor"),
+                Column("event"),
+                Column("from"),
+                Column("to"),
+                Column("time in previous state", "duration"),
+                Column("note"),
+            ],
+            [
+                (
+                    e.seq,
+                    e.at,
+                    e.actor,
+                    e.type,
+                    e.from_state or "",
+                    e.to_state,
+                    e.time_in_previous_state,
+                    e.reason or "",
+                )
+                for e in detail.timeline
+            ],
+        ),
+        limit_width=("note",),
+    )
+    render.show_table(
+        Table(
+            "time in each state",
+            [Column("state"), Column("total", "duration")],
+            sorted(detail.time_in_state.items(), key=lambda kv: -kv[1]),
+        )
+    )
 
 
 @app.command("import")
 def import_(
-    file: Annotated[Path, typer.Argument(help="CSV, TSV or JSON lines; one row per state "
-                                              "change (see docs/access-requests.md).")],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV, TSV or JSON lines; one row per state change (see docs/access-requests.md)."
+        ),
+    ],
     project: Annotated[str, typer.Option("--project", "-p", help="Project to import into.")],
-    assume_tz: Annotated[str | None, typer.Option(
-        help="Zone of timestamps that carry no offset (default: refuse them).")] = None,
-    create_users: Annotated[bool, typer.Option(
-        help="Create users named in the file that do not exist yet.")] = False,
+    assume_tz: Annotated[
+        str | None,
+        typer.Option(help="Zone of timestamps that carry no offset (default: refuse them)."),
+    ] = None,
+    create_users: Annotated[
+        bool, typer.Option(help="Create users named in the file that do not exist yet.")
+    ] = False,
 ) -> None:
     """Import request histories with their original timestamps (all rows or none)."""
     from steward.timeutil import zone
 
     result = importer.import_requests(
-        STATE.db, actor=STATE.actor, project=project, path=file,
-        assume_tz=zone(assume_tz) if assume_tz else None, create_users=create_users)
+        STATE.db,
+        actor=STATE.actor,
+        project=project,
+        path=file,
+        assume_tz=zone(assume_tz) if assume_tz else None,
+        create_users=create_users,
+    )
     if STATE.json:
         render.emit_json(result.__dict__)
         return
-    STATE.out.print(f"Imported {result.requests} request(s) with {result.events} event(s); "
-                    f"{result.skipped} already present were skipped"
-                    + (f"; created users {', '.join(result.users_created)}"
-                       if result.users_created else "") + ".")
+    STATE.out.print(
+        f"Imported {result.requests} request(s) with {result.events} event(s); "
+        f"{result.skipped} already present were skipped"
+        + (f"; created users {', '.join(result.users_created)}" if result.users_created else "")
+        + "."
+    )
 
 
 @app.command("expire-due")
@@ -251,4 +421,6 @@ def expire_due() -> None:
     if STATE.json:
         render.emit_json({"expired": done})
     else:
-        STATE.out.print(f"Expired {len(done)} request(s)" + (": " + ", ".join(done) if done else ""))
+        STATE.out.print(
+            f"Expired {len(done)} request(s)" + (": " + ", ".join(done) if done else "")
+        )

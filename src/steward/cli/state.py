@@ -23,7 +23,7 @@ class CliState:
     actor_flag: str | None = None
     json: bool = False
     tz_name: str | None = None
-    out: Console = field(default_factory=lambda: _console())
+    out: Console = field(default_factory=_console)
     err: Console = field(default_factory=lambda: Console(stderr=True))
     _settings: Settings | None = None
     _db: Database | None = None

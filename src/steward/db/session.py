@@ -73,8 +73,11 @@ class Database:
         reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc) else ""
         return DatabaseUnavailable(
             f"cannot reach the database at {self.settings.redacted_database_url()}: {reason}",
-            [Detail("check the server is running and the URL is right",
-                    field="STEWARD_DATABASE_URL")],
+            [
+                Detail(
+                    "check the server is running and the URL is right", field="STEWARD_DATABASE_URL"
+                )
+            ],
         )
 
     def current_revision(self) -> str | None:
@@ -116,7 +119,8 @@ class Database:
             if "database is locked" in text or "could not serialize" in text:
                 raise Conflict(
                     "another process changed the same data at the same time; nothing was "
-                    "saved; run the command again", [Detail(text)]
+                    "saved; run the command again",
+                    [Detail(text)],
                 ) from None
             raise self._unavailable(exc) from None
         finally:

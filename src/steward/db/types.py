@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import DateTime, Float, func
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement
 from sqlalchemy.types import TypeDecorator
 
@@ -33,7 +34,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-class epoch(FunctionElement[float]):  # noqa: N801 - reads like the SQL function it becomes
+class epoch(FunctionElement[float]):
     """Seconds since 1970 of a UTC timestamp column, computed in the database."""
 
     type = Float()
@@ -50,7 +51,7 @@ def _epoch_pg(element: epoch, compiler: Any, **kw: Any) -> str:
     return f"EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)})::float8"
 
 
-def epoch_of(column: ColumnElement[Any]) -> epoch:
+def epoch_of(column: ColumnElement[Any] | InstrumentedAttribute[Any]) -> epoch:
     return epoch(column)
 
 

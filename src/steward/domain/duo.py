@@ -30,8 +30,9 @@ def terms() -> dict[str, DuoTerm]:
     return {r["id"]: DuoTerm(r["id"], r["shorthand"], r["label"]) for r in rows}
 
 
-def normalise(codes: list[str], *, field: str = "duo_codes", row: int | None = None
-              ) -> tuple[list[str], list[Detail]]:
+def normalise(
+    codes: list[str], *, field: str = "duo_codes", row: int | None = None
+) -> tuple[list[str], list[Detail]]:
     """Accept ``DUO:0000042`` or its shorthand ``GRU``; return canonical ids and problems."""
     by_short = {t.shorthand.upper(): t.id for t in terms().values()}
     out: list[str] = []
@@ -45,13 +46,26 @@ def normalise(codes: list[str], *, field: str = "duo_codes", row: int | None = N
         elif DUO_ID.match(code.upper()):
             canon = code.upper()
             if canon not in terms():
-                problems.append(Detail("unknown DUO code", field=field, row=row, value=raw,
-                                       accepted="see `steward duo list`"))
+                problems.append(
+                    Detail(
+                        "unknown DUO code",
+                        field=field,
+                        row=row,
+                        value=raw,
+                        accepted="see `steward duo list`",
+                    )
+                )
                 continue
         else:
-            problems.append(Detail("malformed DUO code", field=field, row=row, value=raw,
-                                   accepted="DUO:NNNNNNN (7 digits) or a shorthand such as "
-                                            "GRU, HMB, NPU"))
+            problems.append(
+                Detail(
+                    "malformed DUO code",
+                    field=field,
+                    row=row,
+                    value=raw,
+                    accepted="DUO:NNNNNNN (7 digits) or a shorthand such as GRU, HMB, NPU",
+                )
+            )
             continue
         if canon not in out:
             out.append(canon)

@@ -62,8 +62,9 @@ WORKFLOW = define_workflow(
     states=[
         State("draft", description="being written by the requester"),
         State("submitted", sla=timedelta(days=4), description="waiting for a reviewer"),
-        State("returned", sla=timedelta(days=14),
-              description="sent back to the requester for changes"),
+        State(
+            "returned", sla=timedelta(days=14), description="sent back to the requester for changes"
+        ),
         State("approved", description="access granted until it expires or is revoked"),
         State("rejected", terminal=True, description="access refused"),
         State("cancelled", terminal=True, description="withdrawn before a decision"),
@@ -71,31 +72,109 @@ WORKFLOW = define_workflow(
         State("expired", terminal=True, description="granted access ran out"),
     ],
     initial="draft",
-    create=Transition("create", "created", (), "draft", _APPLICANTS,
-                      description="start a draft request"),
+    create=Transition(
+        "create", "created", (), "draft", _APPLICANTS, description="start a draft request"
+    ),
     transitions=[
-        Transition("submit", "submitted", ("draft",), "submitted", _APPLICANTS,
-                   ("own_or_staff",), "send the request for review"),
-        Transition("return", "returned", ("submitted",), "returned", _DECIDERS,
-                   ("not_own", "assigned_reviewer"), "ask the requester for changes"),
-        Transition("resubmit", "resubmitted", ("returned",), "submitted", _APPLICANTS,
-                   ("own_or_staff",), "send the changed request back for review"),
-        Transition("approve", "approved", ("submitted",), "approved", _DECIDERS,
-                   ("not_own", "assigned_reviewer"), "grant access"),
-        Transition("reject", "rejected", ("submitted",), "rejected", _DECIDERS,
-                   ("not_own", "assigned_reviewer"), "refuse access"),
-        Transition("cancel", "cancelled", OPEN, "cancelled", _APPLICANTS, ("own_or_staff",),
-                   "withdraw the request"),
-        Transition("revoke", "revoked", ("approved",), "revoked", _DECIDERS, ("not_own",),
-                   "take granted access back"),
-        Transition("expire", "expired", ("approved",), "expired", frozenset(STAFF), (),
-                   "end access whose expiry date has passed"),
-        Transition("edit", "edited", ("draft", "returned"), None, _APPLICANTS, ("own_or_staff",),
-                   "change the request's fields"),
-        Transition("assign-reviewer", "reviewer_assigned", OPEN, None, frozenset(STAFF), (),
-                   "choose who reviews the request"),
-        Transition("comment", "commented", (ANY_STATE,), None, _EVERYONE, ("can_see",),
-                   "add a note to the timeline"),
+        Transition(
+            "submit",
+            "submitted",
+            ("draft",),
+            "submitted",
+            _APPLICANTS,
+            ("own_or_staff",),
+            "send the request for review",
+        ),
+        Transition(
+            "return",
+            "returned",
+            ("submitted",),
+            "returned",
+            _DECIDERS,
+            ("not_own", "assigned_reviewer"),
+            "ask the requester for changes",
+        ),
+        Transition(
+            "resubmit",
+            "resubmitted",
+            ("returned",),
+            "submitted",
+            _APPLICANTS,
+            ("own_or_staff",),
+            "send the changed request back for review",
+        ),
+        Transition(
+            "approve",
+            "approved",
+            ("submitted",),
+            "approved",
+            _DECIDERS,
+            ("not_own", "assigned_reviewer"),
+            "grant access",
+        ),
+        Transition(
+            "reject",
+            "rejected",
+            ("submitted",),
+            "rejected",
+            _DECIDERS,
+            ("not_own", "assigned_reviewer"),
+            "refuse access",
+        ),
+        Transition(
+            "cancel",
+            "cancelled",
+            OPEN,
+            "cancelled",
+            _APPLICANTS,
+            ("own_or_staff",),
+            "withdraw the request",
+        ),
+        Transition(
+            "revoke",
+            "revoked",
+            ("approved",),
+            "revoked",
+            _DECIDERS,
+            ("not_own",),
+            "take granted access back",
+        ),
+        Transition(
+            "expire",
+            "expired",
+            ("approved",),
+            "expired",
+            frozenset(STAFF),
+            (),
+            "end access whose expiry date has passed",
+        ),
+        Transition(
+            "edit",
+            "edited",
+            ("draft", "returned"),
+            None,
+            _APPLICANTS,
+            ("own_or_staff",),
+            "change the request's fields",
+        ),
+        Transition(
+            "assign-reviewer",
+            "reviewer_assigned",
+            OPEN,
+            None,
+            frozenset(STAFF),
+            (),
+            "choose who reviews the request",
+        ),
+        Transition(
+            "comment",
+            "commented",
+            (ANY_STATE,),
+            None,
+            _EVERYONE,
+            ("can_see",),
+            "add a note to the timeline",
+        ),
     ],
     guards=GUARDS,
     clock_start="submitted",
@@ -103,8 +182,7 @@ WORKFLOW = define_workflow(
 )
 
 REASON_REQUIRED = frozenset({"return", "reject", "revoke"})
-EDITABLE_FIELDS = ("title", "institution", "project_lead", "intended_use", "datasets",
-                   "duo_codes")
+EDITABLE_FIELDS = ("title", "institution", "project_lead", "intended_use", "datasets", "duo_codes")
 REQUIRED_TO_SUBMIT = ("title", "institution", "project_lead", "intended_use", "datasets")
 MAX_TITLE = 200
 
@@ -119,8 +197,9 @@ class RequestFields:
     duo_codes: tuple[str, ...] = ()
 
 
-def check_fields(fields: RequestFields, *, row: int | None = None
-                 ) -> tuple[RequestFields, list[Detail]]:
+def check_fields(
+    fields: RequestFields, *, row: int | None = None
+) -> tuple[RequestFields, list[Detail]]:
     """Normalise what a person typed and list every problem with it."""
     problems: list[Detail] = []
     title = fields.title.strip()
@@ -150,18 +229,34 @@ def check_ready_to_submit(subject: Mapping[str, Any]) -> list[Detail]:
     ]
 
 
-def project(event: str, at: datetime, actor: str, data: Mapping[str, Any],
-            subject: Mapping[str, Any]) -> dict[str, Any]:
+def project(
+    event: str, at: datetime, actor: str, data: Mapping[str, Any], subject: Mapping[str, Any]
+) -> dict[str, Any]:
     """Read-model changes an event causes (state/version/timestamps are set by the engine)."""
     if event == "created":
-        return {k: data[k] for k in ("title", "requester", "institution", "project_lead",
-                                     "intended_use", "datasets", "duo_codes", "reviewer",
-                                     "external_id") if k in data}
+        return {
+            k: data[k]
+            for k in (
+                "title",
+                "requester",
+                "institution",
+                "project_lead",
+                "intended_use",
+                "datasets",
+                "duo_codes",
+                "reviewer",
+                "external_id",
+            )
+            if k in data
+        }
     if event in ("submitted", "resubmitted"):
         return {"submitted_at": subject.get("submitted_at") or at}
     if event in ("approved", "rejected"):
-        changes: dict[str, Any] = {"decided_at": at, "decided_by": actor,
-                                   "decision_reason": data.get("reason")}
+        changes: dict[str, Any] = {
+            "decided_at": at,
+            "decided_by": actor,
+            "decision_reason": data.get("reason"),
+        }
         if event == "approved" and data.get("expires_at"):
             changes["expires_at"] = datetime.fromisoformat(data["expires_at"])
         return changes

@@ -128,7 +128,9 @@ class Workflow:
 
     def commands_in(self, state: str) -> list[str]:
         return [
-            t.command for t in self.transitions if t.applies_to(state) and self._allowed_in(t, state)
+            t.command
+            for t in self.transitions
+            if t.applies_to(state) and self._allowed_in(t, state)
         ]
 
     # ---- decisions ------------------------------------------------------------------------
@@ -138,14 +140,22 @@ class Workflow:
                 f"{ctx.actor} may not {t.command} {what}: it needs one of the roles "
                 f"{', '.join(sorted(t.roles))}; {ctx.actor} has "
                 f"{', '.join(sorted(ctx.roles)) or 'no role'} here",
-                [Detail("missing role", field="role", value=",".join(sorted(ctx.roles)),
-                        accepted=", ".join(sorted(t.roles)))],
+                [
+                    Detail(
+                        "missing role",
+                        field="role",
+                        value=",".join(sorted(ctx.roles)),
+                        accepted=", ".join(sorted(t.roles)),
+                    )
+                ],
             )
         for name in t.guards:
             reason = self.guards[name](ctx)
             if reason is not None:
-                raise Forbidden(f"{ctx.actor} may not {t.command} {what}: {reason}",
-                                [Detail(reason, field=name)])
+                raise Forbidden(
+                    f"{ctx.actor} may not {t.command} {what}: {reason}",
+                    [Detail(reason, field=name)],
+                )
 
     def decide_create(self, ctx: Context) -> Decision:
         self._check_actor(self.create, ctx, f"a new {self.name}")
@@ -156,8 +166,14 @@ class Workflow:
         if command not in self.commands:
             raise InvalidTransition(
                 f"unknown command {command!r} for {self.name}",
-                [Detail("unknown command", field="command", value=command,
-                        accepted=", ".join(self.commands[1:]))],
+                [
+                    Detail(
+                        "unknown command",
+                        field="command",
+                        value=command,
+                        accepted=", ".join(self.commands[1:]),
+                    )
+                ],
             )
         t = self.transition_for(command, state)
         if t is None:
@@ -165,8 +181,14 @@ class Workflow:
             raise InvalidTransition(
                 f"cannot {command}: the {self.name} is {state}; allowed now: "
                 f"{', '.join(allowed) or 'nothing (it is final)'}",
-                [Detail("not allowed in this state", field="state", value=state,
-                        accepted=", ".join(allowed))],
+                [
+                    Detail(
+                        "not allowed in this state",
+                        field="state",
+                        value=state,
+                        accepted=", ".join(allowed),
+                    )
+                ],
             )
         self._check_actor(t, ctx, f"this {self.name}")
         return Decision(t.event, state, t.target or state)
@@ -213,9 +235,15 @@ def define_workflow(
 ) -> Workflow:
     """Build a workflow and refuse it if it is unsound; every problem is listed."""
     wf = Workflow(
-        name=name, kind=kind, states=tuple(states), initial=initial, create=create,
-        transitions=tuple(transitions), guards=dict(guards or {}),
-        clock_start=clock_start, clock_stop=frozenset(clock_stop),
+        name=name,
+        kind=kind,
+        states=tuple(states),
+        initial=initial,
+        create=create,
+        transitions=tuple(transitions),
+        guards=dict(guards or {}),
+        clock_start=clock_start,
+        clock_stop=frozenset(clock_stop),
     )
     problems = validate(wf)
     if problems:
@@ -231,7 +259,10 @@ def validate(wf: Workflow) -> list[Detail]:
         problems.append(Detail("state declared twice", field="states", value=dup))
     if wf.initial not in known:
         problems.append(Detail("initial state is not declared", field="initial", value=wf.initial))
-    for ref, label in [(wf.clock_start, "clock_start"), *((s, "clock_stop") for s in wf.clock_stop)]:
+    for ref, label in [
+        (wf.clock_start, "clock_start"),
+        *((s, "clock_stop") for s in wf.clock_stop),
+    ]:
         if ref is not None and ref not in known:
             problems.append(Detail("unknown state", field=label, value=ref))
     seen: set[tuple[str, str]] = set()
@@ -246,14 +277,21 @@ def validate(wf: Workflow) -> list[Detail]:
             problems.append(Detail("no role may issue this command", field=where))
         for g in t.guards:
             if g not in wf.guards:
-                problems.append(Detail("unknown guard", field=where, value=g,
-                                       accepted=", ".join(sorted(wf.guards)) or "none defined"))
+                problems.append(
+                    Detail(
+                        "unknown guard",
+                        field=where,
+                        value=g,
+                        accepted=", ".join(sorted(wf.guards)) or "none defined",
+                    )
+                )
         if t is wf.create:
             continue
         for s in t.sources:
             if (t.command, s) in seen:
-                problems.append(Detail("command declared twice for one state", field=where,
-                                       value=s))
+                problems.append(
+                    Detail("command declared twice for one state", field=where, value=s)
+                )
             seen.add((t.command, s))
             if s in known and wf.state(s).terminal and t.moves() and t.target != s:
                 problems.append(Detail("a terminal state has an exit", field=where, value=s))
@@ -280,11 +318,13 @@ def validate(wf: Workflow) -> list[Detail]:
         if n in terminals:
             continue
         if not (edges[n] - {n}):
-            problems.append(Detail("trap state: non-terminal with no way out", field="states",
-                                   value=n))
+            problems.append(
+                Detail("trap state: non-terminal with no way out", field="states", value=n)
+            )
         elif terminals and not (_closure(n, edges) & terminals):
-            problems.append(Detail("no terminal state can be reached from here", field="states",
-                                   value=n))
+            problems.append(
+                Detail("no terminal state can be reached from here", field="states", value=n)
+            )
     return problems
 
 

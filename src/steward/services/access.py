@@ -22,9 +22,10 @@ _NAME_RULE = "1-64 lower-case letters, digits, '.', '_' or '-', starting with a 
 
 def check_name(value: str, field: str) -> str:
     if not _NAME.match(value):
-        raise ValidationFailed(f"{field} {value!r} is not a valid name",
-                               [Detail("invalid name", field=field, value=value,
-                                       accepted=_NAME_RULE)])
+        raise ValidationFailed(
+            f"{field} {value!r} is not a valid name",
+            [Detail("invalid name", field=field, value=value, accepted=_NAME_RULE)],
+        )
     return value
 
 
@@ -42,27 +43,37 @@ class MemberView(BaseModel):
 
 def require_user(session: Session, user_id: str | None) -> User:
     if not user_id:
-        raise Unauthenticated("say who you are: pass --as USER or set STEWARD_USER",
-                              [Detail("no user given", field="STEWARD_USER")])
+        raise Unauthenticated(
+            "say who you are: pass --as USER or set STEWARD_USER",
+            [Detail("no user given", field="STEWARD_USER")],
+        )
     user = session.get(User, user_id)
     if user is None:
-        raise Unauthenticated(f"unknown user {user_id!r}; an admin can add it with "
-                              f"`steward user add {user_id}`",
-                              [Detail("unknown user", field="user", value=user_id)])
+        raise Unauthenticated(
+            f"unknown user {user_id!r}; an admin can add it with `steward user add {user_id}`",
+            [Detail("unknown user", field="user", value=user_id)],
+        )
     return user
 
 
 def require_project(session: Session, project_id: str) -> Project:
     project = session.get(Project, project_id)
     if project is None:
-        raise NotFound(f"no project {project_id!r}",
-                       [Detail("unknown project", field="project", value=project_id)])
+        raise NotFound(
+            f"no project {project_id!r}",
+            [Detail("unknown project", field="project", value=project_id)],
+        )
     return project
 
 
 def roles_in(session: Session, user: User, project_id: str) -> frozenset[str]:
-    roles = set(session.scalars(select(Membership.role).where(
-        Membership.project_id == project_id, Membership.user_id == user.id)))
+    roles = set(
+        session.scalars(
+            select(Membership.role).where(
+                Membership.project_id == project_id, Membership.user_id == user.id
+            )
+        )
+    )
     if user.is_admin:
         roles.add(Role.ADMIN.value)
     return frozenset(roles)
@@ -72,28 +83,48 @@ def require_member(session: Session, user: User, project_id: str) -> frozenset[s
     require_project(session, project_id)
     roles = roles_in(session, user, project_id)
     if not roles:
-        raise Forbidden(f"{user.id} is not a member of project {project_id}",
-                        [Detail("not a member", field="project", value=project_id)])
+        raise Forbidden(
+            f"{user.id} is not a member of project {project_id}",
+            [Detail("not a member", field="project", value=project_id)],
+        )
     return roles
 
 
 def require_admin(user: User) -> None:
     if not user.is_admin:
-        raise Forbidden(f"{user.id} is not an administrator",
-                        [Detail("administrators only", field="user", value=user.id)])
+        raise Forbidden(
+            f"{user.id} is not an administrator",
+            [Detail("administrators only", field="user", value=user.id)],
+        )
 
 
 @contextmanager
-def audited(db: Database, *, actor: str | None, action: str, project_id: str | None = None,
-            subject_kind: str | None = None, subject_id: str | None = None) -> Iterator[None]:
+def audited(
+    db: Database,
+    *,
+    actor: str | None,
+    action: str,
+    project_id: str | None = None,
+    subject_kind: str | None = None,
+    subject_id: str | None = None,
+) -> Iterator[None]:
     """Record a refusal in the audit log, in its own transaction, then let it propagate."""
     try:
         yield
     except Forbidden as exc:
         with db.transaction() as s:
-            s.add(AuditEntry(at=utcnow(), actor=actor or "", project_id=project_id,
-                             subject_kind=subject_kind, subject_id=subject_id, action=action,
-                             outcome="denied", reason=exc.message))
+            s.add(
+                AuditEntry(
+                    at=utcnow(),
+                    actor=actor or "",
+                    project_id=project_id,
+                    subject_kind=subject_kind,
+                    subject_id=subject_id,
+                    action=action,
+                    outcome="denied",
+                    reason=exc.message,
+                )
+            )
         raise
 
 
@@ -103,20 +134,31 @@ def bootstrap_admin(db: Database, *, user_id: str) -> bool:
     with db.transaction() as s:
         if s.scalars(select(User.id).limit(1)).first() is not None:
             return False
-        s.add(User(id=user_id, display_name=user_id, email="", is_admin=True,
-                   created_at=utcnow()))
+        s.add(User(id=user_id, display_name=user_id, email="", is_admin=True, created_at=utcnow()))
         return True
 
 
-def add_user(db: Database, *, actor: str | None, user_id: str, display_name: str = "",
-             email: str = "", admin: bool = False) -> UserView:
+def add_user(
+    db: Database,
+    *,
+    actor: str | None,
+    user_id: str,
+    display_name: str = "",
+    email: str = "",
+    admin: bool = False,
+) -> UserView:
     check_name(user_id, "user")
     with db.transaction() as s:
         require_admin(require_user(s, actor))
         existing = s.get(User, user_id)
         if existing is None:
-            existing = User(id=user_id, display_name=display_name or user_id, email=email,
-                            is_admin=admin, created_at=utcnow())
+            existing = User(
+                id=user_id,
+                display_name=display_name or user_id,
+                email=email,
+                is_admin=admin,
+                created_at=utcnow(),
+            )
             s.add(existing)
         else:
             existing.display_name = display_name or existing.display_name
@@ -128,8 +170,10 @@ def add_user(db: Database, *, actor: str | None, user_id: str, display_name: str
 def list_users(db: Database, *, actor: str | None) -> list[UserView]:
     with db.transaction() as s:
         require_user(s, actor)
-        return [UserView.model_validate(u, from_attributes=True)
-                for u in s.scalars(select(User).order_by(User.id))]
+        return [
+            UserView.model_validate(u, from_attributes=True)
+            for u in s.scalars(select(User).order_by(User.id))
+        ]
 
 
 def create_project(db: Database, *, actor: str | None, project_id: str, title: str = "") -> str:
@@ -144,22 +188,32 @@ def create_project(db: Database, *, actor: str | None, project_id: str, title: s
         return project_id
 
 
-def add_member(db: Database, *, actor: str | None, project_id: str, user_id: str,
-               role: str) -> MemberView:
+def add_member(
+    db: Database, *, actor: str | None, project_id: str, user_id: str, role: str
+) -> MemberView:
     if role not in ALL_ROLES:
-        raise ValidationFailed(f"unknown role {role!r}",
-                               [Detail("unknown role", field="role", value=role,
-                                       accepted=", ".join(sorted(ALL_ROLES)))])
+        raise ValidationFailed(
+            f"unknown role {role!r}",
+            [
+                Detail(
+                    "unknown role", field="role", value=role, accepted=", ".join(sorted(ALL_ROLES))
+                )
+            ],
+        )
     with db.transaction() as s:
         user = require_user(s, actor)
         roles = require_member(s, user, project_id) if not user.is_admin else {"admin"}
         if not roles & {Role.ADMIN.value, Role.STEWARD.value}:
-            raise Forbidden(f"{user.id} may not manage members of {project_id}",
-                            [Detail("needs steward or admin", field="role")])
+            raise Forbidden(
+                f"{user.id} may not manage members of {project_id}",
+                [Detail("needs steward or admin", field="role")],
+            )
         target = s.get(User, user_id)
         if target is None:
-            raise NotFound(f"no user {user_id!r}; add it first with `steward user add {user_id}`",
-                           [Detail("unknown user", field="user", value=user_id)])
+            raise NotFound(
+                f"no user {user_id!r}; add it first with `steward user add {user_id}`",
+                [Detail("unknown user", field="user", value=user_id)],
+            )
         if s.get(Membership, (project_id, user_id, role)) is None:
             s.add(Membership(project_id=project_id, user_id=user_id, role=role))
         s.flush()
@@ -173,9 +227,11 @@ def list_members(db: Database, *, actor: str | None, project_id: str) -> list[Me
             require_member(s, user, project_id)
         else:
             require_project(s, project_id)
-        rows = s.execute(select(Membership.user_id, Membership.role)
-                         .where(Membership.project_id == project_id)
-                         .order_by(Membership.user_id, Membership.role)).all()
+        rows = s.execute(
+            select(Membership.user_id, Membership.role)
+            .where(Membership.project_id == project_id)
+            .order_by(Membership.user_id, Membership.role)
+        ).all()
     grouped: dict[str, list[str]] = {}
     for uid, role in rows:
         grouped.setdefault(uid, []).append(role)
@@ -187,6 +243,7 @@ def list_projects(db: Database, *, actor: str | None) -> list[tuple[str, str]]:
         user = require_user(s, actor)
         q = select(Project.id, Project.title).order_by(Project.id)
         if not user.is_admin:
-            q = q.where(Project.id.in_(select(Membership.project_id)
-                                       .where(Membership.user_id == user.id)))
+            q = q.where(
+                Project.id.in_(select(Membership.project_id).where(Membership.user_id == user.id))
+            )
         return [(pid, title) for pid, title in s.execute(q)]

@@ -42,9 +42,17 @@ def normalise_path(path: str) -> str:
     raw = path.strip().strip("/")
     parts = PurePosixPath(raw).parts
     if not raw or any(p in ("..", ".") for p in parts) or "\\" in raw or "\x00" in raw:
-        raise ValidationFailed(f"bad folder path {path!r}",
-                               [Detail("invalid path", field="path", value=path,
-                                       accepted="relative paths like raw/wgs, without '..'")])
+        raise ValidationFailed(
+            f"bad folder path {path!r}",
+            [
+                Detail(
+                    "invalid path",
+                    field="path",
+                    value=path,
+                    accepted="relative paths like raw/wgs, without '..'",
+                )
+            ],
+        )
     return "/".join(parts)
 
 
@@ -52,26 +60,46 @@ def _staff(db_session: Session, actor: str | None, project: str) -> None:
     user = require_user(db_session, actor)
     roles = require_member(db_session, user, project)
     if not roles & STAFF:
-        raise Forbidden(f"{user.id} may not change access requirements of {project}",
-                        [Detail("needs steward or admin", field="role")])
+        raise Forbidden(
+            f"{user.id} may not change access requirements of {project}",
+            [Detail("needs steward or admin", field="role")],
+        )
 
 
-def add_requirement(db: Database, *, actor: str | None, project: str, name: str, kind: str,
-                    description: str = "", folders: list[str] | None = None) -> RequirementView:
+def add_requirement(
+    db: Database,
+    *,
+    actor: str | None,
+    project: str,
+    name: str,
+    kind: str,
+    description: str = "",
+    folders: list[str] | None = None,
+) -> RequirementView:
     if kind not in KINDS:
-        raise ValidationFailed(f"unknown access requirement kind {kind!r}",
-                               [Detail("unknown kind", field="kind", value=kind,
-                                       accepted=", ".join(KINDS))])
+        raise ValidationFailed(
+            f"unknown access requirement kind {kind!r}",
+            [Detail("unknown kind", field="kind", value=kind, accepted=", ".join(KINDS))],
+        )
     if not name.strip():
         raise ValidationFailed("a requirement needs a name", [Detail("required", field="name")])
     paths = [normalise_path(f) for f in folders or []]
     with db.transaction() as s:
         _staff(s, actor, project)
-        req = s.scalars(select(AccessRequirement).where(
-            AccessRequirement.project_id == project, AccessRequirement.name == name)).first()
+        req = s.scalars(
+            select(AccessRequirement).where(
+                AccessRequirement.project_id == project, AccessRequirement.name == name
+            )
+        ).first()
         if req is None:
-            req = AccessRequirement(id=new_id("requirement"), project_id=project, name=name,
-                                    kind=kind, description=description, created_at=utcnow())
+            req = AccessRequirement(
+                id=new_id("requirement"),
+                project_id=project,
+                name=name,
+                kind=kind,
+                description=description,
+                created_at=utcnow(),
+            )
             s.add(req)
             s.flush()
         else:
@@ -82,20 +110,24 @@ def add_requirement(db: Database, *, actor: str | None, project: str, name: str,
         return _req_view(s, req)
 
 
-def add_folder(db: Database, *, actor: str | None, project: str, path: str,
-               requirement: str | None = None) -> str:
+def add_folder(
+    db: Database, *, actor: str | None, project: str, path: str, requirement: str | None = None
+) -> str:
     clean = normalise_path(path)
     with db.transaction() as s:
         _staff(s, actor, project)
         req_id = None
         if requirement:
-            req = s.scalars(select(AccessRequirement).where(
-                AccessRequirement.project_id == project,
-                AccessRequirement.name == requirement)).first()
+            req = s.scalars(
+                select(AccessRequirement).where(
+                    AccessRequirement.project_id == project, AccessRequirement.name == requirement
+                )
+            ).first()
             if req is None:
-                raise NotFound(f"no access requirement {requirement!r} in {project}",
-                               [Detail("unknown requirement", field="requirement",
-                                       value=requirement)])
+                raise NotFound(
+                    f"no access requirement {requirement!r} in {project}",
+                    [Detail("unknown requirement", field="requirement", value=requirement)],
+                )
             req_id = req.id
         _put_folder(s, project, clean, req_id)
         return clean
@@ -118,15 +150,24 @@ def _put_folder(s: Session, project: str, path: str, req_id: str | None) -> None
 
 def _req_view(s: Session, req: AccessRequirement) -> RequirementView:
     folders = sorted(s.scalars(select(Folder.path).where(Folder.requirement_id == req.id)))
-    return RequirementView(id=req.id, project_id=req.project_id, name=req.name, kind=req.kind,
-                           description=req.description, folders=folders)
+    return RequirementView(
+        id=req.id,
+        project_id=req.project_id,
+        name=req.name,
+        kind=req.kind,
+        description=req.description,
+        folders=folders,
+    )
 
 
 def list_requirements(db: Database, *, actor: str | None, project: str) -> list[RequirementView]:
     with db.transaction() as s:
         require_member(s, require_user(s, actor), project)
-        reqs = s.scalars(select(AccessRequirement).where(AccessRequirement.project_id == project)
-                         .order_by(AccessRequirement.name))
+        reqs = s.scalars(
+            select(AccessRequirement)
+            .where(AccessRequirement.project_id == project)
+            .order_by(AccessRequirement.name)
+        )
         return [_req_view(s, r) for r in reqs]
 
 
@@ -134,12 +175,19 @@ def tree(db: Database, *, actor: str | None, project: str) -> TreeNode:
     """The project's folders with the requirement that governs each (own or inherited)."""
     with db.transaction() as s:
         require_member(s, require_user(s, actor), project)
-        reqs = {r.id: r for r in s.scalars(select(AccessRequirement)
-                                            .where(AccessRequirement.project_id == project))}
-        folders = {f.path: f.requirement_id for f in s.scalars(
-            select(Folder).where(Folder.project_id == project))}
-    root = TreeNode(name=project, path="", requirement=None, requirement_kind=None,
-                    inherited=False, children=[])
+        reqs = {
+            r.id: r
+            for r in s.scalars(
+                select(AccessRequirement).where(AccessRequirement.project_id == project)
+            )
+        }
+        folders = {
+            f.path: f.requirement_id
+            for f in s.scalars(select(Folder).where(Folder.project_id == project))
+        }
+    root = TreeNode(
+        name=project, path="", requirement=None, requirement_kind=None, inherited=False, children=[]
+    )
     nodes: dict[str, TreeNode] = {"": root}
     for path in sorted(folders, key=lambda p: (p.count("/"), p)):
         parent_path = path.rsplit("/", 1)[0] if "/" in path else ""
@@ -147,13 +195,23 @@ def tree(db: Database, *, actor: str | None, project: str) -> TreeNode:
         own = folders[path]
         if own is not None:
             req = reqs[own]
-            node = TreeNode(name=path.rsplit("/", 1)[-1], path=path, requirement=req.name,
-                            requirement_kind=req.kind, inherited=False, children=[])
+            node = TreeNode(
+                name=path.rsplit("/", 1)[-1],
+                path=path,
+                requirement=req.name,
+                requirement_kind=req.kind,
+                inherited=False,
+                children=[],
+            )
         else:
-            node = TreeNode(name=path.rsplit("/", 1)[-1], path=path,
-                            requirement=parent.requirement,
-                            requirement_kind=parent.requirement_kind,
-                            inherited=parent.requirement is not None, children=[])
+            node = TreeNode(
+                name=path.rsplit("/", 1)[-1],
+                path=path,
+                requirement=parent.requirement,
+                requirement_kind=parent.requirement_kind,
+                inherited=parent.requirement is not None,
+                children=[],
+            )
         parent.children.append(node)
         nodes[path] = node
     return root

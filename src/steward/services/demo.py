@@ -24,16 +24,36 @@ REQUESTERS = ["ada", "bruno", "chen", "dana", "eero", "fatima", "gustav", "hana"
 REVIEWERS = ["rev-aino", "rev-ben"]
 STEWARD = "coord-sam"
 VIEWER = "viewer-vic"
-INSTITUTIONS = ["University of Helsinki", "Karolinska Institutet", "UMC Utrecht",
-                "University of Tartu", "Wellcome Sanger Institute", "Institut Pasteur"]
-TOPICS = ["polygenic risk of type 2 diabetes", "rare variant burden in cardiomyopathy",
-          "ancestry-aware imputation panels", "pharmacogenomics of statins",
-          "longitudinal BMI trajectories", "somatic mosaicism with age",
-          "copy-number variation in neurodevelopment", "sleep and circadian genetics"]
+INSTITUTIONS = [
+    "University of Helsinki",
+    "Karolinska Institutet",
+    "UMC Utrecht",
+    "University of Tartu",
+    "Wellcome Sanger Institute",
+    "Institut Pasteur",
+]
+TOPICS = [
+    "polygenic risk of type 2 diabetes",
+    "rare variant burden in cardiomyopathy",
+    "ancestry-aware imputation panels",
+    "pharmacogenomics of statins",
+    "longitudinal BMI trajectories",
+    "somatic mosaicism with age",
+    "copy-number variation in neurodevelopment",
+    "sleep and circadian genetics",
+]
 DATASETS = ["raw/wgs", "raw/wes", "phenotypes", "results/summary"]
 # Final state → how many requests end there (60 in all, every state represented).
-OUTCOMES = {"draft": 5, "submitted": 10, "returned": 6, "approved": 14, "rejected": 8,
-            "cancelled": 6, "revoked": 5, "expired": 6}
+OUTCOMES = {
+    "draft": 5,
+    "submitted": 10,
+    "returned": 6,
+    "approved": 14,
+    "rejected": 8,
+    "cancelled": 6,
+    "revoked": 5,
+    "expired": 6,
+}
 
 
 @dataclass
@@ -63,8 +83,9 @@ def _path(outcome: str, rng: random.Random) -> list[str]:
     return steps
 
 
-def run(db: Database, *, actor: str | None = None,
-        progress: Callable[[int, int], None] | None = None) -> DemoResult:
+def run(
+    db: Database, *, actor: str | None = None, progress: Callable[[int, int], None] | None = None
+) -> DemoResult:
     access.bootstrap_admin(db, user_id=actor or "admin")
     with db.transaction() as s:
         admin = actor or s.scalars(select(User.id).where(User.is_admin).order_by(User.id)).first()
@@ -81,12 +102,24 @@ def run(db: Database, *, actor: str | None = None,
         access.add_member(db, actor=admin, project_id=PROJECT, user_id=uid, role="reviewer")
     access.add_member(db, actor=admin, project_id=PROJECT, user_id=STEWARD, role="steward")
     access.add_member(db, actor=admin, project_id=PROJECT, user_id=VIEWER, role="viewer")
-    catalog.add_requirement(db, actor=STEWARD, project=PROJECT, name="Controlled genomes",
-                            kind="controlled", description="Sequence data; committee review",
-                            folders=["raw/wgs", "raw/wes"])
-    catalog.add_requirement(db, actor=STEWARD, project=PROJECT, name="Phenotype terms",
-                            kind="click-wrap", description="Accept the terms of use",
-                            folders=["phenotypes", "results/summary"])
+    catalog.add_requirement(
+        db,
+        actor=STEWARD,
+        project=PROJECT,
+        name="Controlled genomes",
+        kind="controlled",
+        description="Sequence data; committee review",
+        folders=["raw/wgs", "raw/wes"],
+    )
+    catalog.add_requirement(
+        db,
+        actor=STEWARD,
+        project=PROJECT,
+        name="Phenotype terms",
+        kind="click-wrap",
+        description="Accept the terms of use",
+        folders=["phenotypes", "results/summary"],
+    )
     for path in ("raw/wgs/batch-1", "raw/wgs/batch-2", "raw/wes/batch-1", "results/figures"):
         catalog.add_folder(db, actor=STEWARD, project=PROJECT, path=path)
 
@@ -104,8 +137,14 @@ def run(db: Database, *, actor: str | None = None,
 
 def _count(db: Database) -> int:
     with db.transaction() as s:
-        return int(s.scalar(select(func.count()).select_from(AccessRequest)
-                            .where(AccessRequest.project_id == PROJECT)) or 0)
+        return int(
+            s.scalar(
+                select(func.count())
+                .select_from(AccessRequest)
+                .where(AccessRequest.project_id == PROJECT)
+            )
+            or 0
+        )
 
 
 def _one(db: Database, i: int, outcome: str, anchor: datetime, rng: random.Random) -> None:
@@ -126,25 +165,44 @@ def _one(db: Database, i: int, outcome: str, anchor: datetime, rng: random.Rando
         institution=rng.choice(INSTITUTIONS),
         project_lead=f"Prof. {rng.choice(['Virtanen', 'Larsen', 'Okafor', 'Silva', 'Kim'])}",
         intended_use=f"We will study {topic} using the consortium's data, under our ethics "
-                     "approval, and publish aggregate results only.",
+        "approval, and publish aggregate results only.",
         datasets=tuple(rng.sample(DATASETS, rng.randint(1, 3))),
         duo_codes=tuple(rng.sample(["GRU", "HMB", "NPU", "PUB", "IRB"], 2)),
     )
     key = f"demo:{i}"
-    view = requests.create(db, actor=requester, project=PROJECT, fields=fields,
-                           idempotency_key=f"{key}:create", at=start)
+    view = requests.create(
+        db,
+        actor=requester,
+        project=PROJECT,
+        fields=fields,
+        idempotency_key=f"{key}:create",
+        at=start,
+    )
     at = start
     for n, (cmd, gap) in enumerate(zip(steps, gaps, strict=True)):
         at = at + gap
-        who = {"submit": requester, "resubmit": requester, "cancel": requester,
-               "assign-reviewer": STEWARD, "expire": STEWARD, "revoke": STEWARD}.get(cmd, reviewer)
+        who = {
+            "submit": requester,
+            "resubmit": requester,
+            "cancel": requester,
+            "assign-reviewer": STEWARD,
+            "expire": STEWARD,
+            "revoke": STEWARD,
+        }.get(cmd, reviewer)
         requests.act(
-            db, actor=who, request_id=view.id, command=cmd, at=at,
-            idempotency_key=f"{key}:{n}:{cmd}", reviewer=reviewer,
-            reason={"return": "Please describe the data security measures.",
-                    "reject": "The intended use is outside the consent.",
-                    "revoke": "The data access agreement was breached.",
-                    "expire": "The approval's expiry date passed.",
-                    "cancel": "No longer needed."}.get(cmd),
+            db,
+            actor=who,
+            request_id=view.id,
+            command=cmd,
+            at=at,
+            idempotency_key=f"{key}:{n}:{cmd}",
+            reviewer=reviewer,
+            reason={
+                "return": "Please describe the data security measures.",
+                "reject": "The intended use is outside the consent.",
+                "revoke": "The data access agreement was breached.",
+                "expire": "The approval's expiry date passed.",
+                "cancel": "No longer needed.",
+            }.get(cmd),
             expires_at=at + timedelta(days=365) if cmd == "approve" else None,
         )

@@ -24,14 +24,28 @@ from sqlalchemy import insert, select
 from steward.db.models import AccessRequest, Event, Membership, User
 from steward.db.session import Database
 from steward.domain import requests as domain
+from steward.domain.duo import normalise as normalise_duo
 from steward.domain.roles import STAFF, Role
 from steward.errors import Detail, Forbidden, ValidationFailed
 from steward.ids import new_id
 from steward.services.access import require_member, require_user
 from steward.timeutil import parse_timestamp, utcnow
 
-COLUMNS = ("request", "state", "at", "title", "requester", "actor", "reason", "institution",
-           "project_lead", "intended_use", "datasets", "duo_codes", "reviewer")
+COLUMNS = (
+    "request",
+    "state",
+    "at",
+    "title",
+    "requester",
+    "actor",
+    "reason",
+    "institution",
+    "project_lead",
+    "intended_use",
+    "datasets",
+    "duo_codes",
+    "reviewer",
+)
 REQUIRED = ("request", "state", "at")
 LIST_FIELDS = ("datasets", "duo_codes")
 BATCH = 20_000
@@ -59,12 +73,19 @@ def _decode(raw: bytes, source: str) -> str:
         line = raw[: exc.start].count(b"\n") + 1
         raise ValidationFailed(
             f"{source} is not UTF-8 text",
-            [Detail(f"byte 0x{raw[exc.start]:02x} at offset {exc.start} is not UTF-8", row=line,
-                    accepted="UTF-8 (save the export as UTF-8 CSV or JSON lines)")],
+            [
+                Detail(
+                    f"byte 0x{raw[exc.start]:02x} at offset {exc.start} is not UTF-8",
+                    row=line,
+                    accepted="UTF-8 (save the export as UTF-8 CSV or JSON lines)",
+                )
+            ],
         ) from None
 
 
-def _csv_rows(text: str, problems: list[Detail], delimiter: str) -> Iterator[tuple[int, dict[str, Any]]]:
+def _csv_rows(
+    text: str, problems: list[Detail], delimiter: str
+) -> Iterator[tuple[int, dict[str, Any]]]:
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     try:
         header = next(reader)
@@ -78,11 +99,23 @@ def _csv_rows(text: str, problems: list[Detail], delimiter: str) -> Iterator[tup
     unknown = [h for h in header if h not in COLUMNS]
     missing = [c for c in REQUIRED if c not in header]
     if unknown:
-        problems.append(Detail(f"unknown columns: {', '.join(unknown)}", row=1, field="header",
-                               accepted=", ".join(COLUMNS)))
+        problems.append(
+            Detail(
+                f"unknown columns: {', '.join(unknown)}",
+                row=1,
+                field="header",
+                accepted=", ".join(COLUMNS),
+            )
+        )
     if missing:
-        problems.append(Detail(f"missing columns: {', '.join(missing)}", row=1, field="header",
-                               accepted=", ".join(COLUMNS)))
+        problems.append(
+            Detail(
+                f"missing columns: {', '.join(missing)}",
+                row=1,
+                field="header",
+                accepted=", ".join(COLUMNS),
+            )
+        )
     if unknown or missing:
         return
     try:
@@ -91,10 +124,13 @@ def _csv_rows(text: str, problems: list[Detail], delimiter: str) -> Iterator[tup
             if not cells or all(not c.strip() for c in cells):
                 continue
             if len(cells) != len(header):
-                problems.append(Detail(
-                    f"expected {len(header)} fields, found {len(cells)}"
-                    + (" (is the file truncated?)" if len(cells) < len(header) else ""),
-                    row=line))
+                problems.append(
+                    Detail(
+                        f"expected {len(header)} fields, found {len(cells)}"
+                        + (" (is the file truncated?)" if len(cells) < len(header) else ""),
+                        row=line,
+                    )
+                )
                 continue
             values: dict[str, Any] = {h: c.strip() for h, c in zip(header, cells, strict=True)}
             for name in LIST_FIELDS:
@@ -102,8 +138,7 @@ def _csv_rows(text: str, problems: list[Detail], delimiter: str) -> Iterator[tup
                     values[name] = [v.strip() for v in values[name].split(";") if v.strip()]
             yield line, values
     except csv.Error as exc:
-        problems.append(Detail(f"broken CSV: {exc} (is the file truncated?)",
-                               row=reader.line_num))
+        problems.append(Detail(f"broken CSV: {exc} (is the file truncated?)", row=reader.line_num))
 
 
 def _jsonl_rows(text: str, problems: list[Detail]) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -113,16 +148,23 @@ def _jsonl_rows(text: str, problems: list[Detail]) -> Iterator[tuple[int, dict[s
         try:
             obj = json.loads(raw)
         except json.JSONDecodeError as exc:
-            problems.append(Detail(f"not valid JSON: {exc.msg} at column {exc.colno}"
-                                   " (is the file truncated?)", row=line))
+            problems.append(
+                Detail(
+                    f"not valid JSON: {exc.msg} at column {exc.colno} (is the file truncated?)",
+                    row=line,
+                )
+            )
             continue
         if not isinstance(obj, dict):
             problems.append(Detail("each line must be a JSON object", row=line))
             continue
         unknown = [k for k in obj if k not in COLUMNS]
         if unknown:
-            problems.append(Detail(f"unknown fields: {', '.join(unknown)}", row=line,
-                                   accepted=", ".join(COLUMNS)))
+            problems.append(
+                Detail(
+                    f"unknown fields: {', '.join(unknown)}", row=line, accepted=", ".join(COLUMNS)
+                )
+            )
             continue
         values: dict[str, Any] = {}
         for k, v in obj.items():
@@ -144,9 +186,10 @@ def read_rows(path: Path, *, assume_tz: ZoneInfo | None = None) -> tuple[list[Ro
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise ValidationFailed(f"cannot read {path}: {exc.strerror}",
-                               [Detail(exc.strerror or "unreadable", field="file",
-                                       value=str(path))]) from None
+        raise ValidationFailed(
+            f"cannot read {path}: {exc.strerror}",
+            [Detail(exc.strerror or "unreadable", field="file", value=str(path))],
+        ) from None
     text = _decode(raw, str(path))
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".ndjson", ".json"):
@@ -154,9 +197,17 @@ def read_rows(path: Path, *, assume_tz: ZoneInfo | None = None) -> tuple[list[Ro
     elif suffix in (".csv", ".tsv", ".txt"):
         source = _csv_rows(text, problems, "\t" if suffix == ".tsv" else ",")
     else:
-        raise ValidationFailed(f"cannot tell the format of {path.name}",
-                               [Detail("unknown file type", field="file", value=path.suffix,
-                                       accepted=".csv, .tsv, .jsonl, .ndjson")])
+        raise ValidationFailed(
+            f"cannot tell the format of {path.name}",
+            [
+                Detail(
+                    "unknown file type",
+                    field="file",
+                    value=path.suffix,
+                    accepted=".csv, .tsv, .jsonl, .ndjson",
+                )
+            ],
+        )
     rows: list[Row] = []
     seen: dict[tuple[str, str, str], int] = {}
     states = set(domain.WORKFLOW.state_names)
@@ -168,20 +219,33 @@ def read_rows(path: Path, *, assume_tz: ZoneInfo | None = None) -> tuple[list[Ro
                 bad = True
         state = values.get("state", "")
         if state and state not in states:
-            problems.append(Detail("unknown state", row=line, field="state", value=state,
-                                   accepted=", ".join(domain.WORKFLOW.state_names)))
+            problems.append(
+                Detail(
+                    "unknown state",
+                    row=line,
+                    field="state",
+                    value=state,
+                    accepted=", ".join(domain.WORKFLOW.state_names),
+                )
+            )
             bad = True
         at = None
         if values.get("at"):
             try:
                 at = parse_timestamp(values["at"], assume=assume_tz)
             except ValueError as exc:
-                problems.append(Detail(str(exc), row=line, field="at", value=values["at"],
-                                       accepted="ISO 8601 with offset, e.g. "
-                                                "2026-03-01T09:30:00+02:00"))
+                problems.append(
+                    Detail(
+                        str(exc),
+                        row=line,
+                        field="at",
+                        value=values["at"],
+                        accepted="ISO 8601 with offset, e.g. 2026-03-01T09:30:00+02:00",
+                    )
+                )
                 bad = True
         if values.get("duo_codes"):
-            codes, duo_problems = domain.normalise_duo(values["duo_codes"], row=line)
+            codes, duo_problems = normalise_duo(values["duo_codes"], row=line)
             problems += duo_problems
             values["duo_codes"] = codes
             bad = bad or bool(duo_problems)
@@ -189,8 +253,13 @@ def read_rows(path: Path, *, assume_tz: ZoneInfo | None = None) -> tuple[list[Ro
             continue
         key = (values["request"], state, at.isoformat())
         if key in seen:
-            problems.append(Detail(f"duplicate of line {seen[key]}", row=line,
-                                   value=f"{values['request']} {state} {values['at']}"))
+            problems.append(
+                Detail(
+                    f"duplicate of line {seen[key]}",
+                    row=line,
+                    value=f"{values['request']} {state} {values['at']}",
+                )
+            )
             continue
         seen[key] = line
         rows.append(Row(line, values, at))
@@ -218,21 +287,32 @@ def plan_requests(rows: list[Row]) -> tuple[list[Plan], list[Detail]]:
         group.sort(key=lambda r: (r.at, r.line))
         fields: dict[str, Any] = {}
         for r in group:
-            for name in ("title", "requester", "institution", "project_lead", "intended_use",
-                         "datasets", "duo_codes", "reviewer"):
+            for name in (
+                "title",
+                "requester",
+                "institution",
+                "project_lead",
+                "intended_use",
+                "datasets",
+                "duo_codes",
+                "reviewer",
+            ):
                 value = r.values.get(name)
                 if value and not fields.get(name):
                     fields[name] = value
         first = group[0]
         for name in ("title", "requester"):
             if not fields.get(name):
-                problems.append(Detail(f"request {ext} has no {name} on any row", row=first.line,
-                                       field=name))
+                problems.append(
+                    Detail(f"request {ext} has no {name} on any row", row=first.line, field=name)
+                )
         if len(fields.get("title", "")) > domain.MAX_TITLE:
-            problems.append(Detail(f"longer than {domain.MAX_TITLE} characters", row=first.line,
-                                   field="title"))
-        events: list[tuple[Row, str, str | None, str]] = [(first, wf.create.event, None,
-                                                           wf.initial)]
+            problems.append(
+                Detail(f"longer than {domain.MAX_TITLE} characters", row=first.line, field="title")
+            )
+        events: list[tuple[Row, str, str | None, str]] = [
+            (first, wf.create.event, None, wf.initial)
+        ]
         current = wf.initial
         for r in group:
             target = r.values["state"]
@@ -240,11 +320,20 @@ def plan_requests(rows: list[Row]) -> tuple[list[Plan], list[Detail]]:
                 continue
             t = wf.transition_between(current, target)
             if t is None:
-                problems.append(Detail(
-                    f"request {ext} cannot go from {current} to {target}",
-                    row=r.line, field="state", value=target,
-                    accepted=", ".join(x.target or "" for x in wf.transitions
-                                       if x.moves() and x.applies_to(current)) or "nothing"))
+                problems.append(
+                    Detail(
+                        f"request {ext} cannot go from {current} to {target}",
+                        row=r.line,
+                        field="state",
+                        value=target,
+                        accepted=", ".join(
+                            x.target or ""
+                            for x in wf.transitions
+                            if x.moves() and x.applies_to(current)
+                        )
+                        or "nothing",
+                    )
+                )
                 break
             events.append((r, t.event, current, target))
             current = target
@@ -252,43 +341,69 @@ def plan_requests(rows: list[Row]) -> tuple[list[Plan], list[Detail]]:
     return plans, problems
 
 
-def import_requests(db: Database, *, actor: str | None, project: str, path: Path,
-                    assume_tz: ZoneInfo | None = None, create_users: bool = False
-                    ) -> ImportResult:
+def import_requests(
+    db: Database,
+    *,
+    actor: str | None,
+    project: str,
+    path: Path,
+    assume_tz: ZoneInfo | None = None,
+    create_users: bool = False,
+) -> ImportResult:
     rows, problems = read_rows(path, assume_tz=assume_tz)
     plans, plan_problems = plan_requests(rows)
     problems += plan_problems
     if problems:
         problems.sort(key=lambda d: d.row or 0)
-        raise ValidationFailed(f"{path.name}: {len(problems)} problem(s); nothing was imported",
-                               problems)
+        raise ValidationFailed(
+            f"{path.name}: {len(problems)} problem(s); nothing was imported", problems
+        )
     result = ImportResult()
     with db.transaction() as s:
         user = require_user(s, actor)
         if not require_member(s, user, project) & STAFF:
-            raise Forbidden(f"{user.id} may not import requests into {project}",
-                            [Detail("needs steward or admin", field="role")])
-        existing = set(s.scalars(select(AccessRequest.external_id)
-                                 .where(AccessRequest.project_id == project)))
+            raise Forbidden(
+                f"{user.id} may not import requests into {project}",
+                [Detail("needs steward or admin", field="role")],
+            )
+        existing = set(
+            s.scalars(select(AccessRequest.external_id).where(AccessRequest.project_id == project))
+        )
         known_users = set(s.scalars(select(User.id)))
         needed: dict[str, int] = {}
         for p in plans:
-            for who in (p.fields.get("requester"), p.fields.get("reviewer"),
-                        *(r.values.get("actor") for r, *_ in p.events)):
+            for who in (
+                p.fields.get("requester"),
+                p.fields.get("reviewer"),
+                *(r.values.get("actor") for r, *_ in p.events),
+            ):
                 if who and who not in known_users:
                     needed.setdefault(who, p.rows[0].line)
         if needed and not create_users:
             raise ValidationFailed(
                 f"{len(needed)} user(s) in {path.name} do not exist; nothing was imported",
-                [Detail("unknown user", row=line, field="user", value=who,
-                        accepted="existing users, or pass --create-users")
-                 for who, line in sorted(needed.items(), key=lambda kv: kv[1])])
+                [
+                    Detail(
+                        "unknown user",
+                        row=line,
+                        field="user",
+                        value=who,
+                        accepted="existing users, or pass --create-users",
+                    )
+                    for who, line in sorted(needed.items(), key=lambda kv: kv[1])
+                ],
+            )
         now = utcnow()
         for who in sorted(needed):
             s.add(User(id=who, display_name=who, email="", is_admin=False, created_at=now))
             result.users_created.append(who)
-        members = set(s.scalars(select(Membership.user_id).where(
-            Membership.project_id == project, Membership.role == Role.REQUESTER.value)))
+        members = set(
+            s.scalars(
+                select(Membership.user_id).where(
+                    Membership.project_id == project, Membership.role == Role.REQUESTER.value
+                )
+            )
+        )
         for who in sorted({p.fields["requester"] for p in plans} - members):
             s.add(Membership(project_id=project, user_id=who, role=Role.REQUESTER.value))
         s.flush()
@@ -310,40 +425,74 @@ def import_requests(db: Database, *, actor: str | None, project: str, path: Path
                 continue
             rid = new_id(domain.KIND, p.rows[0].at)
             subject: dict[str, Any] = {}
-            create_data = {k: p.fields.get(k, [] if k in LIST_FIELDS else "")
-                           for k in ("title", "requester", "institution", "project_lead",
-                                     "intended_use", "datasets", "duo_codes")}
+            create_data = {
+                k: p.fields.get(k, [] if k in LIST_FIELDS else "")
+                for k in (
+                    "title",
+                    "requester",
+                    "institution",
+                    "project_lead",
+                    "intended_use",
+                    "datasets",
+                    "duo_codes",
+                )
+            }
             create_data["external_id"] = p.external_id
             state_since = p.rows[0].at
             for seq, (row, etype, src, dst) in enumerate(p.events, start=1):
-                data = create_data if seq == 1 else {
-                    k: row.values[k] for k in ("reason",) if row.values.get(k)}
+                data = (
+                    create_data
+                    if seq == 1
+                    else {k: row.values[k] for k in ("reason",) if row.values.get(k)}
+                )
                 if etype == "approved" and p.fields.get("reviewer"):
                     subject.setdefault("reviewer", p.fields["reviewer"])
                 who = row.values.get("actor") or p.fields["requester"]
                 subject.update(domain.project(etype, row.at, who, data, subject))
                 if src != dst:
                     state_since = row.at
-                ev_rows.append({"subject_kind": domain.KIND, "subject_id": rid,
-                                "project_id": project, "seq": seq, "at": row.at, "actor": who,
-                                "type": etype, "from_state": src, "to_state": dst, "data": data,
-                                "idempotency_key": f"import:{project}:{p.external_id}:{seq}"})
+                ev_rows.append(
+                    {
+                        "subject_kind": domain.KIND,
+                        "subject_id": rid,
+                        "project_id": project,
+                        "seq": seq,
+                        "at": row.at,
+                        "actor": who,
+                        "type": etype,
+                        "from_state": src,
+                        "to_state": dst,
+                        "data": data,
+                        "idempotency_key": f"import:{project}:{p.external_id}:{seq}",
+                    }
+                )
             last_row = p.events[-1][0]
-            req_rows.append({
-                "id": rid, "project_id": project, "external_id": p.external_id,
-                "title": subject["title"], "requester": subject["requester"],
-                "institution": subject.get("institution", ""),
-                "project_lead": subject.get("project_lead", ""),
-                "intended_use": subject.get("intended_use", ""),
-                "datasets": subject.get("datasets", []), "duo_codes": subject.get("duo_codes", []),
-                "reviewer": p.fields.get("reviewer") or None,
-                "decided_by": subject.get("decided_by"),
-                "decision_reason": subject.get("decision_reason"), "ticket_key": None,
-                "state": p.events[-1][3], "version": len(p.events),
-                "created_at": p.rows[0].at, "updated_at": last_row.at,
-                "state_since": state_since, "submitted_at": subject.get("submitted_at"),
-                "decided_at": subject.get("decided_at"), "expires_at": subject.get("expires_at"),
-            })
+            req_rows.append(
+                {
+                    "id": rid,
+                    "project_id": project,
+                    "external_id": p.external_id,
+                    "title": subject["title"],
+                    "requester": subject["requester"],
+                    "institution": subject.get("institution", ""),
+                    "project_lead": subject.get("project_lead", ""),
+                    "intended_use": subject.get("intended_use", ""),
+                    "datasets": subject.get("datasets", []),
+                    "duo_codes": subject.get("duo_codes", []),
+                    "reviewer": p.fields.get("reviewer") or None,
+                    "decided_by": subject.get("decided_by"),
+                    "decision_reason": subject.get("decision_reason"),
+                    "ticket_key": None,
+                    "state": p.events[-1][3],
+                    "version": len(p.events),
+                    "created_at": p.rows[0].at,
+                    "updated_at": last_row.at,
+                    "state_since": state_since,
+                    "submitted_at": subject.get("submitted_at"),
+                    "decided_at": subject.get("decided_at"),
+                    "expires_at": subject.get("expires_at"),
+                }
+            )
             result.requests += 1
             result.events += len(p.events)
             if len(ev_rows) >= BATCH:

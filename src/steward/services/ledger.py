@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -63,8 +64,9 @@ def _check_replay(event: Event, kind: Kind, subject_id: str | None, event_type: 
         )
 
 
-def replayed(session: Session, *, kind: Kind, subject_id: str, command: str,
-             idempotency_key: str | None) -> Event | None:
+def replayed(
+    session: Session, *, kind: Kind, subject_id: str, command: str, idempotency_key: str | None
+) -> Event | None:
     """The event a previous send of this command produced, if the key was seen before.
 
     Checked before any decision: the first result stands even if the state has moved on.
@@ -79,8 +81,10 @@ def replayed(session: Session, *, kind: Kind, subject_id: str, command: str,
 
 def _last_at(session: Session, kind: Kind, subject_id: str) -> datetime | None:
     return session.scalars(
-        select(Event.at).where(Event.subject_kind == kind.name, Event.subject_id == subject_id)
-        .order_by(Event.seq.desc()).limit(1)
+        select(Event.at)
+        .where(Event.subject_kind == kind.name, Event.subject_id == subject_id)
+        .order_by(Event.seq.desc())
+        .limit(1)
     ).first()
 
 
@@ -128,16 +132,23 @@ def record(
 ) -> Event:
     """Apply ``command`` to ``row``: one event appended, read model updated, or an error."""
     data = dict(data or {})
-    prior = replayed(session, kind=kind, subject_id=row.id, command=command,
-                     idempotency_key=idempotency_key)
+    prior = replayed(
+        session, kind=kind, subject_id=row.id, command=command, idempotency_key=idempotency_key
+    )
     if prior is not None:
         return prior
     if expected_version is not None and expected_version != row.version:
         raise Conflict(
             f"{row.id} is at version {row.version}, not {expected_version}: someone changed it "
             "since you looked; reload and try again",
-            [Detail("stale version", field="version", value=str(expected_version),
-                    accepted=str(row.version))],
+            [
+                Detail(
+                    "stale version",
+                    field="version",
+                    value=str(expected_version),
+                    accepted=str(row.version),
+                )
+            ],
         )
     if decision is None:
         decision = kind.workflow.decide(command, row.state, ctx)
@@ -149,7 +160,7 @@ def record(
             f"{last.isoformat()}",
             [Detail("timestamps must not go backwards", field="at", value=at.isoformat())],
         )
-    subject = {c: getattr(row, c) for c in row.__table__.columns.keys()}  # type: ignore[attr-defined]
+    subject = {c.key: getattr(row, c.key) for c in sa_inspect(row).mapper.column_attrs}
     for name, value in kind.project(decision.event, at, ctx.actor, data, subject).items():
         setattr(row, name, value)
     seq = row.version + 1
@@ -160,17 +171,35 @@ def record(
     session.add(_event(kind, row, decision, ctx.actor, at, data, idempotency_key, seq=seq))
     _flush(session)
     return session.scalars(
-        select(Event).where(Event.subject_kind == kind.name, Event.subject_id == row.id,
-                            Event.seq == seq)
+        select(Event).where(
+            Event.subject_kind == kind.name, Event.subject_id == row.id, Event.seq == seq
+        )
     ).one()
 
 
-def _event(kind: Kind, row: Tracked, decision: Decision, actor: str, at: datetime,
-           data: Mapping[str, Any], key: str | None, *, seq: int) -> Event:
+def _event(
+    kind: Kind,
+    row: Tracked,
+    decision: Decision,
+    actor: str,
+    at: datetime,
+    data: Mapping[str, Any],
+    key: str | None,
+    *,
+    seq: int,
+) -> Event:
     return Event(
-        subject_kind=kind.name, subject_id=row.id, project_id=row.project_id, seq=seq, at=at,
-        actor=actor, type=decision.event, from_state=decision.from_state,
-        to_state=decision.to_state, data=dict(data), idempotency_key=key,
+        subject_kind=kind.name,
+        subject_id=row.id,
+        project_id=row.project_id,
+        seq=seq,
+        at=at,
+        actor=actor,
+        type=decision.event,
+        from_state=decision.from_state,
+        to_state=decision.to_state,
+        data=dict(data),
+        idempotency_key=key,
     )
 
 

@@ -87,12 +87,19 @@ class RequestFilter:
 
     def validate(self) -> None:
         problems = [
-            Detail("unknown state", field="state", value=s,
-                   accepted=", ".join(domain.WORKFLOW.state_names))
-            for s in self.states if s not in domain.WORKFLOW.state_names
+            Detail(
+                "unknown state",
+                field="state",
+                value=s,
+                accepted=", ".join(domain.WORKFLOW.state_names),
+            )
+            for s in self.states
+            if s not in domain.WORKFLOW.state_names
         ]
-        for lo, hi, name in ((self.created_from, self.created_to, "created"),
-                             (self.decided_from, self.decided_to, "decided")):
+        for lo, hi, name in (
+            (self.created_from, self.created_to, "created"),
+            (self.decided_from, self.decided_to, "decided"),
+        ):
             if lo and hi and lo > hi:
                 problems.append(Detail("the range ends before it starts", field=name))
         if problems:
@@ -103,9 +110,13 @@ def _view(row: AccessRequest) -> RequestView:
     return RequestView.model_validate(row, from_attributes=True)
 
 
-def _context(session: Session, actor: str | None, project_id: str,
-             row: AccessRequest | None = None, data: Mapping[str, Any] | None = None
-             ) -> Context:
+def _context(
+    session: Session,
+    actor: str | None,
+    project_id: str,
+    row: AccessRequest | None = None,
+    data: Mapping[str, Any] | None = None,
+) -> Context:
     user = require_user(session, actor)
     roles = require_member(session, user, project_id)
     subject = {"requester": row.requester, "reviewer": row.reviewer} if row else {}
@@ -115,99 +126,157 @@ def _context(session: Session, actor: str | None, project_id: str,
 def _load(session: Session, request_id: str) -> AccessRequest:
     row = session.get(AccessRequest, request_id)
     if row is None:
-        raise NotFound(f"no access request {request_id!r}",
-                       [Detail("unknown request", field="request", value=request_id)])
+        raise NotFound(
+            f"no access request {request_id!r}",
+            [Detail("unknown request", field="request", value=request_id)],
+        )
     return row
 
 
 def _check_visible(ctx: Context, row: AccessRequest) -> None:
     reason = domain.GUARDS["can_see"](Context(ctx.actor, ctx.roles, {"requester": row.requester}))
     if reason is not None:
-        raise Forbidden(f"{ctx.actor} may not see {row.id}: {reason}",
-                        [Detail("not yours", field="request", value=row.id)])
+        raise Forbidden(
+            f"{ctx.actor} may not see {row.id}: {reason}",
+            [Detail("not yours", field="request", value=row.id)],
+        )
 
 
 def catalog_names(session: Session, project_id: str) -> set[str]:
-    names = set(session.scalars(select(AccessRequirement.name)
-                                .where(AccessRequirement.project_id == project_id)))
+    names = set(
+        session.scalars(
+            select(AccessRequirement.name).where(AccessRequirement.project_id == project_id)
+        )
+    )
     names |= set(session.scalars(select(Folder.path).where(Folder.project_id == project_id)))
     return names
 
 
-def _check_fields(session: Session, project_id: str, fields: domain.RequestFields
-                  ) -> domain.RequestFields:
+def _check_fields(
+    session: Session, project_id: str, fields: domain.RequestFields
+) -> domain.RequestFields:
     clean, problems = domain.check_fields(fields)
     known = catalog_names(session, project_id)
     problems += [
-        Detail("not a dataset, folder or access requirement of this project", field="datasets",
-               value=d, accepted="see `steward tree " + project_id + "`")
-        for d in clean.datasets if d not in known
+        Detail(
+            "not a dataset, folder or access requirement of this project",
+            field="datasets",
+            value=d,
+            accepted="see `steward tree " + project_id + "`",
+        )
+        for d in clean.datasets
+        if d not in known
     ]
     if problems:
         raise ValidationFailed("the request is not valid", problems)
     return clean
 
 
-def create(db: Database, *, actor: str | None, project: str, fields: domain.RequestFields,
-           requester: str | None = None, idempotency_key: str | None = None,
-           at: datetime | None = None) -> RequestView:
-    with audited(db, actor=actor, action="create", project_id=project,
-                 subject_kind=domain.KIND), db.transaction() as s:
+def create(
+    db: Database,
+    *,
+    actor: str | None,
+    project: str,
+    fields: domain.RequestFields,
+    requester: str | None = None,
+    idempotency_key: str | None = None,
+    at: datetime | None = None,
+) -> RequestView:
+    with (
+        audited(db, actor=actor, action="create", project_id=project, subject_kind=domain.KIND),
+        db.transaction() as s,
+    ):
         ctx = _context(s, actor, project)
         owner = requester or ctx.actor
         if owner != ctx.actor and not ctx.roles & STAFF:
-            raise Forbidden(f"{ctx.actor} may not file a request on behalf of {owner}",
-                            [Detail("staff only", field="requester", value=owner)])
+            raise Forbidden(
+                f"{ctx.actor} may not file a request on behalf of {owner}",
+                [Detail("staff only", field="requester", value=owner)],
+            )
         owner_user = require_user(s, owner)
         if owner != ctx.actor and Role.REQUESTER.value not in roles_in(s, owner_user, project):
-            raise ValidationFailed(f"{owner} is not a requester in {project}",
-                                   [Detail("not a requester", field="requester", value=owner)])
+            raise ValidationFailed(
+                f"{owner} is not a requester in {project}",
+                [Detail("not a requester", field="requester", value=owner)],
+            )
         clean = _check_fields(s, project, fields)
-        data = {"title": clean.title, "requester": owner, "institution": clean.institution,
-                "project_lead": clean.project_lead, "intended_use": clean.intended_use,
-                "datasets": list(clean.datasets), "duo_codes": list(clean.duo_codes)}
+        data = {
+            "title": clean.title,
+            "requester": owner,
+            "institution": clean.institution,
+            "project_lead": clean.project_lead,
+            "intended_use": clean.intended_use,
+            "datasets": list(clean.datasets),
+            "duo_codes": list(clean.duo_codes),
+        }
         row = AccessRequest(id=new_id(domain.KIND), project_id=project, version=1)
-        done, _ = ledger.record_create(s, kind=KIND, row=row, ctx=ctx, data=data, at=at,
-                                       idempotency_key=idempotency_key)
+        done, _ = ledger.record_create(
+            s, kind=KIND, row=row, ctx=ctx, data=data, at=at, idempotency_key=idempotency_key
+        )
         assert isinstance(done, AccessRequest)
         return _view(done)
 
 
-def act(db: Database, *, actor: str | None, request_id: str, command: str,
-        reason: str | None = None, reviewer: str | None = None,
-        expires_at: datetime | None = None, text: str | None = None,
-        changes: domain.RequestFields | None = None, idempotency_key: str | None = None,
-        expected_version: int | None = None, at: datetime | None = None) -> RequestView:
+def act(
+    db: Database,
+    *,
+    actor: str | None,
+    request_id: str,
+    command: str,
+    reason: str | None = None,
+    reviewer: str | None = None,
+    expires_at: datetime | None = None,
+    text: str | None = None,
+    changes: domain.RequestFields | None = None,
+    idempotency_key: str | None = None,
+    expected_version: int | None = None,
+    at: datetime | None = None,
+) -> RequestView:
     """Issue one workflow command; the event records the reason and any extra data."""
     project_id: str | None = None
     with db.transaction() as s:
-        project_id = s.scalar(select(AccessRequest.project_id)
-                              .where(AccessRequest.id == request_id))
-    with audited(db, actor=actor, action=command, project_id=project_id,
-                 subject_kind=domain.KIND, subject_id=request_id), db.transaction() as s:
+        project_id = s.scalar(
+            select(AccessRequest.project_id).where(AccessRequest.id == request_id)
+        )
+    with (
+        audited(
+            db,
+            actor=actor,
+            action=command,
+            project_id=project_id,
+            subject_kind=domain.KIND,
+            subject_id=request_id,
+        ),
+        db.transaction() as s,
+    ):
         row = _load(s, request_id)
         ctx = _context(s, actor, row.project_id, row)
         _check_visible(ctx, row)
-        if ledger.replayed(s, kind=KIND, subject_id=row.id, command=command,
-                           idempotency_key=idempotency_key):
+        if ledger.replayed(
+            s, kind=KIND, subject_id=row.id, command=command, idempotency_key=idempotency_key
+        ):
             return _view(row)
         decision = domain.WORKFLOW.decide(command, row.state, ctx)
         data: dict[str, Any] = {}
         if reason:
             data["reason"] = reason.strip()
         if command in domain.REASON_REQUIRED and not data.get("reason"):
-            raise ValidationFailed(f"{command} needs a reason the requester can read",
-                                   [Detail("required", field="reason")])
+            raise ValidationFailed(
+                f"{command} needs a reason the requester can read",
+                [Detail("required", field="reason")],
+            )
         if command in ("submit", "resubmit"):
             missing = domain.check_ready_to_submit(
-                {n: getattr(row, n) for n in domain.REQUIRED_TO_SUBMIT})
+                {n: getattr(row, n) for n in domain.REQUIRED_TO_SUBMIT}
+            )
             if missing:
                 raise ValidationFailed(f"{row.id} is not complete enough to {command}", missing)
         if command == "approve" and expires_at is not None:
             if expires_at <= (at or utcnow()):
-                raise ValidationFailed("the expiry must be in the future",
-                                       [Detail("in the past", field="expires_at",
-                                               value=expires_at.isoformat())])
+                raise ValidationFailed(
+                    "the expiry must be in the future",
+                    [Detail("in the past", field="expires_at", value=expires_at.isoformat())],
+                )
             data["expires_at"] = expires_at.isoformat()
         if command == "assign-reviewer":
             data["reviewer"] = _check_reviewer(s, row, reviewer)
@@ -217,9 +286,18 @@ def act(db: Database, *, actor: str | None, request_id: str, command: str,
             data["text"] = (text or "").strip()
         if command == "edit":
             data.update(_edit_changes(s, row, changes))
-        ledger.record(s, kind=KIND, row=row, command=command, ctx=ctx, data=data, at=at,
-                      idempotency_key=idempotency_key, expected_version=expected_version,
-                      decision=decision)
+        ledger.record(
+            s,
+            kind=KIND,
+            row=row,
+            command=command,
+            ctx=ctx,
+            data=data,
+            at=at,
+            idempotency_key=idempotency_key,
+            expected_version=expected_version,
+            decision=decision,
+        )
         s.refresh(row)
         return _view(row)
 
@@ -229,17 +307,28 @@ def _check_reviewer(s: Session, row: AccessRequest, reviewer: str | None) -> str
         raise ValidationFailed("name the reviewer", [Detail("required", field="reviewer")])
     user = require_user(s, reviewer)
     if reviewer == row.requester:
-        raise ValidationFailed("the requester cannot review their own request",
-                               [Detail("is the requester", field="reviewer", value=reviewer)])
+        raise ValidationFailed(
+            "the requester cannot review their own request",
+            [Detail("is the requester", field="reviewer", value=reviewer)],
+        )
     if not roles_in(s, user, row.project_id) & {Role.REVIEWER.value, *STAFF}:
-        raise ValidationFailed(f"{reviewer} is not a reviewer in {row.project_id}",
-                               [Detail("not a reviewer", field="reviewer", value=reviewer,
-                                       accepted="members with the reviewer role")])
+        raise ValidationFailed(
+            f"{reviewer} is not a reviewer in {row.project_id}",
+            [
+                Detail(
+                    "not a reviewer",
+                    field="reviewer",
+                    value=reviewer,
+                    accepted="members with the reviewer role",
+                )
+            ],
+        )
     return reviewer
 
 
-def _edit_changes(s: Session, row: AccessRequest, changes: domain.RequestFields | None
-                  ) -> dict[str, Any]:
+def _edit_changes(
+    s: Session, row: AccessRequest, changes: domain.RequestFields | None
+) -> dict[str, Any]:
     if changes is None:
         raise ValidationFailed("nothing to change", [Detail("no fields given")])
     clean = _check_fields(s, row.project_id, changes)
@@ -254,24 +343,36 @@ def _edit_changes(s: Session, row: AccessRequest, changes: domain.RequestFields 
     return out
 
 
-def get(db: Database, *, actor: str | None, request_id: str, now: datetime | None = None
-        ) -> RequestDetail:
+def get(
+    db: Database, *, actor: str | None, request_id: str, now: datetime | None = None
+) -> RequestDetail:
     now = now or utcnow()
-    with audited(db, actor=actor, action="show", subject_kind=domain.KIND,
-                 subject_id=request_id), db.transaction() as s:
+    with (
+        audited(db, actor=actor, action="show", subject_kind=domain.KIND, subject_id=request_id),
+        db.transaction() as s,
+    ):
         row = _load(s, request_id)
         ctx = _context(s, actor, row.project_id, row)
         _check_visible(ctx, row)
-        events = list(s.scalars(select(Event).where(
-            Event.subject_kind == domain.KIND, Event.subject_id == row.id).order_by(Event.seq)))
+        events = list(
+            s.scalars(
+                select(Event)
+                .where(Event.subject_kind == domain.KIND, Event.subject_id == row.id)
+                .order_by(Event.seq)
+            )
+        )
         timeline, totals = _timeline(events)
         current_for = None
         if not domain.WORKFLOW.state(row.state).terminal:
             current_for = max(0.0, (now - row.state_since).total_seconds())
             totals[row.state] = totals.get(row.state, 0.0) + current_for
-        return RequestDetail(request=_view(row), timeline=timeline, time_in_state=totals,
-                             current_state_for=current_for,
-                             available_actions=domain.WORKFLOW.available(row.state, ctx))
+        return RequestDetail(
+            request=_view(row),
+            timeline=timeline,
+            time_in_state=totals,
+            current_state_for=current_for,
+            available_actions=domain.WORKFLOW.available(row.state, ctx),
+        )
 
 
 def _timeline(events: Sequence[Event]) -> tuple[list[TimelineEntry], dict[str, float]]:
@@ -285,27 +386,37 @@ def _timeline(events: Sequence[Event]) -> tuple[list[TimelineEntry], dict[str, f
                 spent = (e.at - entered).total_seconds()
                 totals[e.from_state] = totals.get(e.from_state, 0.0) + spent
             entered = e.at
-        out.append(TimelineEntry(seq=e.seq, at=e.at, actor=e.actor, type=e.type,
-                                 from_state=e.from_state, to_state=e.to_state,
-                                 reason=e.data.get("reason") or e.data.get("text"),
-                                 data=e.data, time_in_previous_state=spent))
+        out.append(
+            TimelineEntry(
+                seq=e.seq,
+                at=e.at,
+                actor=e.actor,
+                type=e.type,
+                from_state=e.from_state,
+                to_state=e.to_state,
+                reason=e.data.get("reason") or e.data.get("text"),
+                data=e.data,
+                time_in_previous_state=spent,
+            )
+        )
     return out, totals
 
 
-def visible_query(s: Session, actor: str | None, flt: RequestFilter
-                  ) -> Select[tuple[AccessRequest]]:
+def visible_query(s: Session, actor: str | None, flt: RequestFilter) -> Select[AccessRequest]:
     """Requests ``actor`` may see that match ``flt``; shared by list and the reports."""
     flt.validate()
     user = require_user(s, actor)
     q = select(AccessRequest)
     if not user.is_admin:
-        memberships = s.execute(select(Membership.project_id, Membership.role)
-                                .where(Membership.user_id == user.id)).all()
+        memberships = s.execute(
+            select(Membership.project_id, Membership.role).where(Membership.user_id == user.id)
+        ).all()
         see_all = {p for p, r in memberships if r != Role.REQUESTER.value}
         own_only = {p for p, r in memberships} - see_all
-        q = q.where((AccessRequest.project_id.in_(see_all))
-                    | (AccessRequest.project_id.in_(own_only)
-                       & (AccessRequest.requester == user.id)))
+        q = q.where(
+            (AccessRequest.project_id.in_(see_all))
+            | (AccessRequest.project_id.in_(own_only) & (AccessRequest.requester == user.id))
+        )
     if flt.project:
         q = q.where(AccessRequest.project_id == flt.project)
     if flt.states:
@@ -337,11 +448,22 @@ def expire_due(db: Database, *, actor: str | None, now: datetime | None = None) 
     """Expire approved requests whose expiry has passed (run on a schedule; safe to repeat)."""
     now = now or utcnow()
     with db.transaction() as s:
-        due = list(s.scalars(select(AccessRequest.id).where(
-            AccessRequest.state == "approved", AccessRequest.expires_at <= now)))
+        due = list(
+            s.scalars(
+                select(AccessRequest.id).where(
+                    AccessRequest.state == "approved", AccessRequest.expires_at <= now
+                )
+            )
+        )
     done = []
     for rid in due:
-        act(db, actor=actor, request_id=rid, command="expire",
-            reason="the approval's expiry date passed", idempotency_key=f"expire:{rid}")
+        act(
+            db,
+            actor=actor,
+            request_id=rid,
+            command="expire",
+            reason="the approval's expiry date passed",
+            idempotency_key=f"expire:{rid}",
+        )
         done.append(rid)
     return done

@@ -36,7 +36,7 @@ class Detail:
         return text
 
 
-@dataclass
+@dataclass(eq=False)  # compare and hash by identity, like every other exception
 class StewardError(Exception):
     """Base of every error Steward raises on purpose."""
 

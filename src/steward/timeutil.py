@@ -15,7 +15,7 @@ def utcnow() -> datetime:
 def zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "Europe" is a folder
         raise ValidationFailed(
             f"unknown time zone {name!r}",
             [
@@ -80,6 +80,10 @@ def parse_duration(text: str) -> timedelta:
     """``4d``, ``36h``, ``90m``, ``2w`` → timedelta (used for SLAs and expiries)."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
     text = text.strip().lower()
-    if len(text) < 2 or text[-1] not in units or not text[:-1].replace(".", "", 1).isdigit():
+    number = text[:-1].replace(".", "", 1)
+    if len(text) < 2 or text[-1] not in units or not (number.isascii() and number.isdigit()):
         raise ValueError(f"{text!r} is not a duration (use e.g. 90m, 36h, 4d, 2w)")
-    return timedelta(seconds=float(text[:-1]) * units[text[-1]])
+    try:
+        return timedelta(seconds=float(text[:-1]) * units[text[-1]])
+    except OverflowError:
+        raise ValueError(f"{text!r} is too long a duration") from None

@@ -6,7 +6,6 @@ import os
 import sys
 from typing import Annotated
 
-import click
 import typer
 from rich.tree import Tree
 
@@ -35,6 +34,12 @@ GLOBAL_FLAGS = {"--as": True, "--tz": True, "--json": False}
 WORKFLOWS = {"access-request": WORKFLOW}
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"steward {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _root(
     as_user: Annotated[
@@ -45,11 +50,13 @@ def _root(
     tz: Annotated[
         str | None, typer.Option("--tz", help="Show times in this IANA zone, e.g. Europe/Helsinki.")
     ] = None,
-    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
-    if version:
-        typer.echo(f"steward {__version__}")
-        raise typer.Exit(0)
     STATE.actor_flag, STATE.json, STATE.tz_name = as_user, json_out, tz
     if tz:
         _ = STATE.tz  # fail early on an unknown zone
@@ -467,14 +474,23 @@ def main(argv: list[str] | None = None) -> int:
     reset()
     args = hoist_globals(list(sys.argv[1:] if argv is None else argv))
     try:
-        app(args=args, prog_name="steward", standalone_mode=False)
-        return 0
-    except click.exceptions.Exit as exc:
+        rv = app(args=args, prog_name="steward", standalone_mode=False)
+        # Without standalone mode a raised typer.Exit comes back as its exit code.
+        return rv if isinstance(rv, int) else 0
+    except typer.Exit as exc:
         return int(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
+    except typer.TyperException as exc:
+        # Typer's own parser errors (unknown option, missing argument, bad value): usage, exit 2.
+        if STATE.json and type(exc).__name__ != "NoArgsIsHelpError":
+            render.show_error(ValidationFailed(exc.format_message(), [Detail("usage error")]))
+        else:
+            show = getattr(exc, "show", None)
+            if show is not None:
+                show()
+            else:
+                STATE.err.print(f"error: {exc.format_message()}", markup=False)
         return 2
-    except click.exceptions.Abort:
+    except typer.Abort:
         STATE.err.print("aborted")
         return 130
     except StewardError as exc:

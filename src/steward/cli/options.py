@@ -89,6 +89,10 @@ def parse_expiry(text: str | None) -> datetime | None:
         return None
     try:
         return utcnow() + parse_duration(text)
+    except OverflowError:
+        raise ValidationFailed(f"--expires {text!r} is too far in the future",
+                               [Detail("too far", field="expires", value=text,
+                                       accepted="a duration such as 365d or a date")]) from None
     except ValueError:
         pass
     value = parse_bound(text, "expires", end=False)

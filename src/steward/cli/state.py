@@ -10,6 +10,7 @@ from rich.console import Console
 
 from steward.config import Settings, load_settings
 from steward.db.session import Database
+from steward.errors import ConfigurationError, Detail
 from steward.timeutil import zone
 
 
@@ -24,7 +25,7 @@ class CliState:
     json: bool = False
     tz_name: str | None = None
     out: Console = field(default_factory=_console)
-    err: Console = field(default_factory=lambda: Console(stderr=True))
+    err: Console = field(default_factory=lambda: Console(stderr=True, soft_wrap=True))
     _settings: Settings | None = None
     _db: Database | None = None
 
@@ -37,7 +38,21 @@ class CliState:
     @property
     def db(self) -> Database:
         if self._db is None:
-            self._db = Database(self.settings)
+            from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+            try:
+                self._db = Database(self.settings)
+            except (ArgumentError, NoSuchModuleError, ImportError) as exc:
+                raise ConfigurationError(
+                    f"STEWARD_DATABASE_URL is not a usable database URL: {exc}",
+                    [
+                        Detail(
+                            "cannot use this URL",
+                            field="STEWARD_DATABASE_URL",
+                            accepted="sqlite:///PATH or postgresql+psycopg://user:password@host/db",
+                        )
+                    ],
+                ) from None
         return self._db
 
     @property

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from steward.domain.duo import normalise as normalise_duo
@@ -258,7 +258,8 @@ def project(
             "decision_reason": data.get("reason"),
         }
         if event == "approved" and data.get("expires_at"):
-            changes["expires_at"] = datetime.fromisoformat(data["expires_at"])
+            expires = datetime.fromisoformat(data["expires_at"])
+            changes["expires_at"] = expires if expires.tzinfo else expires.replace(tzinfo=UTC)
         return changes
     if event in ("returned", "cancelled", "revoked", "expired"):
         return {"decision_reason": data.get("reason")}

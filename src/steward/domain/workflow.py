@@ -259,6 +259,10 @@ def validate(wf: Workflow) -> list[Detail]:
         problems.append(Detail("state declared twice", field="states", value=dup))
     if wf.initial not in known:
         problems.append(Detail("initial state is not declared", field="initial", value=wf.initial))
+    if wf.create.target != wf.initial:
+        problems.append(Detail("the create command must lead to the initial state",
+                               field=f"transitions.{wf.create.command}",
+                               value=str(wf.create.target), accepted=wf.initial))
     for ref, label in [
         (wf.clock_start, "clock_start"),
         *((s, "clock_stop") for s in wf.clock_stop),
@@ -287,7 +291,13 @@ def validate(wf: Workflow) -> list[Detail]:
                 )
         if t is wf.create:
             continue
-        for s in t.sources:
+        # A wildcard covers every state it applies in, so it clashes with an explicit source.
+        covered = (
+            [n for n in dict.fromkeys(names) if wf._allowed_in(t, n)]
+            if ANY_STATE in t.sources
+            else t.sources
+        )
+        for s in covered:
             if (t.command, s) in seen:
                 problems.append(
                     Detail("command declared twice for one state", field=where, value=s)
@@ -295,26 +305,28 @@ def validate(wf: Workflow) -> list[Detail]:
             seen.add((t.command, s))
             if s in known and wf.state(s).terminal and t.moves() and t.target != s:
                 problems.append(Detail("a terminal state has an exit", field=where, value=s))
-    if problems:
-        return problems
 
     # Reachability: every state from the initial one, and a terminal state from every state.
+    # Edges naming undeclared states were reported above and are left out here, so these
+    # problems are listed alongside them rather than hidden until those are fixed.
     edges: dict[str, set[str]] = {n: set() for n in names}
     for t in wf.transitions:
-        if not t.moves():
+        if t.target is None or t.target not in known:
             continue
-        assert t.target is not None
         for s in names if ANY_STATE in t.sources else t.sources:
-            if wf._allowed_in(t, s):
+            if s in known and wf._allowed_in(t, s):
                 edges[s].add(t.target)
-    reach = _closure(wf.initial, edges)
-    for n in names:
-        if n not in reach:
-            problems.append(Detail("unreachable from the initial state", field="states", value=n))
+    if wf.initial in known:
+        reach = _closure(wf.initial, edges)
+        for n in dict.fromkeys(names):
+            if n not in reach:
+                problems.append(
+                    Detail("unreachable from the initial state", field="states", value=n)
+                )
     terminals = wf.terminal_states
     if not terminals:
         problems.append(Detail("no terminal state", field="states"))
-    for n in names:
+    for n in dict.fromkeys(names):
         if n in terminals:
             continue
         if not (edges[n] - {n}):

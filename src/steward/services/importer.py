@@ -12,20 +12,22 @@ import csv
 import io
 import json
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import insert, select
+from sqlalchemy import Table, insert, select
+from sqlalchemy.orm import Session
 
 from steward.db.models import AccessRequest, Event, Membership, User
 from steward.db.session import Database
 from steward.domain import requests as domain
 from steward.domain.duo import normalise as normalise_duo
 from steward.domain.roles import STAFF, Role
+from steward.domain.workflow import Transition
 from steward.errors import Detail, Forbidden, ValidationFailed
 from steward.ids import new_id
 from steward.services.access import require_member, require_user
@@ -51,7 +53,7 @@ LIST_FIELDS = ("datasets", "duo_codes")
 BATCH = 20_000
 
 
-@dataclass
+@dataclass(slots=True)
 class Row:
     line: int
     values: dict[str, Any]
@@ -121,7 +123,7 @@ def _csv_rows(
     try:
         for cells in reader:
             line = reader.line_num
-            if not cells or all(not c.strip() for c in cells):
+            if not "".join(cells).strip():
                 continue
             if len(cells) != len(header):
                 problems.append(
@@ -132,10 +134,11 @@ def _csv_rows(
                     )
                 )
                 continue
-            values: dict[str, Any] = {h: c.strip() for h, c in zip(header, cells, strict=True)}
+            values: dict[str, Any] = dict(zip(header, map(str.strip, cells), strict=True))
             for name in LIST_FIELDS:
-                if name in values:
-                    values[name] = [v.strip() for v in values[name].split(";") if v.strip()]
+                raw = values.get(name)
+                if raw is not None:
+                    values[name] = [v.strip() for v in raw.split(";") if v.strip()] if raw else []
             yield line, values
     except csv.Error as exc:
         problems.append(Detail(f"broken CSV: {exc} (is the file truncated?)", row=reader.line_num))
@@ -209,8 +212,9 @@ def read_rows(path: Path, *, assume_tz: ZoneInfo | None = None) -> tuple[list[Ro
             ],
         )
     rows: list[Row] = []
-    seen: dict[tuple[str, str, str], int] = {}
+    seen: dict[tuple[str, str, datetime], int] = {}
     states = set(domain.WORKFLOW.state_names)
+    duo_cache: dict[tuple[str, ...], tuple[str, ...]] = {}
     for line, values in source:
         bad = False
         for name in REQUIRED:
@@ -245,13 +249,21 @@ def read_rows(path: Path, *, assume_tz: ZoneInfo | None = None) -> tuple[list[Ro
                 )
                 bad = True
         if values.get("duo_codes"):
-            codes, duo_problems = normalise_duo(values["duo_codes"], row=line)
-            problems += duo_problems
-            values["duo_codes"] = codes
-            bad = bad or bool(duo_problems)
+            raw_codes = tuple(values["duo_codes"])
+            known = duo_cache.get(raw_codes)
+            if known is not None:
+                values["duo_codes"] = list(known)
+            else:
+                codes, duo_problems = normalise_duo(values["duo_codes"], row=line)
+                problems += duo_problems
+                values["duo_codes"] = codes
+                if duo_problems:
+                    bad = True
+                else:
+                    duo_cache[raw_codes] = tuple(codes)
         if bad or at is None:
             continue
-        key = (values["request"], state, at.isoformat())
+        key = (values["request"], state, at)
         if key in seen:
             problems.append(
                 Detail(
@@ -276,6 +288,18 @@ class Plan:
     events: list[tuple[Row, str, str | None, str]]  # row, event type, from, to
 
 
+_SUBJECT_FIELDS = (
+    "title",
+    "requester",
+    "institution",
+    "project_lead",
+    "intended_use",
+    "datasets",
+    "duo_codes",
+    "reviewer",
+)
+
+
 def plan_requests(rows: list[Row]) -> tuple[list[Plan], list[Detail]]:
     problems: list[Detail] = []
     groups: dict[str, list[Row]] = defaultdict(list)
@@ -283,23 +307,21 @@ def plan_requests(rows: list[Row]) -> tuple[list[Plan], list[Detail]]:
         groups[r.values["request"]].append(r)
     wf = domain.WORKFLOW
     plans = []
+    moves: dict[tuple[str, str], Transition | None] = {}
     for ext, group in groups.items():
         group.sort(key=lambda r: (r.at, r.line))
+        # Each field comes from the earliest row that has it.
         fields: dict[str, Any] = {}
+        missing: tuple[str, ...] = _SUBJECT_FIELDS
         for r in group:
-            for name in (
-                "title",
-                "requester",
-                "institution",
-                "project_lead",
-                "intended_use",
-                "datasets",
-                "duo_codes",
-                "reviewer",
-            ):
-                value = r.values.get(name)
-                if value and not fields.get(name):
-                    fields[name] = value
+            if not missing:
+                break
+            get = r.values.get
+            found = [name for name in missing if get(name)]
+            if found:
+                for name in found:
+                    fields[name] = get(name)
+                missing = tuple(name for name in missing if name not in fields)
         first = group[0]
         for name in ("title", "requester"):
             if not fields.get(name):
@@ -318,7 +340,11 @@ def plan_requests(rows: list[Row]) -> tuple[list[Plan], list[Detail]]:
             target = r.values["state"]
             if target == current and r is first:
                 continue
-            t = wf.transition_between(current, target)
+            step = (current, target)
+            if step in moves:
+                t = moves[step]
+            else:
+                t = moves[step] = wf.transition_between(current, target)
             if t is None:
                 problems.append(
                     Detail(
@@ -339,6 +365,108 @@ def plan_requests(rows: list[Row]) -> tuple[list[Plan], list[Detail]]:
             current = target
         plans.append(Plan(ext, group, fields, events))
     return plans, problems
+
+
+_CREATE_FIELDS = (
+    "title",
+    "requester",
+    "institution",
+    "project_lead",
+    "intended_use",
+    "datasets",
+    "duo_codes",
+)
+REQUEST_COLUMNS = (
+    "id",
+    "project_id",
+    "external_id",
+    "title",
+    "requester",
+    "institution",
+    "project_lead",
+    "intended_use",
+    "datasets",
+    "duo_codes",
+    "reviewer",
+    "decided_by",
+    "decision_reason",
+    "ticket_key",
+    "state",
+    "version",
+    "created_at",
+    "updated_at",
+    "state_since",
+    "submitted_at",
+    "decided_at",
+    "expires_at",
+)
+EVENT_COLUMNS = (
+    "subject_kind",
+    "subject_id",
+    "project_id",
+    "seq",
+    "at",
+    "actor",
+    "type",
+    "from_state",
+    "to_state",
+    "data",
+    "idempotency_key",
+)
+_TABLES = Event.metadata.tables
+REQUESTS, EVENTS = _TABLES["access_requests"], _TABLES["events"]
+ANALYZE_AFTER = 10_000
+"""Refresh the planner's statistics after an import this big, so reports plan well at once."""
+
+
+def _sqlite_time(value: datetime | None) -> str | None:
+    # SQLAlchemy's SQLite DateTime storage format (naive UTC, always 6 fractional digits).
+    return None if value is None else value.astimezone(UTC).isoformat(" ", "microseconds")[:26]
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+class _Writer:
+    """Bulk rows straight to the driver, inside the session's transaction.
+
+    Per-row ORM and type-processing overhead dominates a million-row import, so rows arrive
+    here as tuples already in the form the column types would have produced: SQLite gets
+    ``executemany``; PostgreSQL gets ``COPY`` on the same connection; any other backend falls
+    back to a Core ``executemany``.
+    """
+
+    def __init__(self, s: Session) -> None:
+        self.conn = s.connection()
+        self.dialect = self.conn.dialect.name
+        self.time: Callable[[datetime | None], Any] = (
+            _sqlite_time if self.dialect == "sqlite" else _same
+        )
+        self.json: Callable[[Any], Any] = (
+            json.dumps if self.dialect in ("sqlite", "postgresql") else _same
+        )
+
+    def write(self, table: Table, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+        if not rows:
+            return
+        names = ", ".join(columns)
+        if self.dialect == "sqlite":
+            marks = ", ".join("?" for _ in columns)
+            self.conn.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({marks})", rows)
+        elif self.dialect == "postgresql":
+            raw = self.conn.connection.driver_connection
+            assert raw is not None
+            with raw.cursor() as cur, cur.copy(f"COPY {table.name} ({names}) FROM STDIN") as cp:
+                for row in rows:
+                    cp.write_row(row)
+        else:
+            self.conn.execute(table.insert(), [dict(zip(columns, r, strict=True)) for r in rows])
+
+    def analyze(self, *tables: Table) -> None:
+        if self.dialect in ("sqlite", "postgresql"):
+            for table in tables:
+                self.conn.exec_driver_sql(f"ANALYZE {table.name}")
 
 
 def import_requests(
@@ -394,9 +522,21 @@ def import_requests(
                 ],
             )
         now = utcnow()
-        for who in sorted(needed):
-            s.add(User(id=who, display_name=who, email="", is_admin=False, created_at=now))
-            result.users_created.append(who)
+        if needed:
+            s.execute(
+                insert(_TABLES["users"]),
+                [
+                    {
+                        "id": who,
+                        "display_name": who,
+                        "email": "",
+                        "is_admin": False,
+                        "created_at": now,
+                    }
+                    for who in sorted(needed)
+                ],
+            )
+            result.users_created.extend(sorted(needed))
         members = set(
             s.scalars(
                 select(Membership.user_id).where(
@@ -404,98 +544,117 @@ def import_requests(
                 )
             )
         )
-        for who in sorted({p.fields["requester"] for p in plans} - members):
-            s.add(Membership(project_id=project, user_id=who, role=Role.REQUESTER.value))
-        s.flush()
+        joining = sorted({p.fields["requester"] for p in plans} - members)
+        if joining:
+            s.execute(
+                insert(_TABLES["memberships"]),
+                [
+                    {"project_id": project, "user_id": who, "role": Role.REQUESTER.value}
+                    for who in joining
+                ],
+            )
 
-        req_rows: list[dict[str, Any]] = []
-        ev_rows: list[dict[str, Any]] = []
-
-        def flush() -> None:
-            if req_rows:
-                s.execute(insert(AccessRequest), req_rows)
-                req_rows.clear()
-            if ev_rows:
-                s.execute(insert(Event), ev_rows)
-                ev_rows.clear()
+        writer = _Writer(s)
+        req_rows: list[tuple[Any, ...]] = []
+        ev_rows: list[tuple[Any, ...]] = []
+        when, as_json = writer.time, writer.json
+        kind = domain.KIND
+        key_prefix = f"import:{project}:"
+        empty_data = as_json({})
+        reason_data: dict[str, Any] = {}
 
         for p in plans:
             if p.external_id in existing:
                 result.skipped += 1
                 continue
-            rid = new_id(domain.KIND, p.rows[0].at)
+            first_at = p.rows[0].at
+            rid = new_id(kind, first_at)
+            fields = p.fields
             subject: dict[str, Any] = {}
-            create_data = {
-                k: p.fields.get(k, [] if k in LIST_FIELDS else "")
-                for k in (
-                    "title",
-                    "requester",
-                    "institution",
-                    "project_lead",
-                    "intended_use",
-                    "datasets",
-                    "duo_codes",
-                )
-            }
+            create_data = {k: fields.get(k, [] if k in LIST_FIELDS else "") for k in _CREATE_FIELDS}
             create_data["external_id"] = p.external_id
-            state_since = p.rows[0].at
+            state_since = first_at
+            reviewer = fields.get("reviewer")
+            requester = fields["requester"]
+            stamps: dict[datetime | None, Any] = {None: None}
             for seq, (row, etype, src, dst) in enumerate(p.events, start=1):
-                data = (
-                    create_data
-                    if seq == 1
-                    else {k: row.values[k] for k in ("reason",) if row.values.get(k)}
-                )
-                if etype == "approved" and p.fields.get("reviewer"):
-                    subject.setdefault("reviewer", p.fields["reviewer"])
-                who = row.values.get("actor") or p.fields["requester"]
+                if seq == 1:
+                    data: dict[str, Any] = create_data
+                    stored = as_json(create_data)
+                else:
+                    reason = row.values.get("reason")
+                    if reason:
+                        data = {"reason": reason}
+                        stored = reason_data.get(reason)
+                        if stored is None:
+                            stored = reason_data[reason] = as_json(data)
+                    else:
+                        data, stored = {}, empty_data
+                if etype == "approved" and reviewer:
+                    subject.setdefault("reviewer", reviewer)
+                who = row.values.get("actor") or requester
                 subject.update(domain.project(etype, row.at, who, data, subject))
                 if src != dst:
                     state_since = row.at
+                stamp = stamps[row.at] = when(row.at)
                 ev_rows.append(
-                    {
-                        "subject_kind": domain.KIND,
-                        "subject_id": rid,
-                        "project_id": project,
-                        "seq": seq,
-                        "at": row.at,
-                        "actor": who,
-                        "type": etype,
-                        "from_state": src,
-                        "to_state": dst,
-                        "data": data,
-                        "idempotency_key": f"import:{project}:{p.external_id}:{seq}",
-                    }
+                    (
+                        kind,
+                        rid,
+                        project,
+                        seq,
+                        stamp,
+                        who,
+                        etype,
+                        src,
+                        dst,
+                        stored,
+                        f"{key_prefix}{p.external_id}:{seq}",
+                    )
                 )
-            last_row = p.events[-1][0]
+            get = subject.get
+            times = [
+                stamps[v] if v in stamps else when(v)
+                for v in (
+                    first_at,
+                    p.events[-1][0].at,
+                    state_since,
+                    get("submitted_at"),
+                    get("decided_at"),
+                    get("expires_at"),
+                )
+            ]
+
             req_rows.append(
-                {
-                    "id": rid,
-                    "project_id": project,
-                    "external_id": p.external_id,
-                    "title": subject["title"],
-                    "requester": subject["requester"],
-                    "institution": subject.get("institution", ""),
-                    "project_lead": subject.get("project_lead", ""),
-                    "intended_use": subject.get("intended_use", ""),
-                    "datasets": subject.get("datasets", []),
-                    "duo_codes": subject.get("duo_codes", []),
-                    "reviewer": p.fields.get("reviewer") or None,
-                    "decided_by": subject.get("decided_by"),
-                    "decision_reason": subject.get("decision_reason"),
-                    "ticket_key": None,
-                    "state": p.events[-1][3],
-                    "version": len(p.events),
-                    "created_at": p.rows[0].at,
-                    "updated_at": last_row.at,
-                    "state_since": state_since,
-                    "submitted_at": subject.get("submitted_at"),
-                    "decided_at": subject.get("decided_at"),
-                    "expires_at": subject.get("expires_at"),
-                }
+                (
+                    rid,
+                    project,
+                    p.external_id,
+                    subject["title"],
+                    subject["requester"],
+                    get("institution", ""),
+                    get("project_lead", ""),
+                    get("intended_use", ""),
+                    as_json(get("datasets", [])),
+                    as_json(get("duo_codes", [])),
+                    reviewer or None,
+                    get("decided_by"),
+                    get("decision_reason"),
+                    None,
+                    p.events[-1][3],
+                    len(p.events),
+                    *times,
+                )
             )
             result.requests += 1
             result.events += len(p.events)
             if len(ev_rows) >= BATCH:
-                flush()
-        flush()
+                writer.write(REQUESTS, REQUEST_COLUMNS, req_rows)
+                writer.write(EVENTS, EVENT_COLUMNS, ev_rows)
+                req_rows.clear()
+                ev_rows.clear()
+        writer.write(REQUESTS, REQUEST_COLUMNS, req_rows)
+        writer.write(EVENTS, EVENT_COLUMNS, ev_rows)
+        if result.events >= ANALYZE_AFTER:
+            writer.analyze(REQUESTS, EVENTS)
     return result

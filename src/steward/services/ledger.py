@@ -117,6 +117,23 @@ def record_create(
     return row, event
 
 
+def check_version(row: Tracked, expected_version: int | None) -> None:
+    """Refuse a command from a caller who looked at an older version of ``row``."""
+    if expected_version is not None and expected_version != row.version:
+        raise Conflict(
+            f"{row.id} is at version {row.version}, not {expected_version}: someone changed it "
+            "since you looked; reload and try again",
+            [
+                Detail(
+                    "stale version",
+                    field="version",
+                    value=str(expected_version),
+                    accepted=str(row.version),
+                )
+            ],
+        )
+
+
 def record(
     session: Session,
     *,
@@ -137,19 +154,7 @@ def record(
     )
     if prior is not None:
         return prior
-    if expected_version is not None and expected_version != row.version:
-        raise Conflict(
-            f"{row.id} is at version {row.version}, not {expected_version}: someone changed it "
-            "since you looked; reload and try again",
-            [
-                Detail(
-                    "stale version",
-                    field="version",
-                    value=str(expected_version),
-                    accepted=str(row.version),
-                )
-            ],
-        )
+    check_version(row, expected_version)
     if decision is None:
         decision = kind.workflow.decide(command, row.state, ctx)
     at = at or utcnow()

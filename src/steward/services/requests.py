@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from steward.db.models import AccessRequest, AccessRequirement, Event, Folder, Membership
+from steward.db.models import AccessRequest, AccessRequirement, Event, Folder, Membership, User
 from steward.db.session import Database
 from steward.domain import requests as domain
 from steward.domain.roles import STAFF, Role
@@ -193,7 +193,7 @@ def create(
                 f"{ctx.actor} may not file a request on behalf of {owner}",
                 [Detail("staff only", field="requester", value=owner)],
             )
-        owner_user = require_user(s, owner)
+        owner_user = _existing_user(s, owner, "requester")
         if owner != ctx.actor and Role.REQUESTER.value not in roles_in(s, owner_user, project):
             raise ValidationFailed(
                 f"{owner} is not a requester in {project}",
@@ -252,10 +252,13 @@ def act(
         row = _load(s, request_id)
         ctx = _context(s, actor, row.project_id, row)
         _check_visible(ctx, row)
-        if ledger.replayed(
+        prior = ledger.replayed(
             s, kind=KIND, subject_id=row.id, command=command, idempotency_key=idempotency_key
-        ):
-            return _view(row)
+        )
+        if prior is not None:
+            return _view_at(s, row, prior)
+        # A stale caller hears "changed since you looked" before any verdict on the new state.
+        ledger.check_version(row, expected_version)
         decision = domain.WORKFLOW.decide(command, row.state, ctx)
         data: dict[str, Any] = {}
         if reason:
@@ -302,10 +305,45 @@ def act(
         return _view(row)
 
 
+def _view_at(s: Session, row: AccessRequest, prior: Event) -> RequestView:
+    """The request as a repeated command's first send left it: the first result, unchanged."""
+    if prior.seq == row.version:
+        return _view(row)
+    values = _view(row).model_dump()
+    derived = ("reviewer", "submitted_at", "decided_at", "decided_by", "decision_reason")
+    values.update(dict.fromkeys((*derived, "expires_at")))
+    history = s.scalars(
+        select(Event)
+        .where(
+            Event.subject_kind == domain.KIND,
+            Event.subject_id == row.id,
+            Event.seq <= prior.seq,
+        )
+        .order_by(Event.seq)
+    )
+    for e in history:
+        values.update(domain.project(e.type, e.at, e.actor, e.data, values))
+        if e.from_state != e.to_state:
+            values["state_since"] = e.at
+    values.update(state=prior.to_state, version=prior.seq, updated_at=prior.at)
+    return RequestView.model_validate(values)
+
+
+def _existing_user(s: Session, user_id: str, field: str) -> User:
+    """A user named in the input (not the caller): unknown → a field error, not 'who are you'."""
+    user = s.get(User, user_id)
+    if user is None:
+        raise ValidationFailed(
+            f"no user {user_id!r}",
+            [Detail("unknown user", field=field, value=user_id, accepted="existing users")],
+        )
+    return user
+
+
 def _check_reviewer(s: Session, row: AccessRequest, reviewer: str | None) -> str:
     if not reviewer:
         raise ValidationFailed("name the reviewer", [Detail("required", field="reviewer")])
-    user = require_user(s, reviewer)
+    user = _existing_user(s, reviewer, "reviewer")
     if reviewer == row.requester:
         raise ValidationFailed(
             "the requester cannot review their own request",
@@ -447,14 +485,31 @@ def list_requests(db: Database, *, actor: str | None, flt: RequestFilter) -> lis
 def expire_due(db: Database, *, actor: str | None, now: datetime | None = None) -> list[str]:
     """Expire approved requests whose expiry has passed (run on a schedule; safe to repeat)."""
     now = now or utcnow()
-    with db.transaction() as s:
-        due = list(
-            s.scalars(
-                select(AccessRequest.id).where(
-                    AccessRequest.state == "approved", AccessRequest.expires_at <= now
+    with (
+        audited(db, actor=actor, action="expire", subject_kind=domain.KIND),
+        db.transaction() as s,
+    ):
+        user = require_user(s, actor)
+        q = select(AccessRequest.id).where(
+            AccessRequest.state == "approved", AccessRequest.expires_at <= now
+        )
+        if not user.is_admin:
+            # Only the projects the caller coordinates: one project's steward running the job
+            # must neither fail on nor touch another project's requests.
+            staff_of = set(
+                s.scalars(
+                    select(Membership.project_id).where(
+                        Membership.user_id == user.id, Membership.role.in_(sorted(STAFF))
+                    )
                 )
             )
-        )
+            if not staff_of:
+                raise Forbidden(
+                    f"{user.id} may not expire requests: that needs the steward or admin role",
+                    [Detail("needs steward or admin", field="role")],
+                )
+            q = q.where(AccessRequest.project_id.in_(sorted(staff_of)))
+        due = list(s.scalars(q.order_by(AccessRequest.expires_at, AccessRequest.id)))
     done = []
     for rid in due:
         act(

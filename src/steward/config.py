@@ -52,9 +52,13 @@ class Settings(BaseSettings):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
+        from steward.errors import ValidationFailed
         from steward.timeutil import zone
 
-        zone(value)
+        try:
+            zone(value)
+        except ValidationFailed as exc:
+            raise ValueError(f"{exc.message}; use an IANA name such as Europe/Helsinki") from None
         return value
 
     @classmethod

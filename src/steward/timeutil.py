@@ -46,7 +46,10 @@ def parse_timestamp(text: str, *, assume: ZoneInfo | None = None) -> datetime:
     value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     if value.tzinfo is None:
         if assume is None:
-            raise ValueError("timestamp has no UTC offset (add one, e.g. +00:00, or pass --tz)")
+            raise ValueError(
+                "timestamp has no UTC offset (add one, e.g. +00:00, or say which zone it is "
+                "in with --assume-tz)"
+            )
         value = value.replace(tzinfo=assume)
     return value.astimezone(UTC)
 

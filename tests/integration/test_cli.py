@@ -725,7 +725,7 @@ def test_report_files(
     csv_path = tmp_path / "out" / f"{name}.csv"
     result = ok(cli("report", name, "--format", "csv", "--output", str(csv_path), "--as", "sam"))
     assert f"Wrote {len(expected)} row(s) to {csv_path}" in result.out
-    written = list(csv.DictReader(csv_path.open(encoding="utf-8")))
+    written = list(csv.DictReader(io.StringIO(csv_path.read_text(encoding="utf-8"))))
     assert list(written[0]) == header
     assert len(written) == len(expected)
 

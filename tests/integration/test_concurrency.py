@@ -20,7 +20,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from steward.config import Settings
 from steward.db.models import AccessRequest, Event
+from steward.db.session import Database
 from steward.domain.requests import RequestFields
 from steward.services import requests
 from tests.conftest import Consortium
@@ -34,6 +36,7 @@ FIELDS = RequestFields(
 )
 CLEAR = {"Conflict", "InvalidTransition"}
 MAX_PROCS = 10
+FIRST_USE = "first-use"  # not a workflow command: make sure the schema exists
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,10 @@ def _worker(tasks: Any, results: Any) -> None:
             for rid in request_ids:
                 barrier.wait(timeout=120)
                 try:
+                    if move.command == FIRST_USE:
+                        db.ensure_schema()
+                        results.put((rid, move.command, "ok", db.current_revision() or ""))
+                        continue
                     key = move.idempotency_key and f"{move.idempotency_key}:{rid}"
                     v = requests.act(
                         db,
@@ -119,12 +126,12 @@ def pool() -> Iterator[Pool]:
 
 
 def race(
-    pool: Pool, c: Consortium, request_ids: list[str], moves: list[Move]
+    pool: Pool, c: Consortium | Settings, request_ids: list[str], moves: list[Move]
 ) -> list[tuple[str, ...]]:
     """One process per move; for each request in turn all of them act at the same instant."""
     assert len(moves) <= MAX_PROCS
     barrier = pool.manager.Barrier(len(moves))
-    settings = c.db.settings
+    settings = c if isinstance(c, Settings) else c.db.settings
     for q, m in zip(pool.tasks, moves, strict=False):
         q.put((str(settings.home), settings.resolved_database_url, request_ids, m, barrier))
     out = [pool.results.get(timeout=300) for _ in range(len(moves) * len(request_ids))]
@@ -244,3 +251,16 @@ def test_concurrent_annotations_never_leave_gaps(consortium: Consortium, pool: P
         assert_no_gaps(row, evs)
         assert len(evs) == 2 + len(ok)
         assert sorted(r[3] for r in ok) == [f"submitted@{v}" for v in range(3, 3 + len(ok))]
+
+
+def test_first_use_of_a_new_database_from_many_processes(settings: Settings, pool: Pool) -> None:
+    """Ten processes touch a database nobody has set up yet: one creates the schema, the
+    others wait for it; none fails with 'database is locked' or a duplicate-table error."""
+    results = race(pool, settings, ["fresh"], [Move("nobody", FIRST_USE)] * MAX_PROCS)
+    db = Database(settings)
+    try:
+        head = db.head_revision()
+        assert results == [("fresh", FIRST_USE, "ok", head)] * MAX_PROCS
+        assert db.current_revision() == head
+    finally:
+        db.dispose()

@@ -35,8 +35,9 @@ def _counts(db: Database) -> tuple[int, int]:
 
 def test_demo_survives_kill_9(settings: Settings, tmp_path: Path) -> None:
     env = _env(settings)
-    proc = subprocess.Popen([*RUN, "demo"], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [*RUN, "demo"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     db = Database(settings)
     try:
         deadline = time.monotonic() + 120
@@ -44,7 +45,7 @@ def test_demo_survives_kill_9(settings: Settings, tmp_path: Path) -> None:
             try:
                 if _counts(db)[0] >= 15:
                     break
-            except Exception:  # noqa: BLE001 - schema may not exist yet
+            except Exception:
                 pass
             time.sleep(0.05)
         assert proc.poll() is None, "the demo finished before it could be interrupted"
@@ -53,8 +54,7 @@ def test_demo_survives_kill_9(settings: Settings, tmp_path: Path) -> None:
         interrupted = _counts(db)
         assert 0 < interrupted[0] < 60
 
-        done = subprocess.run([*RUN, "demo"], env=env, capture_output=True, text=True,
-                              check=False)
+        done = subprocess.run([*RUN, "demo"], env=env, capture_output=True, text=True, check=False)
         assert done.returncode == 0, done.stderr
         after = _counts(db)
         assert after[0] == 60
@@ -69,7 +69,8 @@ def test_demo_survives_kill_9(settings: Settings, tmp_path: Path) -> None:
         with db.transaction() as s:
             per_subject = s.execute(
                 select(Event.subject_id, func.count(), func.max(Event.seq), func.min(Event.seq))
-                .where(Event.subject_kind == "access_request").group_by(Event.subject_id)
+                .where(Event.subject_kind == "access_request")
+                .group_by(Event.subject_id)
             ).all()
             versions = dict(s.execute(select(AccessRequest.id, AccessRequest.version)).all())
         for subject_id, count, high, low in per_subject:

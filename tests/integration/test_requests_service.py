@@ -700,6 +700,44 @@ def test_create_is_idempotent(consortium: Consortium) -> None:
     assert len(requests.list_requests(c.db, actor=c.admin, flt=RequestFilter())) == 1
 
 
+def test_someone_elses_create_key_does_not_reveal_their_request(consortium: Consortium) -> None:
+    c = consortium
+    mine = requests.create(
+        c.db, actor=c.requester, project=c.project, fields=FULL, idempotency_key="k"
+    )
+    with pytest.raises(Conflict, match="already used") as err:
+        requests.create(
+            c.db, actor=c.requester2, project=c.project, fields=FULL, idempotency_key="k"
+        )
+    assert mine.id not in str(err.value.as_problem())
+    assert event_count(c) == 1
+    assert requests.list_requests(c.db, actor=c.requester2, flt=RequestFilter()) == []
+
+
+def test_times_without_a_zone_are_refused_with_details(consortium: Consortium) -> None:
+    c = consortium
+    rid = submitted(c)
+    naive = datetime(2027, 1, 1, 9, 0)
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"expires_at": naive}, "expires_at"),
+        ({"at": naive}, "at"),
+    ]
+    for kwargs, fld in cases:
+        with pytest.raises(ValidationFailed) as err:
+            requests.act(c.db, actor=c.reviewer, request_id=rid, command="approve", **kwargs)
+        assert [(d.field, d.value) for d in err.value.details] == [(fld, naive.isoformat())]
+    with pytest.raises(ValidationFailed) as err:
+        requests.create(c.db, actor=c.requester, project=c.project, fields=FULL, at=naive)
+    assert [d.field for d in err.value.details] == ["at"]
+    with pytest.raises(ValidationFailed) as err:
+        requests.list_requests(
+            c.db, actor=c.admin, flt=RequestFilter(created_from=naive, decided_to=naive)
+        )
+    assert [d.field for d in err.value.details] == ["created_from", "decided_to"]
+    assert read_model(c, rid).version == 2
+    assert event_count(c) == 2
+
+
 def test_resending_a_command_returns_the_first_result(consortium: Consortium) -> None:
     c = consortium
     rid = submitted(c)

@@ -46,7 +46,10 @@ def _root(
         str | None,
         typer.Option("--as", help="Act as this user (default: $STEWARD_USER).", envvar=None),
     ] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+    json_out: Annotated[
+        bool,
+        typer.Option("--json", help="Print JSON instead of tables; errors as problem+json."),
+    ] = False,
     tz: Annotated[
         str | None, typer.Option("--tz", help="Show times in this IANA zone, e.g. Europe/Helsinki.")
     ] = None,

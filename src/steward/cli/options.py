@@ -26,8 +26,13 @@ CreatedTo = Annotated[
     str | None,
     typer.Option(help="Created on or before this date (whole day included) or before this time."),
 ]
-DecidedFrom = Annotated[str | None, typer.Option(help="Decided on or after this date/time.")]
-DecidedTo = Annotated[str | None, typer.Option(help="Decided on or before this date/time.")]
+DecidedFrom = Annotated[
+    str | None, typer.Option(help="Decided on or after this date/time (YYYY-MM-DD, in --tz).")
+]
+DecidedTo = Annotated[
+    str | None,
+    typer.Option(help="Decided on or before this date (whole day included) or before this time."),
+]
 
 
 def parse_bound(text: str | None, field: str, *, end: bool) -> datetime | None:
@@ -90,9 +95,17 @@ def parse_expiry(text: str | None) -> datetime | None:
     try:
         return utcnow() + parse_duration(text)
     except OverflowError:
-        raise ValidationFailed(f"--expires {text!r} is too far in the future",
-                               [Detail("too far", field="expires", value=text,
-                                       accepted="a duration such as 365d or a date")]) from None
+        raise ValidationFailed(
+            f"--expires {text!r} is too far in the future",
+            [
+                Detail(
+                    "too far",
+                    field="expires",
+                    value=text,
+                    accepted="a duration such as 365d or a date",
+                )
+            ],
+        ) from None
     except ValueError:
         pass
     value = parse_bound(text, "expires", end=False)

@@ -87,7 +87,8 @@ class Event(Base):
     __tablename__ = "events"
     __table_args__ = (
         UniqueConstraint("subject_kind", "subject_id", "seq", name="uq_events_subject_seq"),
-        Index("ix_events_project_kind", "project_id", "subject_kind"),
+        # Reports read one project's events request by request (ordered, no sort).
+        Index("ix_events_project_subject", "project_id", "subject_kind", "subject_id", "seq"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     subject_kind: Mapped[str] = mapped_column(String(32))

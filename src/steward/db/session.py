@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.resources import files
@@ -12,12 +13,14 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from steward.config import Settings
 from steward.errors import Conflict, DatabaseUnavailable, Detail
+
+_MIGRATION_LOCK = 0x5354455741524400  # "STEWARD\0": one schema migration at a time (PostgreSQL)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -82,21 +85,51 @@ class Database:
 
     def current_revision(self) -> str | None:
         try:
-            with self.engine.connect() as conn:
-                return MigrationContext.configure(conn).get_current_revision()
+            return self._current_revision()
         except OperationalError as exc:
             raise self._unavailable(exc) from None
+
+    def _current_revision(self) -> str | None:
+        with self.engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
 
     def head_revision(self) -> str | None:
         return ScriptDirectory.from_config(alembic_config(self.engine)).get_current_head()
 
     def migrate(self) -> None:
-        """Bring the schema to the newest revision (idempotent)."""
-        try:
-            command.upgrade(alembic_config(self.engine), "head")
-        except OperationalError as exc:
-            raise self._unavailable(exc) from None
+        """Bring the schema to the newest revision (idempotent).
+
+        Safe when several processes start on a new database at once: on PostgreSQL they take
+        turns under an advisory lock; on SQLite (where a migration is one transaction) the
+        ones that lose the race wait for the winner and then find the schema current.
+        """
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with self._migration_lock():
+                    if self._current_revision() != self.head_revision():
+                        command.upgrade(alembic_config(self.engine), "head")
+                break
+            except OperationalError as exc:
+                busy = "database is locked" in str(exc.orig)
+                if not busy or time.monotonic() > deadline:
+                    raise self._unavailable(exc) from None
+                time.sleep(0.05)
         self._checked = True
+
+    @contextmanager
+    def _migration_lock(self) -> Iterator[None]:
+        if self.dialect != "postgresql":
+            yield
+            return
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _MIGRATION_LOCK})
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _MIGRATION_LOCK})
+                conn.commit()
 
     def ensure_schema(self) -> None:
         """Migrate lazily the first time a process touches the database."""

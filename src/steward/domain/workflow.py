@@ -260,9 +260,14 @@ def validate(wf: Workflow) -> list[Detail]:
     if wf.initial not in known:
         problems.append(Detail("initial state is not declared", field="initial", value=wf.initial))
     if wf.create.target != wf.initial:
-        problems.append(Detail("the create command must lead to the initial state",
-                               field=f"transitions.{wf.create.command}",
-                               value=str(wf.create.target), accepted=wf.initial))
+        problems.append(
+            Detail(
+                "the create command must lead to the initial state",
+                field=f"transitions.{wf.create.command}",
+                value=str(wf.create.target),
+                accepted=wf.initial,
+            )
+        )
     for ref, label in [
         (wf.clock_start, "clock_start"),
         *((s, "clock_stop") for s in wf.clock_stop),

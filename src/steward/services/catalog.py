@@ -13,7 +13,7 @@ from steward.db.session import Database
 from steward.domain.roles import STAFF
 from steward.errors import Detail, Forbidden, NotFound, ValidationFailed
 from steward.ids import new_id
-from steward.services.access import require_member, require_user
+from steward.services.access import audited, require_member, require_user
 from steward.timeutil import utcnow
 
 KINDS = ("controlled", "click-wrap")
@@ -39,9 +39,10 @@ class TreeNode(BaseModel):
 
 def normalise_path(path: str) -> str:
     """Folder paths are relative, '/'-separated and may not climb out of the project."""
+    absolute = path.strip().startswith("/")
     raw = path.strip().strip("/")
     parts = PurePosixPath(raw).parts
-    if not raw or any(p in ("..", ".") for p in parts) or "\\" in raw or "\x00" in raw:
+    if absolute or not raw or any(p in ("..", ".") for p in parts) or "\\" in raw or "\x00" in raw:
         raise ValidationFailed(
             f"bad folder path {path!r}",
             [
@@ -84,7 +85,10 @@ def add_requirement(
     if not name.strip():
         raise ValidationFailed("a requirement needs a name", [Detail("required", field="name")])
     paths = [normalise_path(f) for f in folders or []]
-    with db.transaction() as s:
+    with (
+        audited(db, actor=actor, action="add-requirement", project_id=project),
+        db.transaction() as s,
+    ):
         _staff(s, actor, project)
         req = s.scalars(
             select(AccessRequirement).where(
@@ -114,7 +118,10 @@ def add_folder(
     db: Database, *, actor: str | None, project: str, path: str, requirement: str | None = None
 ) -> str:
     clean = normalise_path(path)
-    with db.transaction() as s:
+    with (
+        audited(db, actor=actor, action="add-folder", project_id=project),
+        db.transaction() as s,
+    ):
         _staff(s, actor, project)
         req_id = None
         if requirement:
@@ -161,7 +168,10 @@ def _req_view(s: Session, req: AccessRequirement) -> RequirementView:
 
 
 def list_requirements(db: Database, *, actor: str | None, project: str) -> list[RequirementView]:
-    with db.transaction() as s:
+    with (
+        audited(db, actor=actor, action="list-requirements", project_id=project),
+        db.transaction() as s,
+    ):
         require_member(s, require_user(s, actor), project)
         reqs = s.scalars(
             select(AccessRequirement)
@@ -173,7 +183,10 @@ def list_requirements(db: Database, *, actor: str | None, project: str) -> list[
 
 def tree(db: Database, *, actor: str | None, project: str) -> TreeNode:
     """The project's folders with the requirement that governs each (own or inherited)."""
-    with db.transaction() as s:
+    with (
+        audited(db, actor=actor, action="tree", project_id=project),
+        db.transaction() as s,
+    ):
         require_member(s, require_user(s, actor), project)
         reqs = {
             r.id: r

@@ -9,12 +9,15 @@ import that was interrupted or repeated never duplicates anything.
 from __future__ import annotations
 
 import csv
+import gc
 import io
 import json
 from collections import defaultdict
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -120,25 +123,27 @@ def _csv_rows(
         )
     if unknown or missing:
         return
+    width = len(header)
+    lists = [name for name in LIST_FIELDS if name in header]
     try:
         for cells in reader:
             line = reader.line_num
-            if not "".join(cells).strip():
+            cells = [c.strip() for c in cells]
+            if not any(cells):
                 continue
-            if len(cells) != len(header):
+            if len(cells) != width:
                 problems.append(
                     Detail(
-                        f"expected {len(header)} fields, found {len(cells)}"
-                        + (" (is the file truncated?)" if len(cells) < len(header) else ""),
+                        f"expected {width} fields, found {len(cells)}"
+                        + (" (is the file truncated?)" if len(cells) < width else ""),
                         row=line,
                     )
                 )
                 continue
-            values: dict[str, Any] = dict(zip(header, map(str.strip, cells), strict=True))
-            for name in LIST_FIELDS:
-                raw = values.get(name)
-                if raw is not None:
-                    values[name] = [v.strip() for v in raw.split(";") if v.strip()] if raw else []
+            values: dict[str, Any] = dict(zip(header, cells, strict=True))
+            for name in lists:
+                raw = values[name]
+                values[name] = [v.strip() for v in raw.split(";") if v.strip()] if raw else []
             yield line, values
     except csv.Error as exc:
         problems.append(Detail(f"broken CSV: {exc} (is the file truncated?)", row=reader.line_num))
@@ -212,16 +217,18 @@ def read_rows(path: Path, *, assume_tz: ZoneInfo | None = None) -> tuple[list[Ro
             ],
         )
     rows: list[Row] = []
-    seen: dict[tuple[str, str, datetime], int] = {}
+    seen: dict[tuple[Any, str, datetime], int] = {}
     states = set(domain.WORKFLOW.state_names)
     duo_cache: dict[tuple[str, ...], tuple[str, ...]] = {}
     for line, values in source:
+        get = values.get
+        request, state, at_text = get("request"), get("state", ""), get("at")
         bad = False
-        for name in REQUIRED:
-            if not values.get(name):
-                problems.append(Detail("required", row=line, field=name))
-                bad = True
-        state = values.get("state", "")
+        if not (request and state and at_text):
+            for name in REQUIRED:
+                if not get(name):
+                    problems.append(Detail("required", row=line, field=name))
+                    bad = True
         if state and state not in states:
             problems.append(
                 Detail(
@@ -234,21 +241,21 @@ def read_rows(path: Path, *, assume_tz: ZoneInfo | None = None) -> tuple[list[Ro
             )
             bad = True
         at = None
-        if values.get("at"):
+        if at_text:
             try:
-                at = parse_timestamp(values["at"], assume=assume_tz)
+                at = parse_timestamp(at_text, assume=assume_tz)
             except ValueError as exc:
                 problems.append(
                     Detail(
                         str(exc),
                         row=line,
                         field="at",
-                        value=values["at"],
+                        value=at_text,
                         accepted="ISO 8601 with offset, e.g. 2026-03-01T09:30:00+02:00",
                     )
                 )
                 bad = True
-        if values.get("duo_codes"):
+        if get("duo_codes"):
             raw_codes = tuple(values["duo_codes"])
             known = duo_cache.get(raw_codes)
             if known is not None:
@@ -263,17 +270,16 @@ def read_rows(path: Path, *, assume_tz: ZoneInfo | None = None) -> tuple[list[Ro
                     duo_cache[raw_codes] = tuple(codes)
         if bad or at is None:
             continue
-        key = (values["request"], state, at)
-        if key in seen:
+        first = seen.setdefault((request, state, at), line)
+        if first != line:
             problems.append(
                 Detail(
-                    f"duplicate of line {seen[key]}",
+                    f"duplicate of line {first}",
                     row=line,
-                    value=f"{values['request']} {state} {values['at']}",
+                    value=f"{request} {state} {at_text}",
                 )
             )
             continue
-        seen[key] = line
         rows.append(Row(line, values, at))
     return rows, problems
 
@@ -300,6 +306,9 @@ _SUBJECT_FIELDS = (
 )
 
 
+_WHEN = attrgetter("at", "line")
+
+
 def plan_requests(rows: list[Row]) -> tuple[list[Plan], list[Detail]]:
     problems: list[Detail] = []
     groups: dict[str, list[Row]] = defaultdict(list)
@@ -309,7 +318,7 @@ def plan_requests(rows: list[Row]) -> tuple[list[Plan], list[Detail]]:
     plans = []
     moves: dict[tuple[str, str], Transition | None] = {}
     for ext, group in groups.items():
-        group.sort(key=lambda r: (r.at, r.line))
+        group.sort(key=_WHEN)
         # Each field comes from the earliest row that has it.
         fields: dict[str, Any] = {}
         missing: tuple[str, ...] = _SUBJECT_FIELDS
@@ -415,13 +424,18 @@ EVENT_COLUMNS = (
 )
 _TABLES = Event.metadata.tables
 REQUESTS, EVENTS = _TABLES["access_requests"], _TABLES["events"]
+BULK_CACHE_KIB = 256 * 1024
 ANALYZE_AFTER = 10_000
 """Refresh the planner's statistics after an import this big, so reports plan well at once."""
 
 
 def _sqlite_time(value: datetime | None) -> str | None:
     # SQLAlchemy's SQLite DateTime storage format (naive UTC, always 6 fractional digits).
-    return None if value is None else value.astimezone(UTC).isoformat(" ", "microseconds")[:26]
+    if value is None:
+        return None
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.isoformat(" ", "microseconds")[:26]
 
 
 def _same(value: Any) -> Any:
@@ -440,12 +454,26 @@ class _Writer:
     def __init__(self, s: Session) -> None:
         self.conn = s.connection()
         self.dialect = self.conn.dialect.name
+        self.saved_cache = -2000
         self.time: Callable[[datetime | None], Any] = (
             _sqlite_time if self.dialect == "sqlite" else _same
         )
         self.json: Callable[[Any], Any] = (
             json.dumps if self.dialect in ("sqlite", "postgresql") else _same
         )
+
+    def __enter__(self) -> _Writer:
+        if self.dialect == "sqlite":
+            # Room for the indexes being built: with SQLite's default 2 MB page cache, every
+            # insert into a randomly ordered index (the idempotency keys) spills to the WAL.
+            found = self.conn.exec_driver_sql("PRAGMA cache_size").scalar()
+            self.saved_cache = -2000 if found is None else int(found)
+            self.conn.exec_driver_sql(f"PRAGMA cache_size = -{BULK_CACHE_KIB}")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.dialect == "sqlite":
+            self.conn.exec_driver_sql(f"PRAGMA cache_size = {self.saved_cache}")
 
     def write(self, table: Table, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
         if not rows:
@@ -469,6 +497,132 @@ class _Writer:
                 self.conn.exec_driver_sql(f"ANALYZE {table.name}")
 
 
+def _write_plans(
+    writer: _Writer,
+    plans: list[Plan],
+    existing: set[str | None],
+    project: str,
+    result: ImportResult,
+) -> None:
+    """Replay each new request's history into events and its read-model row, in batches."""
+    req_rows: list[tuple[Any, ...]] = []
+    ev_rows: list[tuple[Any, ...]] = []
+    when, as_json = writer.time, writer.json
+    kind = domain.KIND
+    key_prefix = f"import:{project}:"
+    empty_data = as_json({})
+    reason_data: dict[str, Any] = {}
+    for p in plans:
+        if p.external_id in existing:
+            result.skipped += 1
+            continue
+        first_at = p.rows[0].at
+        rid = new_id(kind, first_at)
+        fields = p.fields
+        subject: dict[str, Any] = {}
+        create_data = {k: fields.get(k, [] if k in LIST_FIELDS else "") for k in _CREATE_FIELDS}
+        create_data["external_id"] = p.external_id
+        state_since = first_at
+        reviewer = fields.get("reviewer")
+        requester = fields["requester"]
+        stamps: dict[datetime | None, Any] = {None: None}
+        for seq, (row, etype, src, dst) in enumerate(p.events, start=1):
+            if seq == 1:
+                data: dict[str, Any] = create_data
+                stored = as_json(create_data)
+            else:
+                reason = row.values.get("reason")
+                if reason:
+                    data = {"reason": reason}
+                    stored = reason_data.get(reason)
+                    if stored is None:
+                        stored = reason_data[reason] = as_json(data)
+                else:
+                    data, stored = {}, empty_data
+            if etype == "approved" and reviewer:
+                subject.setdefault("reviewer", reviewer)
+            who = row.values.get("actor") or requester
+            subject.update(domain.project(etype, row.at, who, data, subject))
+            if src != dst:
+                state_since = row.at
+            stamp = stamps[row.at] = when(row.at)
+            ev_rows.append(
+                (
+                    kind,
+                    rid,
+                    project,
+                    seq,
+                    stamp,
+                    who,
+                    etype,
+                    src,
+                    dst,
+                    stored,
+                    f"{key_prefix}{p.external_id}:{seq}",
+                )
+            )
+        get = subject.get
+        times = [
+            stamps[v] if v in stamps else when(v)
+            for v in (
+                first_at,
+                p.events[-1][0].at,
+                state_since,
+                get("submitted_at"),
+                get("decided_at"),
+                get("expires_at"),
+            )
+        ]
+        req_rows.append(
+            (
+                rid,
+                project,
+                p.external_id,
+                subject["title"],
+                subject["requester"],
+                get("institution", ""),
+                get("project_lead", ""),
+                get("intended_use", ""),
+                as_json(get("datasets", [])),
+                as_json(get("duo_codes", [])),
+                reviewer or None,
+                get("decided_by"),
+                get("decision_reason"),
+                None,
+                p.events[-1][3],
+                len(p.events),
+                *times,
+            )
+        )
+        result.requests += 1
+        result.events += len(p.events)
+        if len(ev_rows) >= BATCH:
+            writer.write(REQUESTS, REQUEST_COLUMNS, req_rows)
+            writer.write(EVENTS, EVENT_COLUMNS, ev_rows)
+            req_rows.clear()
+            ev_rows.clear()
+    writer.write(REQUESTS, REQUEST_COLUMNS, req_rows)
+    writer.write(EVENTS, EVENT_COLUMNS, ev_rows)
+    if result.events >= ANALYZE_AFTER:
+        writer.analyze(REQUESTS, EVENTS)
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for the duration of a bulk import.
+
+    An import holds millions of small objects (rows, dicts, tuples) and creates no cycles; the
+    collector's repeated passes over that growing heap cost as much as the import itself.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def import_requests(
     db: Database,
     *,
@@ -477,6 +631,19 @@ def import_requests(
     path: Path,
     assume_tz: ZoneInfo | None = None,
     create_users: bool = False,
+) -> ImportResult:
+    """Check every row of ``path`` and import all of it into ``project``, or nothing."""
+    with _collector_paused():
+        return _import(db, actor, project, path, assume_tz, create_users)
+
+
+def _import(
+    db: Database,
+    actor: str | None,
+    project: str,
+    path: Path,
+    assume_tz: ZoneInfo | None,
+    create_users: bool,
 ) -> ImportResult:
     rows, problems = read_rows(path, assume_tz=assume_tz)
     plans, plan_problems = plan_requests(rows)
@@ -500,13 +667,12 @@ def import_requests(
         known_users = set(s.scalars(select(User.id)))
         needed: dict[str, int] = {}
         for p in plans:
-            for who in (
-                p.fields.get("requester"),
-                p.fields.get("reviewer"),
-                *(r.values.get("actor") for r, *_ in p.events),
-            ):
-                if who and who not in known_users:
-                    needed.setdefault(who, p.rows[0].line)
+            line = p.rows[0].line
+            named = {p.fields.get("requester"), p.fields.get("reviewer")}
+            named.update(r.values.get("actor") for r in p.rows)
+            for who in named:
+                if who and who not in known_users and who not in needed:
+                    needed[who] = line
         if needed and not create_users:
             raise ValidationFailed(
                 f"{len(needed)} user(s) in {path.name} do not exist; nothing was imported",
@@ -554,107 +720,6 @@ def import_requests(
                 ],
             )
 
-        writer = _Writer(s)
-        req_rows: list[tuple[Any, ...]] = []
-        ev_rows: list[tuple[Any, ...]] = []
-        when, as_json = writer.time, writer.json
-        kind = domain.KIND
-        key_prefix = f"import:{project}:"
-        empty_data = as_json({})
-        reason_data: dict[str, Any] = {}
-
-        for p in plans:
-            if p.external_id in existing:
-                result.skipped += 1
-                continue
-            first_at = p.rows[0].at
-            rid = new_id(kind, first_at)
-            fields = p.fields
-            subject: dict[str, Any] = {}
-            create_data = {k: fields.get(k, [] if k in LIST_FIELDS else "") for k in _CREATE_FIELDS}
-            create_data["external_id"] = p.external_id
-            state_since = first_at
-            reviewer = fields.get("reviewer")
-            requester = fields["requester"]
-            stamps: dict[datetime | None, Any] = {None: None}
-            for seq, (row, etype, src, dst) in enumerate(p.events, start=1):
-                if seq == 1:
-                    data: dict[str, Any] = create_data
-                    stored = as_json(create_data)
-                else:
-                    reason = row.values.get("reason")
-                    if reason:
-                        data = {"reason": reason}
-                        stored = reason_data.get(reason)
-                        if stored is None:
-                            stored = reason_data[reason] = as_json(data)
-                    else:
-                        data, stored = {}, empty_data
-                if etype == "approved" and reviewer:
-                    subject.setdefault("reviewer", reviewer)
-                who = row.values.get("actor") or requester
-                subject.update(domain.project(etype, row.at, who, data, subject))
-                if src != dst:
-                    state_since = row.at
-                stamp = stamps[row.at] = when(row.at)
-                ev_rows.append(
-                    (
-                        kind,
-                        rid,
-                        project,
-                        seq,
-                        stamp,
-                        who,
-                        etype,
-                        src,
-                        dst,
-                        stored,
-                        f"{key_prefix}{p.external_id}:{seq}",
-                    )
-                )
-            get = subject.get
-            times = [
-                stamps[v] if v in stamps else when(v)
-                for v in (
-                    first_at,
-                    p.events[-1][0].at,
-                    state_since,
-                    get("submitted_at"),
-                    get("decided_at"),
-                    get("expires_at"),
-                )
-            ]
-
-            req_rows.append(
-                (
-                    rid,
-                    project,
-                    p.external_id,
-                    subject["title"],
-                    subject["requester"],
-                    get("institution", ""),
-                    get("project_lead", ""),
-                    get("intended_use", ""),
-                    as_json(get("datasets", [])),
-                    as_json(get("duo_codes", [])),
-                    reviewer or None,
-                    get("decided_by"),
-                    get("decision_reason"),
-                    None,
-                    p.events[-1][3],
-                    len(p.events),
-                    *times,
-                )
-            )
-            result.requests += 1
-            result.events += len(p.events)
-            if len(ev_rows) >= BATCH:
-                writer.write(REQUESTS, REQUEST_COLUMNS, req_rows)
-                writer.write(EVENTS, EVENT_COLUMNS, ev_rows)
-                req_rows.clear()
-                ev_rows.clear()
-        writer.write(REQUESTS, REQUEST_COLUMNS, req_rows)
-        writer.write(EVENTS, EVENT_COLUMNS, ev_rows)
-        if result.events >= ANALYZE_AFTER:
-            writer.analyze(REQUESTS, EVENTS)
+        with _Writer(s) as writer:
+            _write_plans(writer, plans, existing, project, result)
     return result

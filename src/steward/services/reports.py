@@ -1,36 +1,65 @@
 """Reports derived from the ledger: tracking table, change log, time in state, SLA breaches.
 
-Durations are computed by the database from the events (window functions), never kept by
-hand, and checked: a negative duration means the events are out of order and is an error,
-never silently turned positive as the seed's ``abs()`` did.
+Durations are derived from the events when a report is built, never kept by hand, and
+checked: a negative duration means the events are out of order and is an error, never
+silently turned positive as the seed's ``abs()`` did.
+
+Built to stay quick over a million events (``benchmarks/ledger.py``, ``docs/performance.md``):
+
+- the database turns timestamps into epoch seconds and does the filtering, grouping and, for
+  the time-in-state summary on PostgreSQL, the window functions and order statistics;
+- when the caller sees every request of the project(s) asked for, events are picked by their
+  own ``project_id`` (an index covers it) rather than ``subject_id IN (visible requests)``;
+- the change log (and the time-in-state stays on SQLite) is one pass over the transitions in
+  index order, pairing each with the next one: the rows are walked once anyway to be
+  returned, and SQLite's window functions cost two to three times the scan itself;
+- those rows come straight from the driver's cursor, as the columns need no conversion.
 """
 
 from __future__ import annotations
 
+import gc
 import statistics
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from itertools import chain, islice
 from typing import Any
 
-from sqlalchemy import Float, and_, case, cast, func, literal, or_, select
+from sqlalchemy import (
+    Float,
+    Select,
+    and_,
+    case,
+    cast,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+)
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
-from sqlalchemy.sql import Subquery
+from sqlalchemy.sql import Executable
+from sqlalchemy.sql.elements import ColumnElement
 
-from steward.db.models import AccessRequest, Event
+from steward.db.models import AccessRequest, Event, Membership
 from steward.db.session import Database
 from steward.db.types import epoch_of
 from steward.domain import requests as domain
+from steward.domain.roles import Role
 from steward.domain.workflow import Workflow
+from steward.services.access import require_user
 from steward.services.requests import RequestFilter, visible_query
 from steward.tables import Column, Table
 from steward.timeutil import utcnow
 
 WF: Workflow = domain.WORKFLOW
-
-
-def _ts(seconds: float | None) -> datetime | None:
-    return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
+_TERMINAL = WF.terminal_states
+_OF_KIND = Event.subject_kind == domain.KIND
+_MOVES = or_(Event.from_state.is_(None), Event.from_state != Event.to_state)
 
 
 def _nonneg(seconds: float | None, where: str) -> float | None:
@@ -41,33 +70,100 @@ def _nonneg(seconds: float | None, where: str) -> float | None:
     return max(seconds, 0.0)
 
 
-def _visible_ids(s: Session, actor: str | None, flt: RequestFilter) -> Subquery:
-    return visible_query(s, actor, flt).with_only_columns(AccessRequest.id).subquery()
+def _narrowed(flt: RequestFilter) -> bool:
+    return bool(
+        flt.states
+        or flt.requester
+        or flt.reviewer
+        or flt.created_from
+        or flt.created_to
+        or flt.decided_from
+        or flt.decided_to
+    )
 
 
-def _transitions(s: Session, actor: str | None, flt: RequestFilter) -> Subquery:
-    """State-changing events of visible requests with the time of the next one."""
-    ids = _visible_ids(s, actor, flt)
-    t = epoch_of(Event.at)
+def _by_project(s: Session, actor: str | None, flt: RequestFilter) -> ColumnElement[bool] | None:
+    """The visible requests as a condition on their events' project, when that is exact.
+
+    Mirrors ``visible_query``: admins see every project; other members see the whole of a
+    project where they hold any role but requester, and only their own requests elsewhere.
+    """
+    if _narrowed(flt):
+        return None
+    user = require_user(s, actor)
+    if user.is_admin:
+        return true() if flt.project is None else Event.project_id == flt.project
+    memberships = s.execute(
+        select(Membership.project_id, Membership.role).where(Membership.user_id == user.id)
+    ).all()
+    see_all = {p for p, r in memberships if r != Role.REQUESTER.value}
+    own_only = {p for p, _ in memberships} - see_all
+    if flt.project is not None:
+        if flt.project in see_all:
+            return Event.project_id == flt.project
+        return None if flt.project in own_only else false()
+    if own_only:
+        return None
+    return Event.project_id.in_(sorted(see_all))
+
+
+def _scope(
+    s: Session, actor: str | None, flt: RequestFilter
+) -> tuple[Select[Any], ColumnElement[bool]]:
+    """Visible requests matching ``flt``, and the same set as a condition on events."""
+    visible: Select[Any] = visible_query(s, actor, flt)
+    on_events = _by_project(s, actor, flt)
+    if on_events is None:
+        on_events = Event.subject_id.in_(visible.with_only_columns(AccessRequest.id))
+    return visible, on_events
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while a report holds a million fresh rows.
+
+    Rows are tuples of plain values and form no cycles; left running, the collector walks the
+    growing list again and again and costs as much as fetching it.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _reader(column: Any, dialect: Dialect) -> Callable[[Any], Any]:
+    """The conversion SQLAlchemy would apply to a raw driver value of ``column``."""
+    process = column.type.dialect_impl(dialect).result_processor(dialect, None)
+    return process if process is not None else _same
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _driver_rows(s: Session, q: Executable) -> Sequence[Any]:
+    """Every row as the driver's plain tuple (for columns that need no type conversion)."""
+    result = s.connection().execute(q)
+    try:
+        return result.cursor.fetchall()
+    finally:
+        result.close()
+
+
+def _followers(rows: Sequence[Any]) -> Iterator[Any]:
+    """Each row's successor (``None`` after the last), to walk rows in pairs."""
+    return chain(islice(rows, 1, None), (None,))
+
+
+def _ordered_transitions(on_events: ColumnElement[bool], *columns: Any) -> Select[Any]:
+    """State-changing events of the visible requests, request by request, oldest first."""
     return (
-        select(
-            Event.subject_id,
-            Event.seq,
-            Event.from_state,
-            Event.to_state,
-            Event.actor,
-            Event.data["reason"].as_string().label("reason"),
-            t.label("at_s"),
-            func.lag(t).over(partition_by=Event.subject_id, order_by=Event.seq).label("prev_s"),
-            func.lead(t).over(partition_by=Event.subject_id, order_by=Event.seq).label("next_s"),
-            func.row_number().over(partition_by=Event.subject_id, order_by=Event.seq).label("ord"),
-        )
-        .where(
-            Event.subject_kind == domain.KIND,
-            Event.subject_id.in_(select(ids.c.id)),
-            or_(Event.from_state.is_(None), Event.from_state != Event.to_state),
-        )
-        .subquery()
+        select(Event.subject_id, *columns)
+        .where(_OF_KIND, on_events, _MOVES)
+        .order_by(Event.subject_id, Event.seq)
     )
 
 
@@ -75,8 +171,9 @@ def tracking_table(
     db: Database, *, actor: str | None, flt: RequestFilter, now: datetime | None = None
 ) -> Table:
     now = now or utcnow()
-    with db.transaction() as s:
-        ids = _visible_ids(s, actor, flt)
+    now_s = now.timestamp()
+    with _collector_paused(), db.transaction() as s:
+        visible, on_events = _scope(s, actor, flt)
         t = epoch_of(Event.at)
         clock = (
             select(
@@ -84,17 +181,13 @@ def tracking_table(
                 func.min(case((Event.to_state == WF.clock_start, t))).label("start"),
                 func.min(case((Event.to_state.in_(sorted(WF.clock_stop)), t))).label("stop"),
             )
-            .where(
-                Event.subject_kind == domain.KIND,
-                Event.subject_id.in_(select(ids.c.id)),
-                Event.from_state.is_distinct_from(Event.to_state),
-            )
+            .where(_OF_KIND, on_events, Event.from_state.is_distinct_from(Event.to_state))
             .group_by(Event.subject_id)
             .subquery()
         )
         r = AccessRequest
         q = (
-            select(
+            visible.with_only_columns(
                 r.id,
                 r.project_id,
                 r.title,
@@ -107,35 +200,26 @@ def tracking_table(
                 r.datasets,
                 r.created_at,
                 r.updated_at,
-                clock.c.start,
-                clock.c.stop,
+                cast(func.coalesce(clock.c.stop, literal(now_s, Float)) - clock.c.start, Float),
             )
-            .join(clock, clock.c.subject_id == r.id, isouter=True)
-            .where(r.id.in_(select(ids.c.id)))
+            .outerjoin(clock, clock.c.subject_id == r.id)
             .order_by(r.created_at, r.id)
         )
+        dialect = s.connection().dialect
+        as_time, as_list = _reader(r.created_at, dialect), _reader(r.datasets, dialect)
+        loaded: dict[str, list[str]] = {}
         rows: list[Sequence[Any]] = []
-        now_s = now.timestamp()
-        for row in s.execute(q):
-            start, stop = row.start, row.stop
-            total = None if start is None else _nonneg((stop or now_s) - start, row.id)
-            rows.append(
-                (
-                    row.id,
-                    row.project_id,
-                    row.title,
-                    row.state,
-                    row.requester,
-                    row.institution,
-                    row.project_lead,
-                    row.intended_use,
-                    row.reviewer,
-                    row.datasets,
-                    row.created_at,
-                    row.updated_at,
-                    total,
-                )
-            )
+        for *row, datasets, created, updated, total in _driver_rows(s, q):
+            if isinstance(datasets, str):  # JSON text (SQLite): many requests share a value
+                known = loaded.get(datasets)
+                if known is None:
+                    known = loaded[datasets] = as_list(datasets)
+                datasets = list(known)
+            else:
+                datasets = as_list(datasets)
+            if total is not None and total < 0:
+                total = _nonneg(total, row[0])
+            rows.append((*row, datasets, as_time(created), as_time(updated), total))
     return Table(
         title="tracking",
         caption="One row per request; total duration runs from first submission to the "
@@ -160,38 +244,51 @@ def tracking_table(
     )
 
 
+def _change_rows(found: Sequence[Any], now_s: float) -> list[Sequence[Any]]:
+    """Pair each transition with the one before and after it (rows come request by request)."""
+    terminal = _TERMINAL
+    stamp = datetime.fromtimestamp
+    rows: list[Sequence[Any]] = []
+    append = rows.append
+    prev_id, prev_s, order = None, 0.0, 0
+    for (sid, src, dst, at_s, who, reason), nxt in zip(found, _followers(found), strict=False):
+        if sid != prev_id:
+            prev_id, order, left = sid, 1, None
+        else:
+            order += 1
+            left = None if src is None else at_s - prev_s
+            if left is not None and left < 0:
+                left = _nonneg(left, sid)
+        if nxt is not None and nxt[0] == sid:
+            stayed: float | None = nxt[3] - at_s
+            current = False
+        else:
+            stayed = None if dst in terminal else now_s - at_s
+            current = True
+        if stayed is not None and stayed < 0:
+            stayed = _nonneg(stayed, sid)
+        append((sid, order, src, dst, stamp(at_s, UTC), who, reason, left, stayed, current))
+        prev_s = at_s
+    return rows
+
+
 def change_log(
     db: Database, *, actor: str | None, flt: RequestFilter, now: datetime | None = None
 ) -> Table:
     now = now or utcnow()
-    terminal = WF.terminal_states
-    with db.transaction() as s:
-        tr = _transitions(s, actor, flt)
-        q = select(tr).order_by(tr.c.subject_id, tr.c.seq)
-        now_s = now.timestamp()
-        rows: list[Sequence[Any]] = []
-        for e in s.execute(q):
-            left = None if e.from_state is None else _nonneg(e.at_s - e.prev_s, e.subject_id)
-            if e.next_s is not None:
-                stayed = _nonneg(e.next_s - e.at_s, e.subject_id)
-            elif e.to_state in terminal:
-                stayed = None
-            else:
-                stayed = _nonneg(now_s - e.at_s, e.subject_id)
-            rows.append(
-                (
-                    e.subject_id,
-                    e.ord,
-                    e.from_state,
-                    e.to_state,
-                    _ts(e.at_s),
-                    e.actor,
-                    e.reason,
-                    left,
-                    stayed,
-                    e.next_s is None,
-                )
+    with _collector_paused():
+        with db.transaction() as s:
+            _, on_events = _scope(s, actor, flt)
+            q = _ordered_transitions(
+                on_events,
+                Event.from_state,
+                Event.to_state,
+                epoch_of(Event.at),
+                Event.actor,
+                Event.data["reason"].as_string(),
             )
+            found = _driver_rows(s, q)
+        rows = _change_rows(found, now.timestamp())
     return Table(
         title="changelog",
         caption="One row per transition. time_in_from_state: how long the request stayed in "
@@ -214,22 +311,6 @@ def change_log(
     )
 
 
-def _durations(
-    s: Session, actor: str | None, flt: RequestFilter, now: datetime
-) -> dict[str, list[tuple[float, bool]]]:
-    tr = _transitions(s, actor, flt)
-    now_s = literal(now.timestamp(), Float)
-    q = select(
-        tr.c.to_state,
-        cast(func.coalesce(tr.c.next_s, now_s) - tr.c.at_s, Float),
-        tr.c.next_s.is_(None),
-    ).where(tr.c.to_state.not_in(sorted(WF.terminal_states)))
-    out: dict[str, list[tuple[float, bool]]] = defaultdict(list)
-    for state, seconds, ongoing in s.execute(q):
-        out[state].append((max(seconds, 0.0), bool(ongoing)))
-    return out
-
-
 def _quantile(sorted_values: Sequence[float], q: float) -> float:
     """Linear interpolation between closest ranks (the same as numpy's default)."""
     if len(sorted_values) == 1:
@@ -240,31 +321,125 @@ def _quantile(sorted_values: Sequence[float], q: float) -> float:
     return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
 
 
+_P = 0.9
+_SLA = {st.name: st.sla.total_seconds() for st in WF.states if st.sla is not None}
+Summary = tuple[int, int, float, float, float, int]
+"""count, ongoing, median, p90, max, over SLA (0 when the state has no SLA)."""
+
+
+def _summaries_in_python(
+    s: Session, on_events: ColumnElement[bool], now_s: float
+) -> dict[str, Summary]:
+    """Every stay from one ordered pass, then sorted per state (SQLite)."""
+    found = _driver_rows(s, _ordered_transitions(on_events, Event.to_state, epoch_of(Event.at)))
+    stays: dict[str, list[float]] = defaultdict(list)
+    ongoing: dict[str, int] = defaultdict(int)
+    terminal = _TERMINAL
+    for (sid, state, at_s), nxt in zip(found, _followers(found), strict=False):
+        if state in terminal:
+            continue
+        if nxt is not None and nxt[0] == sid:
+            seconds = nxt[2] - at_s
+        else:
+            seconds = now_s - at_s
+            ongoing[state] += 1
+        stays[state].append(max(seconds, 0.0))
+    out: dict[str, Summary] = {}
+    for state, values in stays.items():
+        values.sort()
+        sla = _SLA.get(state)
+        out[state] = (
+            len(values),
+            ongoing[state],
+            statistics.median(values),
+            _quantile(values, _P),
+            values[-1],
+            0 if sla is None else sum(1 for v in values if v > sla),
+        )
+    return out
+
+
+def _summaries_in_sql(
+    s: Session, on_events: ColumnElement[bool], now_s: float
+) -> dict[str, Summary]:
+    """Stays, ranks and counts computed by the database; only one row per state comes back."""
+    t = epoch_of(Event.at)
+    tr = (
+        select(
+            Event.to_state,
+            t.label("at_s"),
+            func.lead(t).over(partition_by=Event.subject_id, order_by=Event.seq).label("next_s"),
+        )
+        .where(_OF_KIND, on_events, _MOVES)
+        .subquery()
+    )
+    stays = (
+        select(
+            tr.c.to_state,
+            func.greatest(
+                cast(func.coalesce(tr.c.next_s, literal(now_s, Float)) - tr.c.at_s, Float),
+                literal(0.0, Float),
+            ).label("secs"),
+            case((tr.c.next_s.is_(None), 1), else_=0).label("ongoing"),
+        )
+        .where(tr.c.to_state.not_in(sorted(_TERMINAL)))
+        .subquery()
+    )
+    ranked = select(
+        stays,
+        (func.row_number().over(partition_by=stays.c.to_state, order_by=stays.c.secs) - 1).label(
+            "i"
+        ),
+        func.count().over(partition_by=stays.c.to_state).label("n"),
+    ).subquery()
+    i, n, secs = ranked.c.i, ranked.c.n, ranked.c.secs
+    p_lo = func.floor(cast(n - 1, Float) * literal(_P, Float))
+    sla = case(*((ranked.c.to_state == k, v) for k, v in _SLA.items()), else_=None)
+    q = select(
+        ranked.c.to_state,
+        n,
+        func.sum(ranked.c.ongoing),
+        func.max(case((i == (n - 1) // 2, secs))),
+        func.max(case((i == n // 2, secs))),
+        func.max(case((i == p_lo, secs))),
+        func.max(case((i == p_lo + 1, secs))),
+        func.max(secs),
+        func.sum(case((secs > sla, 1), else_=0)),
+    ).group_by(ranked.c.to_state, n)
+    out: dict[str, Summary] = {}
+    for state, count, ongoing, m_lo, m_hi, q_lo, q_hi, top, over in s.execute(q):
+        pos = (count - 1) * _P
+        q_hi = q_lo if q_hi is None else q_hi
+        out[state] = (
+            count,
+            int(ongoing),
+            m_lo if count % 2 else (m_lo + m_hi) / 2,
+            q_lo if count == 1 else q_lo + (q_hi - q_lo) * (pos - int(pos)),
+            top,
+            int(over),
+        )
+    return out
+
+
 def time_in_state(
     db: Database, *, actor: str | None, flt: RequestFilter, now: datetime | None = None
 ) -> Table:
     now = now or utcnow()
-    with db.transaction() as s:
-        by_state = _durations(s, actor, flt, now)
+    with _collector_paused(), db.transaction() as s:
+        _, on_events = _scope(s, actor, flt)
+        summarise = _summaries_in_sql if db.dialect == "postgresql" else _summaries_in_python
+        by_state = summarise(s, on_events, now.timestamp())
     rows: list[Sequence[Any]] = []
     for st in WF.states:
         if st.terminal:
             continue
-        values = by_state.get(st.name, [])
-        secs = sorted(v for v, _ in values)
         sla = st.sla.total_seconds() if st.sla else None
-        rows.append(
-            (
-                st.name,
-                len(secs),
-                sum(1 for _, ongoing in values if ongoing),
-                statistics.median(secs) if secs else None,
-                _quantile(secs, 0.9) if secs else None,
-                secs[-1] if secs else None,
-                sla,
-                None if sla is None else sum(1 for v in secs if v > sla),
-            )
-        )
+        found = by_state.get(st.name)
+        if found is None:
+            rows.append((st.name, 0, 0, None, None, None, sla, None if sla is None else 0))
+            continue
+        count, ongoing, median, p90, top, over = found
+        rows.append((st.name, count, ongoing, median, p90, top, sla, None if sla is None else over))
     return Table(
         title="time-in-state",
         caption="Every stay in each non-final state, including stays still going on "
@@ -293,6 +468,7 @@ def sla_breaches(
         r = AccessRequest
         q = (
             visible_query(s, actor, flt)
+            .with_only_columns(r.id, r.title, r.state, r.state_since, r.requester, r.reviewer)
             .where(
                 or_(
                     *[
@@ -304,22 +480,10 @@ def sla_breaches(
             .order_by(r.state_since)
         )
         rows: list[Sequence[Any]] = []
-        for row in s.scalars(q):
-            sla = slas[row.state]
-            stayed = (now - row.state_since).total_seconds()
-            rows.append(
-                (
-                    row.id,
-                    row.title,
-                    row.state,
-                    row.state_since,
-                    stayed,
-                    sla.total_seconds(),
-                    stayed - sla.total_seconds(),
-                    row.requester,
-                    row.reviewer,
-                )
-            )
+        for rid, title, state, since, requester, reviewer in s.execute(q):
+            sla = slas[state].total_seconds()
+            stayed = (now - since).total_seconds()
+            rows.append((rid, title, state, since, stayed, sla, stayed - sla, requester, reviewer))
     return Table(
         title="sla-breaches",
         caption="Requests in a state for longer than its target right now.",

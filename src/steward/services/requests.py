@@ -16,7 +16,7 @@ from steward.db.session import Database
 from steward.domain import requests as domain
 from steward.domain.roles import STAFF, Role
 from steward.domain.workflow import Context
-from steward.errors import Detail, Forbidden, NotFound, ValidationFailed
+from steward.errors import Conflict, Detail, Forbidden, NotFound, ValidationFailed
 from steward.ids import new_id
 from steward.services import ledger
 from steward.services.access import audited, require_member, require_user, roles_in
@@ -102,8 +102,34 @@ class RequestFilter:
         ):
             if lo and hi and lo > hi:
                 problems.append(Detail("the range ends before it starts", field=name))
+        problems += _naive(
+            created_from=self.created_from,
+            created_to=self.created_to,
+            decided_from=self.decided_from,
+            decided_to=self.decided_to,
+        )
         if problems:
             raise ValidationFailed("the filters are not valid", problems)
+
+
+def _naive(**values: datetime | None) -> list[Detail]:
+    """Times without a UTC offset are ambiguous: name each one rather than guess its zone."""
+    return [
+        Detail(
+            "no UTC offset",
+            field=name,
+            value=value.isoformat(),
+            accepted="a time with its zone, e.g. 2026-03-01T09:30:00+02:00",
+        )
+        for name, value in values.items()
+        if value is not None and value.tzinfo is None
+    ]
+
+
+def _require_aware(**values: datetime | None) -> None:
+    problems = _naive(**values)
+    if problems:
+        raise ValidationFailed("times must say which zone they are in", problems)
 
 
 def _view(row: AccessRequest) -> RequestView:
@@ -182,6 +208,7 @@ def create(
     idempotency_key: str | None = None,
     at: datetime | None = None,
 ) -> RequestView:
+    _require_aware(at=at)
     with (
         audited(db, actor=actor, action="create", project_id=project, subject_kind=domain.KIND),
         db.transaction() as s,
@@ -210,10 +237,16 @@ def create(
             "duo_codes": list(clean.duo_codes),
         }
         row = AccessRequest(id=new_id(domain.KIND), project_id=project, version=1)
-        done, _ = ledger.record_create(
+        done, first = ledger.record_create(
             s, kind=KIND, row=row, ctx=ctx, data=data, at=at, idempotency_key=idempotency_key
         )
         assert isinstance(done, AccessRequest)
+        if first.actor != ctx.actor or done.project_id != project:
+            # Someone else's key: answering with their request would show it to a stranger.
+            raise Conflict(
+                "this idempotency key was already used for a different command",
+                [Detail("reused key", field="idempotency_key", value=idempotency_key)],
+            )
         return _view(done)
 
 
@@ -233,6 +266,7 @@ def act(
     at: datetime | None = None,
 ) -> RequestView:
     """Issue one workflow command; the event records the reason and any extra data."""
+    _require_aware(at=at, expires_at=expires_at)
     project_id: str | None = None
     with db.transaction() as s:
         project_id = s.scalar(

@@ -52,7 +52,9 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("events", schema=None) as batch_op:
         batch_op.create_index(
-            "ix_events_project_kind", ["project_id", "subject_kind"], unique=False
+            "ix_events_project_subject",
+            ["project_id", "subject_kind", "subject_id", "seq"],
+            unique=False,
         )
 
     op.create_table(
@@ -164,7 +166,7 @@ def downgrade() -> None:
     op.drop_table("users")
     op.drop_table("projects")
     with op.batch_alter_table("events", schema=None) as batch_op:
-        batch_op.drop_index("ix_events_project_kind")
+        batch_op.drop_index("ix_events_project_subject")
 
     op.drop_table("events")
     op.drop_table("audit_log")

@@ -1,0 +1,363 @@
+"""The documentation in docs/ cannot fall behind the program.
+
+Every command and option of the CLI, every setting, every workflow state and command, every
+report column, DUO code and import column must be documented; the Mermaid diagram must be the
+generated one; every example command must parse; the import examples must import; every
+relative link must resolve.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import tomllib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+import typer.main
+
+from steward.cli.app import GLOBAL_FLAGS, app, hoist_globals
+from steward.config import Settings, load_settings
+from steward.db.session import Database
+from steward.domain.duo import terms
+from steward.domain.requests import WORKFLOW
+from steward.errors import StewardError
+from steward.services import access, importer
+from steward.services.reports import REPORTS
+from steward.services.requests import RequestFilter
+from steward.timeutil import zone
+from tests.conftest import CliResult
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+OWN_PAGES = ("index.md", "concepts.md", "access-requests.md", "cli.md", "configuration.md")
+Cli = Callable[..., CliResult]
+
+
+def page(name: str) -> str:
+    return (DOCS / name).read_text(encoding="utf-8")
+
+
+def blocks(text: str, lang: str) -> list[str]:
+    """Bodies of the fenced code blocks tagged ``lang``."""
+    return re.findall(rf"^```{re.escape(lang)}\n(.*?)^```$", text, flags=re.M | re.S)
+
+
+def sections(text: str) -> dict[str, str]:
+    """Heading line → text up to the next heading (fenced code is not a heading)."""
+    out: dict[str, str] = {}
+    current, lines, fenced = "", [], False
+    for line in text.splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        if not fenced and line.startswith("#"):
+            out[current] = "\n".join(lines)
+            current, lines = line, []
+        else:
+            lines.append(line)
+    out[current] = "\n".join(lines)
+    return out
+
+
+def section(text: str, heading_part: str) -> str:
+    found = [body for head, body in sections(text).items() if heading_part in head]
+    assert len(found) == 1, f"expected one heading containing {heading_part!r}, got {len(found)}"
+    return found[0]
+
+
+def commands() -> Iterator[tuple[str, Any]]:
+    """(path, click command) for every command and group, depth first."""
+
+    def walk(cmd: Any, path: str) -> Iterator[tuple[str, Any]]:
+        yield path, cmd
+        for name, sub in sorted(getattr(cmd, "commands", {}).items()):
+            yield from walk(sub, f"{path} {name}")
+
+    yield from walk(typer.main.get_command(app), "steward")
+
+
+def leaves() -> list[tuple[str, Any]]:
+    return [(p, c) for p, c in commands() if not getattr(c, "commands", None)]
+
+
+def documented_names(cmd: Any) -> list[str]:
+    names = []
+    for param in cmd.params:
+        if param.param_type_name == "argument":
+            names.append(param.name.upper())
+        else:
+            names += [o for o in (*param.opts, *param.secondary_opts) if o not in ("--help", "-h")]
+    return names
+
+
+# ---- cli.md ---------------------------------------------------------------------------------
+def test_command_tree_is_not_trivial() -> None:
+    paths = [p for p, _ in commands()]
+    assert "steward request assign-reviewer" in paths
+    assert "steward report time-in-state" in paths
+    assert len(leaves()) >= 30
+
+
+def test_cli_md_names_every_command() -> None:
+    text = page("cli.md")
+    missing = [path for path, _ in commands() if path not in text]
+    assert missing == []
+    headings = [h for h in sections(text) if h.startswith("#")]
+    for path, _ in leaves():
+        assert any(f"`{path}`" in h for h in headings), f"no section for {path}"
+
+
+def test_cli_md_documents_every_option_and_argument() -> None:
+    text = page("cli.md")
+    problems = []
+    for path, cmd in leaves():
+        body = section(text, f"`{path}`")
+        problems += [f"{path}: {n}" for n in documented_names(cmd) if n not in body]
+    root = typer.main.get_command(app)
+    body = section(text, "Global options")
+    problems += [f"steward: {n}" for n in documented_names(root) if n not in body]
+    assert problems == []
+
+
+def test_cli_md_documents_no_command_that_does_not_exist() -> None:
+    known = {p for p, _ in commands()}
+    headings = re.findall(r"^#+ .*`(steward[^`]*)`", page("cli.md"), flags=re.M)
+    assert headings
+    assert [h for h in headings if h not in known] == []
+
+
+def example_lines() -> Iterator[tuple[str, str]]:
+    for name in OWN_PAGES:
+        for body in blocks(page(name), "sh"):
+            for line in body.replace("\\\n", " ").splitlines():
+                words = shlex.split(line, comments=True)
+                if words[:2] == ["uv", "run"]:
+                    words = words[2:]
+                if words and words[0] == "steward":
+                    yield name, shlex.join(words)
+
+
+def parse_example(words: list[str]) -> None:
+    """Parse ``steward …`` as the CLI would, without running it; raises on a usage error."""
+    args = hoist_globals(words[1:])
+    while args and args[0].split("=", 1)[0] in (*GLOBAL_FLAGS, "--version"):
+        flag = args.pop(0)
+        if GLOBAL_FLAGS.get(flag.split("=", 1)[0]) and "=" not in flag:
+            value = args.pop(0)
+            if flag == "--tz":
+                zone(value)
+    cmd: Any = typer.main.get_command(app)
+    name = "steward"
+    while getattr(cmd, "commands", None) and args:
+        name = args.pop(0)
+        assert name in cmd.commands, f"no command {name!r}"
+        cmd = cmd.commands[name]
+    if getattr(cmd, "commands", None):
+        assert name == "steward", f"{name} needs a sub-command"
+        return
+    cmd.make_context(name, args)
+
+
+def test_examples_parse() -> None:
+    examples = list(example_lines())
+    assert {n for n, _ in examples} >= {"index.md", "cli.md", "access-requests.md"}
+    assert len(examples) >= 40
+    failures = []
+    for name, line in examples:
+        try:
+            parse_example(shlex.split(line))
+        except Exception as exc:
+            failures.append(f"{name}: {line}: {exc}")
+    assert failures == []
+
+
+def test_example_parser_catches_mistakes() -> None:
+    parse_example(["steward", "request", "list", "--as", "ada", "--json"])
+    for bad in (
+        ["steward", "request", "list", "--bogus"],
+        ["steward", "request", "shwo", "req_1"],
+        ["steward", "report", "tracking", "--tz", "Mars/Base"],
+        ["steward", "request", "approve"],
+    ):
+        with pytest.raises((typer.TyperException, AssertionError, StewardError)):
+            parse_example(bad)
+
+
+# ---- configuration.md ------------------------------------------------------------------------
+def test_configuration_md_lists_every_setting() -> None:
+    text = page("configuration.md")
+    rows = {
+        m.group(1): line
+        for line in text.splitlines()
+        if (m := re.match(r"^\| `([a-z_]+)` \|", line))
+    }
+    fields = Settings.model_fields
+    assert set(rows) == set(fields)
+    for name, info in fields.items():
+        assert f"`STEWARD_{name.upper()}`" in rows[name], name
+        if info.default is not None:
+            assert f"`{info.default}`" in rows[name], name
+    assert "STEWARD_CONFIG" in text
+
+
+def test_configuration_examples_cover_every_setting_and_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = page("configuration.md")
+    (toml,) = blocks(text, "toml")
+    assert set(tomllib.loads(toml)) == set(Settings.model_fields)
+    monkeypatch.chdir(tmp_path)
+    for name in list(os.environ):
+        if name.startswith("STEWARD_"):
+            monkeypatch.delenv(name)
+    path = tmp_path / "example.toml"
+    path.write_text(toml, encoding="utf-8")
+    monkeypatch.setenv("STEWARD_CONFIG", str(path))
+    loaded = load_settings()
+    for key, value in tomllib.loads(toml).items():
+        assert str(getattr(loaded, key)) == str(value), key
+
+    (sh,) = blocks(text, "sh")
+    exported = dict(
+        line.removeprefix("export ").split("=", 1) for line in sh.splitlines() if line.strip()
+    )
+    assert set(exported) == {f"STEWARD_{n.upper()}" for n in Settings.model_fields}
+    for key, value in exported.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("STEWARD_CONFIG")
+    from_env = load_settings()
+    assert from_env.model_dump() == loaded.model_dump()
+
+
+# ---- access-requests.md ------------------------------------------------------------------------
+def test_mermaid_diagram_is_the_generated_one() -> None:
+    (diagram,) = blocks(page("access-requests.md"), "mermaid")
+    assert diagram.rstrip("\n") == WORKFLOW.mermaid()
+
+
+def test_states_commands_and_slas_documented() -> None:
+    text = page("access-requests.md")
+    for state in WORKFLOW.states:
+        row = next(ln for ln in text.splitlines() if ln.startswith(f"| `{state.name}` |"))
+        assert ("| yes |" in row) == state.terminal, state.name
+        if state.sla is not None:
+            assert f"| {state.sla.days} days |" in row, state.name
+    rows = [ln for ln in text.splitlines() if ln.startswith("| `")]
+    for t in (WORKFLOW.create, *WORKFLOW.transitions):
+        row = next(ln for ln in rows if ln.startswith(f"| `{t.command}`"))
+        assert f"`{t.event}`" in row, t.command
+        for guard in t.guards:
+            assert guard in row, (t.command, guard)
+            assert f"**{guard}**" in text, guard
+
+
+def test_duo_codes_documented() -> None:
+    text = page("access-requests.md")
+    for term in terms().values():
+        assert f"| {term.id} | {term.shorthand} | {term.label} |" in text, term.id
+
+
+def test_import_columns_documented() -> None:
+    body = section(page("access-requests.md"), "Importing request histories")
+    for column in importer.COLUMNS:
+        assert f"`{column}`" in body, column
+
+
+@pytest.fixture
+def report_columns(tmp_path: Path) -> dict[str, list[str]]:
+    db = Database(Settings(home=tmp_path, database_url=f"sqlite:///{tmp_path / 'r.db'}"))
+    try:
+        db.migrate()
+        access.bootstrap_admin(db, user_id="admin")
+        return {
+            name: [c.name for c in report(db, actor="admin", flt=RequestFilter()).columns]
+            for name, report in REPORTS.items()
+        }
+    finally:
+        db.dispose()
+
+
+def test_report_columns_documented(report_columns: dict[str, list[str]]) -> None:
+    text = page("access-requests.md")
+    assert set(report_columns) == {"tracking", "changelog", "time-in-state", "sla"}
+    for name, columns in report_columns.items():
+        body = section(text, f"`steward report {name}`")
+        rows = set(re.findall(r"^\| `([a-z_0-9]+)` \|", body, flags=re.M))
+        assert rows == set(columns), name
+    assert "How total duration is measured" in text
+
+
+def test_import_examples_import(cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = page("access-requests.md")
+    (csv_example,) = blocks(text, "csv")
+    (jsonl_example,) = blocks(text, "jsonl")
+    for line in jsonl_example.splitlines():
+        assert isinstance(json.loads(line), dict)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "history.csv").write_text(csv_example, encoding="utf-8")
+    (tmp_path / "history.jsonl").write_text(jsonl_example, encoding="utf-8")
+    assert cli("init", "--admin", "alice").code == 0
+    assert cli("project", "create", "1kd", "--as", "alice").code == 0
+    commands_in_docs = [
+        shlex.split(line)
+        for body in blocks(text, "sh")
+        for line in body.splitlines()
+        if line.startswith("steward request import")
+    ]
+    assert len(commands_in_docs) == 2
+    for words in commands_in_docs:
+        result = cli(*words[1:])
+        assert result.code == 0, result.err
+    listed = json.loads(cli("request", "list", "--as", "alice", "--json").out)
+    states = {r["external_id"]: r["state"] for r in listed}
+    assert states == {"DAR-101": "approved", "DAR-102": "cancelled", "DAR-201": "rejected"}
+    tracking = json.loads(cli("report", "tracking", "-f", "json", "--as", "alice").out)
+    by_title = {r["title"]: r for r in tracking}
+    # First submission 3 Nov 09:15 → approval 12 Nov 16:45: 9 days 7.5 hours.
+    assert by_title["PRS of type 2 diabetes"]["total_duration_seconds"] == 9 * 86400 + 7.5 * 3600
+    assert by_title["Statin response"]["total_duration_seconds"] is None
+
+
+# ---- every page ----------------------------------------------------------------------------
+def slug(heading: str) -> str:
+    text = heading.lstrip("#").strip().lower()
+    text = re.sub(r"[^\w\- ]", "", text)
+    return text.replace(" ", "-")
+
+
+def anchors(name: str) -> set[str]:
+    return {slug(h) for h in sections(page(name)) if h.startswith("#")}
+
+
+def test_relative_links_resolve() -> None:
+    broken = []
+    for name in OWN_PAGES:
+        text = re.sub(r"^```.*?^```$", "", page(name), flags=re.M | re.S)
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"^[a-z]+:", target):
+                continue
+            file, _, anchor = target.partition("#")
+            file = file or name
+            if not (DOCS / file).is_file():
+                broken.append(f"{name}: {target}")
+            elif anchor and file.endswith(".md") and anchor not in anchors(file):
+                broken.append(f"{name}: {target} (no such heading)")
+    assert broken == []
+
+
+def test_index_lists_the_five_capabilities_and_every_page() -> None:
+    text = page("index.md")
+    for capability in (
+        "Access requests",
+        "Data packages & sharing",
+        "Dataset tracker",
+        "Run monitor & retention",
+        "Federated jobs",
+    ):
+        assert f"**{capability}**" in text, capability
+    for name in (*OWN_PAGES[1:], "performance.md"):
+        assert f"]({name})" in text, name

@@ -1,0 +1,529 @@
+"""Reports over a ledger with events at known times, checked against hand-computed figures.
+
+The story (T = 2026-01-05 09:00 UTC; reports are asked for at NOW = T + 20 days):
+
+====  =========  ===================================================================  ========
+req   requester  history                                                              total
+====  =========  ===================================================================  ========
+A     ada        draft T · submit T+1h · return T+1d1h · resubmit T+3d1h ·             4d
+                 approve T+4d1h (still approved)
+B     bea        draft T+1d · submit T+2d · reject T+2d6h                              6h
+C     ada        draft T+2d · cancel T+3d (never submitted)                            none
+D     ada        draft T+3d · submit T+5d (still waiting: over its 4d SLA)             15d
+E     ada        draft T+4d · submit T+18d (waiting 2d: within SLA)                    2d
+F     ada        draft T+5d (still a draft)                                            none
+G     bea        draft T+1d · submit T+1d1h · return T+2d1h (returned 18d-1h: over     19d-1h
+                 its 14d SLA)
+H     ada        draft T · submit T+2h · approve T+1d2h · revoke T+10d                 1d
+====  =========  ===================================================================  ========
+
+A also gets a comment and an edit, which are not transitions and must not show up.
+"""
+
+from __future__ import annotations
+
+import csv
+import gc
+import itertools
+import json
+import tempfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import or_, select
+
+from steward.db.models import Event
+from steward.domain.requests import RequestFields
+from steward.errors import ValidationFailed
+from steward.services import reports, requests
+from steward.services.requests import RequestFilter
+from steward.tables import Column, Table, export
+from tests.conftest import Consortium
+
+T = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+NOW = T + timedelta(days=20)
+H = 3600.0
+D = 86400.0
+FIELDS = RequestFields(
+    title="Study",
+    institution="Uni",
+    project_lead="Prof X",
+    intended_use="Research",
+    datasets=("raw/wgs",),
+)
+ALL = RequestFilter(project="p1")
+
+
+def at(days: float = 0, hours: float = 0) -> datetime:
+    return T + timedelta(days=days, hours=hours)
+
+
+Story = dict[str, str]
+
+
+@pytest.fixture
+def story(consortium: Consortium) -> Story:
+    c = consortium
+    ids: Story = {}
+
+    def new(name: str, who: str, when: datetime) -> None:
+        v = requests.create(c.db, actor=who, project=c.project, fields=FIELDS, at=when)
+        ids[name] = v.id
+
+    def act(name: str, who: str, command: str, when: datetime, **kw: Any) -> None:
+        requests.act(c.db, actor=who, request_id=ids[name], command=command, at=when, **kw)
+
+    new("A", c.requester, at(0))
+    act("A", c.requester, "submit", at(0, 1))
+    act("A", c.reviewer, "return", at(1, 1), reason="which cohort?")
+    act("A", c.requester, "comment", at(1, 5), text="the 2024 one")
+    act(
+        "A",
+        c.requester,
+        "edit",
+        at(2),
+        changes=RequestFields(title="Study", intended_use="Research on the 2024 cohort"),
+    )
+    act("A", c.requester, "resubmit", at(3, 1))
+    act("A", c.reviewer, "approve", at(4, 1))
+
+    new("B", c.requester2, at(1))
+    act("B", c.requester2, "submit", at(2))
+    act("B", c.reviewer2, "reject", at(2, 6), reason="no ethics approval")
+
+    new("C", c.requester, at(2))
+    act("C", c.requester, "cancel", at(3))
+
+    new("D", c.requester, at(3))
+    act("D", c.requester, "submit", at(5))
+
+    new("E", c.requester, at(4))
+    act("E", c.requester, "submit", at(18))
+
+    new("F", c.requester, at(5))
+
+    new("G", c.requester2, at(1))
+    act("G", c.requester2, "submit", at(1, 1))
+    act("G", c.reviewer, "return", at(2, 1), reason="incomplete")
+
+    new("H", c.requester, at(0))
+    act("H", c.requester, "submit", at(0, 2))
+    act("H", c.reviewer, "approve", at(1, 2))
+    act("H", c.steward, "revoke", at(10), reason="left the consortium")
+    return ids
+
+
+def named(story: Story, rid: str) -> str:
+    return {v: k for k, v in story.items()}[rid]
+
+
+def ts(days: float = 0, hours: float = 0) -> Any:
+    """An event time as epoch seconds (SQLite's julianday arithmetic is exact to ~1 ms)."""
+    return approx(at(days, hours).timestamp())
+
+
+def col(table: Table, name: str) -> int:
+    return [c.name for c in table.columns].index(name)
+
+
+def approx(value: float | None) -> Any:
+    return None if value is None else pytest.approx(value, abs=0.01)
+
+
+def assert_never_negative(table: Table) -> None:
+    for i, c in enumerate(table.columns):
+        if c.kind == "duration":
+            assert all(r[i] is None or r[i] >= 0 for r in table.rows), c.name
+
+
+# ---- tracking table --------------------------------------------------------------------------
+
+
+EXPECTED_TOTAL = {
+    "A": 4 * D,
+    "B": 6 * H,
+    "C": None,
+    "D": 15 * D,
+    "E": 2 * D,
+    "F": None,
+    "G": 19 * D - H,
+    "H": 1 * D,
+}
+
+
+def test_tracking_table_total_durations(consortium: Consortium, story: Story) -> None:
+    t = reports.tracking_table(consortium.db, actor=consortium.steward, flt=ALL, now=NOW)
+    i = col(t, "total_duration")
+    got = {named(story, r[0]): r[i] for r in t.rows}
+    assert got == {k: approx(v) for k, v in EXPECTED_TOTAL.items()}
+    # ordered by creation (A and H share T: then by id, which is creation order here)
+    assert [named(story, r[0]) for r in t.rows] == ["A", "H", "B", "G", "C", "D", "E", "F"]
+    state = {named(story, r[0]): r[col(t, "state")] for r in t.rows}
+    assert state == {
+        "A": "approved",
+        "B": "rejected",
+        "C": "cancelled",
+        "D": "submitted",
+        "E": "submitted",
+        "F": "draft",
+        "G": "returned",
+        "H": "revoked",
+    }
+    a = next(r for r in t.rows if r[0] == story["A"])
+    assert a[col(t, "created")] == at(0)
+    assert a[col(t, "last_change")] == at(4, 1)
+    assert a[col(t, "requester")] == consortium.requester
+    assert a[col(t, "intended_use")] == "Research on the 2024 cohort"
+    assert list(a[col(t, "datasets")]) == ["raw/wgs"]
+    assert_never_negative(t)
+
+
+def test_open_requests_count_up_to_now(consortium: Consortium, story: Story) -> None:
+    later = NOW + timedelta(days=1)
+    t = reports.tracking_table(consortium.db, actor=consortium.steward, flt=ALL, now=later)
+    i = col(t, "total_duration")
+    got = {named(story, r[0]): r[i] for r in t.rows}
+    for name in ("D", "E", "G"):  # still open: one day more
+        assert got[name] == approx(EXPECTED_TOTAL[name] + D)  # type: ignore[operator]
+    for name in ("A", "B", "H"):  # decided: unchanged
+        assert got[name] == approx(EXPECTED_TOTAL[name])
+    assert got["C"] is None
+    assert got["F"] is None
+
+
+# ---- change log ------------------------------------------------------------------------------
+
+
+def test_change_log_rows_and_times_in_states(consortium: Consortium, story: Story) -> None:
+    t = reports.change_log(consortium.db, actor=consortium.steward, flt=ALL, now=NOW)
+    rows: dict[str, list[tuple[Any, ...]]] = {}
+    for r in t.rows:
+        when = r[col(t, "at")]
+        assert isinstance(when, datetime)
+        assert when.utcoffset() == timedelta(0)
+        values = [when.timestamp() if v is when else v for v in r[1:]]
+        rows.setdefault(named(story, r[0]), []).append(tuple(values))
+    assert sorted(rows) == sorted(story)
+    assert len(t.rows) == 5 + 3 + 2 + 2 + 2 + 1 + 3 + 4
+    # the time of each change is the event's own time, to the microsecond (it is exported)
+    with consortium.db.transaction() as s:
+        moves = s.execute(
+            select(Event.subject_id, Event.at)
+            .where(or_(Event.from_state.is_(None), Event.from_state != Event.to_state))
+            .order_by(Event.subject_id, Event.seq)
+        ).all()
+    assert [(r[0], r[col(t, "at")]) for r in t.rows] == [tuple(m) for m in moves]
+
+    rita, ada = consortium.reviewer, consortium.requester
+    assert rows["A"] == [
+        (1, None, "draft", ts(0), ada, None, None, approx(H), False),
+        (2, "draft", "submitted", ts(0, 1), ada, None, approx(H), approx(D), False),
+        (
+            3,
+            "submitted",
+            "returned",
+            ts(1, 1),
+            rita,
+            "which cohort?",
+            approx(D),
+            approx(2 * D),
+            False,
+        ),
+        (4, "returned", "submitted", ts(3, 1), ada, None, approx(2 * D), approx(D), False),
+        (5, "submitted", "approved", ts(4, 1), rita, None, approx(D), approx(16 * D - H), True),
+    ]
+    # a final state has no time in it; the state a request is in now counts up to now
+    assert rows["H"][-1][1:] == (
+        "approved",
+        "revoked",
+        ts(10),
+        consortium.steward,
+        "left the consortium",
+        approx(9 * D - 2 * H),
+        None,
+        True,
+    )
+    assert rows["C"][-1][1:3] == ("draft", "cancelled")
+    assert rows["C"][-1][6:] == (approx(D), None, True)
+    assert rows["B"][-1][6:] == (approx(6 * H), None, True)
+    assert rows["F"] == [(1, None, "draft", ts(5), ada, None, None, approx(15 * D), True)]
+    assert rows["G"][-1][1:3] == ("submitted", "returned")
+    assert rows["G"][-1][6:] == (approx(D), approx(18 * D - H), True)
+    assert rows["E"][-1][6:] == (approx(14 * D), approx(2 * D), True)
+    for seq in rows.values():
+        assert [r[0] for r in seq] == list(range(1, len(seq) + 1))
+        assert [r[-1] for r in seq] == [False] * (len(seq) - 1) + [True]
+        for before, after in itertools.pairwise(seq):
+            assert after[1] == before[2]
+            assert after[3] >= before[3]
+    assert_never_negative(t)
+
+
+# ---- time in state ---------------------------------------------------------------------------
+
+
+def _q(values: list[float], q: float) -> float:
+    s = sorted(values)
+    pos = (len(s) - 1) * q
+    lo = int(pos)
+    hi = min(lo + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
+
+
+STAYS = {
+    # every stay in each non-final state, with those still going on counted up to NOW
+    "draft": [H, 1 * D, 1 * D, 2 * D, 14 * D, 15 * D, H, 2 * H],  # A B C D E F G H
+    "submitted": [D, D, 6 * H, 15 * D, 2 * D, D, D],  # A A B D E G H
+    "returned": [2 * D, 18 * D - H],  # A G
+    "approved": [16 * D - H, 9 * D - 2 * H],  # A H
+}
+ONGOING = {"draft": 1, "submitted": 2, "returned": 1, "approved": 1}
+SLA = {"draft": None, "submitted": 4 * D, "returned": 14 * D, "approved": None}
+
+
+def test_time_in_state_summary(consortium: Consortium, story: Story) -> None:
+    t = reports.time_in_state(consortium.db, actor=consortium.steward, flt=ALL, now=NOW)
+    got = {r[0]: tuple(r[1:]) for r in t.rows}
+    assert sorted(got) == sorted(STAYS)
+    for state, stays in STAYS.items():
+        sla = SLA[state]
+        assert got[state] == (
+            len(stays),
+            ONGOING[state],
+            approx(_q(stays, 0.5)),
+            approx(_q(stays, 0.9)),
+            approx(max(stays)),
+            sla,
+            None if sla is None else sum(1 for v in stays if v > sla),
+        ), state
+    # the hand-computed figures spelled out for the two states with targets
+    assert got["submitted"][2:5] == (approx(D), approx(7.2 * D), approx(15 * D))
+    assert got["submitted"][6] == 1
+    assert got["returned"][2] == approx(10 * D - H / 2)
+    assert got["returned"][6] == 1
+    assert_never_negative(t)
+
+
+def test_time_in_state_for_one_state_filter(consortium: Consortium, story: Story) -> None:
+    """Filters pick requests by their current state; their whole history is summarised."""
+    flt = RequestFilter(project="p1", states=("submitted",))  # D and E
+    t = reports.time_in_state(consortium.db, actor=consortium.steward, flt=flt, now=NOW)
+    got = {r[0]: tuple(r[1:3]) for r in t.rows}
+    assert got == {"draft": (2, 0), "submitted": (2, 2), "returned": (0, 0), "approved": (0, 0)}
+    empty = {r[0]: r for r in t.rows}["returned"]
+    assert tuple(empty[3:6]) == (None, None, None)
+
+
+# ---- SLA breaches ------------------------------------------------------------------------------
+
+
+def test_sla_breaches_are_exactly_the_requests_over_target_now(
+    consortium: Consortium, story: Story
+) -> None:
+    c = consortium
+    t = reports.sla_breaches(c.db, actor=c.steward, flt=ALL, now=NOW)
+    assert [named(story, r[0]) for r in t.rows] == ["G", "D"]  # longest-waiting first
+    g, d = t.rows
+    assert tuple(g[2:]) == (
+        "returned",
+        at(2, 1),
+        approx(18 * D - H),
+        14 * D,
+        approx(4 * D - H),
+        c.requester2,
+        None,
+    )
+    assert tuple(d[2:]) == (
+        "submitted",
+        at(5),
+        approx(15 * D),
+        4 * D,
+        approx(11 * D),
+        c.requester,
+        None,
+    )
+    # E passes its target 4 days after its submission; exactly at the target is not over
+    at_target = at(22)
+    names = [
+        named(story, r[0])
+        for r in reports.sla_breaches(c.db, actor=c.steward, flt=ALL, now=at_target).rows
+    ]
+    assert names == ["G", "D"]
+    after = at_target + timedelta(seconds=1)
+    names = [
+        named(story, r[0])
+        for r in reports.sla_breaches(c.db, actor=c.steward, flt=ALL, now=after).rows
+    ]
+    assert names == ["G", "D", "E"]
+    # the earlier it is asked, the fewer breaches
+    early = at(6)  # D 1 day in (not over), G 4 days in (not over)
+    assert reports.sla_breaches(c.db, actor=c.steward, flt=ALL, now=early).rows == []
+    assert_never_negative(t)
+
+
+def test_the_summary_and_the_breach_list_agree(consortium: Consortium, story: Story) -> None:
+    c = consortium
+    for now in (at(18), at(19), NOW, at(22, 1), at(40)):
+        summary = reports.time_in_state(c.db, actor=c.steward, flt=ALL, now=now)
+        ongoing_over = reports.sla_breaches(c.db, actor=c.steward, flt=ALL, now=now)
+        by_state = {r[2] for r in ongoing_over.rows}
+        for r in summary.rows:
+            if r[6] is None:
+                assert r[0] not in by_state
+        # every breach now is a stay over target in the summary
+        over = {r[0]: r[7] for r in summary.rows}
+        for state in by_state:
+            assert over[state] >= sum(1 for r in ongoing_over.rows if r[2] == state)
+
+
+# ---- visibility --------------------------------------------------------------------------------
+
+
+def test_reports_show_a_requester_only_their_own(consortium: Consortium, story: Story) -> None:
+    c = consortium
+    mine = {"A", "C", "D", "E", "F", "H"}
+    t = reports.tracking_table(c.db, actor=c.requester, flt=RequestFilter(), now=NOW)
+    assert {named(story, r[0]) for r in t.rows} == mine
+    log = reports.change_log(c.db, actor=c.requester, flt=RequestFilter(), now=NOW)
+    assert {named(story, r[0]) for r in log.rows} == mine
+    sla = reports.sla_breaches(c.db, actor=c.requester, flt=RequestFilter(), now=NOW)
+    assert [named(story, r[0]) for r in sla.rows] == ["D"]
+    tis = {
+        r[0]: r[1]
+        for r in reports.time_in_state(c.db, actor=c.requester, flt=RequestFilter(), now=NOW).rows
+    }
+    assert tis == {"draft": 6, "submitted": 5, "returned": 1, "approved": 2}
+    theirs = reports.tracking_table(c.db, actor=c.requester2, flt=ALL, now=NOW)
+    assert {named(story, r[0]) for r in theirs.rows} == {"B", "G"}
+    # asking for someone else's requests gives nothing, not their data
+    none = reports.change_log(
+        c.db, actor=c.requester2, flt=RequestFilter(requester=c.requester), now=NOW
+    )
+    assert none.rows == []
+    assert reports.tracking_table(c.db, actor=c.outsider, flt=ALL, now=NOW).rows == []
+    viewer = reports.tracking_table(c.db, actor=c.viewer, flt=ALL, now=NOW)
+    assert len(viewer.rows) == 8
+
+
+def test_reports_respect_filters(consortium: Consortium, story: Story) -> None:
+    c = consortium
+    flt = RequestFilter(project="p1", requester=c.requester2)
+    t = reports.tracking_table(c.db, actor=c.steward, flt=flt, now=NOW)
+    assert {named(story, r[0]) for r in t.rows} == {"B", "G"}
+    log = reports.change_log(c.db, actor=c.steward, flt=flt, now=NOW)
+    assert [named(story, r[0]) for r in log.rows].count("G") == 3
+    assert {named(story, r[0]) for r in log.rows} == {"B", "G"}
+    decided = RequestFilter(decided_from=at(2), decided_to=at(5))
+    t = reports.tracking_table(c.db, actor=c.steward, flt=decided, now=NOW)
+    assert {named(story, r[0]) for r in t.rows} == {"A", "B"}
+
+
+# ---- exports ---------------------------------------------------------------------------------
+
+
+HELSINKI = ZoneInfo("Europe/Helsinki")
+
+
+def test_exports_have_the_right_rows(consortium: Consortium, story: Story, tmp_path: Path) -> None:
+    from openpyxl import load_workbook
+
+    c = consortium
+    out = tmp_path / "out"
+    t = reports.tracking_table(c.db, actor=c.steward, flt=ALL, now=NOW)
+    expected_ids = [r[0] for r in t.rows]
+    a_created_local = "2026-01-05T11:00:00+02:00"  # 09:00 UTC in Helsinki in January
+
+    with export(t, "csv", out / "t.csv", HELSINKI).open(encoding="utf-8", newline="") as fh:
+        records = list(csv.DictReader(fh))
+    assert [r["request"] for r in records] == expected_ids
+    assert list(records[0]) == [c.machine_name for c in t.columns]
+    by_id = {r["request"]: r for r in records}
+    a = by_id[story["A"]]
+    assert a["created"] == a_created_local
+    assert float(a["total_duration_seconds"]) == approx(4 * D)
+    assert a["datasets"] == "raw/wgs"
+    assert by_id[story["F"]]["total_duration_seconds"] == ""
+
+    data = json.loads(export(t, "json", out / "t.json", HELSINKI).read_text("utf-8"))
+    assert [r["request"] for r in data] == expected_ids
+    js = {r["request"]: r for r in data}
+    assert js[story["A"]]["created"] == a_created_local
+    assert js[story["A"]]["total_duration_seconds"] == approx(4 * D)
+    assert js[story["A"]]["datasets"] == ["raw/wgs"]
+    assert js[story["C"]]["total_duration_seconds"] is None
+
+    wb = load_workbook(export(t, "xlsx", out / "t.xlsx", HELSINKI), read_only=True)
+    ws = wb["tracking"]
+    values = list(ws.iter_rows(values_only=True))
+    wb.close()
+    assert list(values[0]) == [c.machine_name for c in t.columns]
+    assert [r[0] for r in values[1:]] == expected_ids
+    xa = {r[0]: r for r in values[1:]}[story["A"]]
+    header = list(values[0])
+    assert xa[header.index("created")] == datetime(2026, 1, 5, 11, 0)
+    assert xa[header.index("total_duration_seconds")] == approx(4 * D)
+    assert xa[header.index("datasets")] == "raw/wgs"
+    assert sorted(p.name for p in out.iterdir()) == ["t.csv", "t.json", "t.xlsx"]
+
+
+def _poisoned(kind: str) -> Table:
+    """A table whose third row cannot be written: the writer fails midway through the file."""
+    good = ("r", datetime(2026, 1, 1, tzinfo=UTC), 1.5, ["x"])
+    bad: dict[str, tuple[Any, ...]] = {
+        "csv": ("r", datetime(2026, 1, 1, tzinfo=UTC), "not a number", ["x"]),
+        "json": ("r", datetime(2026, 1, 1, tzinfo=UTC), 1.5, ["x"], object()),
+        "xlsx": ("r", "not a time", 1.5, ["x"]),
+    }
+    columns = [
+        Column("name"),
+        Column("at", "time"),
+        Column("took", "duration"),
+        Column("l", "list"),
+    ]
+    rows: list[Any] = [good, good, bad[kind], good]
+    if kind == "json":
+        columns.append(Column("extra"))
+        rows = [(*good, "fine"), (*good, "fine"), bad[kind], (*good, "fine")]
+    return Table(title="poisoned", columns=columns, rows=rows * 500)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "xlsx"])
+def test_a_failing_export_leaves_no_partial_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str
+) -> None:
+    # Writers may spool through temporary files (openpyxl does): those count as partial
+    # copies of the report too, so they are kept in a folder of their own and checked.
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    out = tmp_path / "out"
+    out.mkdir()
+    table = _poisoned(fmt)
+    utc = ZoneInfo("UTC")
+    fresh = out / f"new.{fmt}"
+    with pytest.raises((ValueError, TypeError, AttributeError)):
+        export(table, fmt, fresh, utc)
+    assert not fresh.exists()
+    kept = out / f"old.{fmt}"
+    kept.write_bytes(b"the previous report")
+    with pytest.raises((ValueError, TypeError, AttributeError)):
+        export(table, fmt, kept, utc)
+    assert kept.read_bytes() == b"the previous report"
+    assert sorted(p.name for p in out.iterdir()) == [f"old.{fmt}"]  # no temporary left
+    gc.collect()  # anything the failed writer left open is finalised now, inside this test
+    assert sorted(p.name for p in scratch.iterdir()) == []
+    # and the same table without its bad row is written in full
+    good = Table(table.title, table.columns, [r for i, r in enumerate(table.rows) if i % 4 != 2])
+    export(good, fmt, kept, utc)
+    assert kept.read_bytes() != b"the previous report"
+
+
+def test_export_refuses_unknown_formats(tmp_path: Path) -> None:
+    table = Table(title="x", columns=[Column("a")], rows=[("1",)])
+    with pytest.raises(ValidationFailed) as err:
+        export(table, "pdf", tmp_path / "x.pdf", ZoneInfo("UTC"))
+    assert err.value.details[0].accepted == "csv, json, xlsx"
+    assert list(tmp_path.iterdir()) == []

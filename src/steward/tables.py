@@ -99,25 +99,31 @@ def write_json(table: Table, out: IO[str], tz: ZoneInfo) -> None:
     out.write("\n")
 
 
+def _xlsx_cell(value: Any, col: Column, tz: ZoneInfo) -> Any:
+    if value is None:
+        return None
+    if col.kind == "time":
+        return value.astimezone(tz).replace(tzinfo=None)  # Excel has no zones
+    if col.kind == "list":
+        return "; ".join(value)
+    if col.kind == "duration":
+        return round(float(value), 3)
+    return value
+
+
 def write_xlsx(table: Table, out: IO[bytes], tz: ZoneInfo) -> None:
     from openpyxl import Workbook
 
+    # Convert every cell before openpyxl starts spooling to its own temporary file, so bad
+    # data fails here and leaves no partial copy of the report anywhere.
+    rows = [
+        [_xlsx_cell(v, c, tz) for c, v in zip(table.columns, row, strict=True)]
+        for row in table.rows
+    ]
     wb = Workbook(write_only=True)
     ws = wb.create_sheet(title=table.title[:31] or "report")
     ws.append([c.machine_name for c in table.columns])
-    for row in table.rows:
-        cells: list[Any] = []
-        for col, value in zip(table.columns, row, strict=True):
-            if value is None:
-                cells.append(None)
-            elif col.kind == "time":
-                cells.append(value.astimezone(tz).replace(tzinfo=None))
-            elif col.kind == "list":
-                cells.append("; ".join(value))
-            elif col.kind == "duration":
-                cells.append(round(float(value), 3))
-            else:
-                cells.append(value)
+    for cells in rows:
         ws.append(cells)
     buf = io.BytesIO()
     wb.save(buf)

@@ -260,7 +260,7 @@ def test_projects_users_members_requirements_folders(cli: Cli) -> None:
         cli(
             "folder",
             "p1",
-            "/phenotypes/secret/",
+            "phenotypes/secret/",
             "--requirement",
             "Controlled genomes",
             "--as",

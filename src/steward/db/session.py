@@ -135,9 +135,7 @@ class Database:
         """Migrate lazily the first time a process touches the database."""
         if self._checked:
             return
-        if self.current_revision() != self.head_revision():
-            self.migrate()
-        self._checked = True
+        self.migrate()  # checks the revision itself, waiting out a concurrent first start
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

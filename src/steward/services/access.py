@@ -8,6 +8,7 @@ from contextlib import contextmanager
 
 from pydantic import BaseModel
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from steward.db.models import AuditEntry, Membership, Project, User
@@ -131,11 +132,17 @@ def audited(
 def bootstrap_admin(db: Database, *, user_id: str) -> bool:
     """Create the first administrator when there are no users yet; True when created."""
     check_name(user_id, "user")
-    with db.transaction() as s:
-        if s.scalars(select(User.id).limit(1)).first() is not None:
-            return False
-        s.add(User(id=user_id, display_name=user_id, email="", is_admin=True, created_at=utcnow()))
-        return True
+    try:
+        with db.transaction() as s:
+            if s.scalars(select(User.id).limit(1)).first() is not None:
+                return False
+            s.add(
+                User(id=user_id, display_name=user_id, email="", is_admin=True, created_at=utcnow())
+            )
+            s.flush()
+            return True
+    except IntegrityError:
+        return False  # another process created the same first user at the same moment
 
 
 def add_user(

@@ -33,7 +33,7 @@ from steward.domain.roles import STAFF, Role
 from steward.domain.workflow import Transition
 from steward.errors import Detail, Forbidden, ValidationFailed
 from steward.ids import new_id
-from steward.services.access import require_member, require_user
+from steward.services.access import audited, require_member, require_user
 from steward.timeutil import parse_timestamp, utcnow
 
 COLUMNS = (
@@ -128,7 +128,7 @@ def _csv_rows(
     try:
         for cells in reader:
             line = reader.line_num
-            cells = [c.strip() for c in cells]
+            cells = list(map(str.strip, cells))
             if not any(cells):
                 continue
             if len(cells) != width:
@@ -189,7 +189,11 @@ def _jsonl_rows(text: str, problems: list[Detail]) -> Iterator[tuple[int, dict[s
 
 
 def read_rows(path: Path, *, assume_tz: ZoneInfo | None = None) -> tuple[list[Row], list[Detail]]:
-    """Parse and check every row; return them with every problem found."""
+    """Parse and check every row on its own; return them with every problem found.
+
+    Rows repeating another row (same request, state and time) are found by ``plan_requests``,
+    which sees each request's rows sorted by time anyway.
+    """
     problems: list[Detail] = []
     try:
         raw = path.read_bytes()
@@ -217,7 +221,6 @@ def read_rows(path: Path, *, assume_tz: ZoneInfo | None = None) -> tuple[list[Ro
             ],
         )
     rows: list[Row] = []
-    seen: dict[tuple[Any, str, datetime], int] = {}
     states = set(domain.WORKFLOW.state_names)
     duo_cache: dict[tuple[str, ...], tuple[str, ...]] = {}
     for line, values in source:
@@ -270,16 +273,6 @@ def read_rows(path: Path, *, assume_tz: ZoneInfo | None = None) -> tuple[list[Ro
                     duo_cache[raw_codes] = tuple(codes)
         if bad or at is None:
             continue
-        first = seen.setdefault((request, state, at), line)
-        if first != line:
-            problems.append(
-                Detail(
-                    f"duplicate of line {first}",
-                    row=line,
-                    value=f"{request} {state} {at_text}",
-                )
-            )
-            continue
         rows.append(Row(line, values, at))
     return rows, problems
 
@@ -292,6 +285,7 @@ class Plan:
     rows: list[Row]
     fields: dict[str, Any]
     events: list[tuple[Row, str, str | None, str]]  # row, event type, from, to
+    field_lines: dict[str, int] = field(default_factory=dict)  # the line each field came from
 
 
 _SUBJECT_FIELDS = (
@@ -309,7 +303,36 @@ _SUBJECT_FIELDS = (
 _WHEN = attrgetter("at", "line")
 
 
+def _without_duplicates(ext: str, group: list[Row], problems: list[Detail]) -> list[Row]:
+    """Drop (and report) rows repeating an earlier row's state at the same time."""
+    kept: list[Row] = []
+    previous: datetime | None = None
+    for r in group:
+        if r.at == previous:  # rare: look back over the rows at this very time
+            state = r.values["state"]
+            twin = None
+            for k in reversed(kept):
+                if k.at != r.at:
+                    break
+                if k.values["state"] == state:
+                    twin = k
+                    break
+            if twin is not None:
+                problems.append(
+                    Detail(
+                        f"duplicate of line {twin.line}",
+                        row=r.line,
+                        value=f"{ext} {state} {r.values['at']}",
+                    )
+                )
+                continue
+        kept.append(r)
+        previous = r.at
+    return kept
+
+
 def plan_requests(rows: list[Row]) -> tuple[list[Plan], list[Detail]]:
+    """Group rows by request, drop repeated rows, and replay each history through the workflow."""
     problems: list[Detail] = []
     groups: dict[str, list[Row]] = defaultdict(list)
     for r in rows:
@@ -319,8 +342,10 @@ def plan_requests(rows: list[Row]) -> tuple[list[Plan], list[Detail]]:
     moves: dict[tuple[str, str], Transition | None] = {}
     for ext, group in groups.items():
         group.sort(key=_WHEN)
+        group = _without_duplicates(ext, group, problems)
         # Each field comes from the earliest row that has it.
         fields: dict[str, Any] = {}
+        field_lines: dict[str, int] = {}
         missing: tuple[str, ...] = _SUBJECT_FIELDS
         for r in group:
             if not missing:
@@ -330,6 +355,7 @@ def plan_requests(rows: list[Row]) -> tuple[list[Plan], list[Detail]]:
             if found:
                 for name in found:
                     fields[name] = get(name)
+                    field_lines[name] = r.line
                 missing = tuple(name for name in missing if name not in fields)
         first = group[0]
         for name in ("title", "requester"):
@@ -372,7 +398,7 @@ def plan_requests(rows: list[Row]) -> tuple[list[Plan], list[Detail]]:
                 break
             events.append((r, t.event, current, target))
             current = target
-        plans.append(Plan(ext, group, fields, events))
+        plans.append(Plan(ext, group, fields, events, field_lines))
     return plans, problems
 
 
@@ -491,6 +517,30 @@ class _Writer:
         else:
             self.conn.execute(table.insert(), [dict(zip(columns, r, strict=True)) for r in rows])
 
+    @contextmanager
+    def stream(
+        self, table: Table, columns: tuple[str, ...]
+    ) -> Iterator[Callable[[tuple[Any, ...]], None]]:
+        """A function taking rows one by one: written in batches, or as one ``COPY`` stream
+        that PostgreSQL ingests while the rows are still being produced."""
+        if self.dialect == "postgresql":
+            raw = self.conn.connection.driver_connection
+            assert raw is not None
+            names = ", ".join(columns)
+            with raw.cursor() as cur, cur.copy(f"COPY {table.name} ({names}) FROM STDIN") as cp:
+                yield cp.write_row
+            return
+        batch: list[tuple[Any, ...]] = []
+
+        def put(row: tuple[Any, ...]) -> None:
+            batch.append(row)
+            if len(batch) >= BATCH:
+                self.write(table, columns, batch)
+                batch.clear()
+
+        yield put
+        self.write(table, columns, batch)
+
     def analyze(self, *tables: Table) -> None:
         if self.dialect in ("sqlite", "postgresql"):
             for table in tables:
@@ -504,9 +554,24 @@ def _write_plans(
     project: str,
     result: ImportResult,
 ) -> None:
-    """Replay each new request's history into events and its read-model row, in batches."""
+    """Replay each new request's history into events and its read-model row."""
     req_rows: list[tuple[Any, ...]] = []
-    ev_rows: list[tuple[Any, ...]] = []
+    with writer.stream(EVENTS, EVENT_COLUMNS) as put_event:
+        _replay(writer, plans, existing, project, result, put_event, req_rows)
+    writer.write(REQUESTS, REQUEST_COLUMNS, req_rows)
+    if result.events >= ANALYZE_AFTER:
+        writer.analyze(REQUESTS, EVENTS)
+
+
+def _replay(
+    writer: _Writer,
+    plans: list[Plan],
+    existing: set[str | None],
+    project: str,
+    result: ImportResult,
+    put_event: Callable[[tuple[Any, ...]], None],
+    req_rows: list[tuple[Any, ...]],
+) -> None:
     when, as_json = writer.time, writer.json
     kind = domain.KIND
     key_prefix = f"import:{project}:"
@@ -546,7 +611,7 @@ def _write_plans(
             if src != dst:
                 state_since = row.at
             stamp = stamps[row.at] = when(row.at)
-            ev_rows.append(
+            put_event(
                 (
                     kind,
                     rid,
@@ -596,15 +661,25 @@ def _write_plans(
         )
         result.requests += 1
         result.events += len(p.events)
-        if len(ev_rows) >= BATCH:
-            writer.write(REQUESTS, REQUEST_COLUMNS, req_rows)
-            writer.write(EVENTS, EVENT_COLUMNS, ev_rows)
-            req_rows.clear()
-            ev_rows.clear()
-    writer.write(REQUESTS, REQUEST_COLUMNS, req_rows)
-    writer.write(EVENTS, EVENT_COLUMNS, ev_rows)
-    if result.events >= ANALYZE_AFTER:
-        writer.analyze(REQUESTS, EVENTS)
+
+
+def _unknown_users(plans: list[Plan], known: set[str]) -> dict[str, int]:
+    """Users named in the file who do not exist yet, each with the first line naming them."""
+    needed: dict[str, int] = {}
+
+    def note(who: str | None, line: int) -> None:
+        if who and who not in known and line < needed.get(who, line + 1):
+            needed[who] = line
+
+    for p in plans:
+        for name in ("requester", "reviewer"):
+            if name in p.field_lines:
+                note(p.fields[name], p.field_lines[name])
+        for r in p.rows:
+            who = r.values.get("actor")
+            if who and who not in known:
+                note(who, r.line)
+    return needed
 
 
 @contextmanager
@@ -648,13 +723,11 @@ def _import(
     rows, problems = read_rows(path, assume_tz=assume_tz)
     plans, plan_problems = plan_requests(rows)
     problems += plan_problems
-    if problems:
-        problems.sort(key=lambda d: d.row or 0)
-        raise ValidationFailed(
-            f"{path.name}: {len(problems)} problem(s); nothing was imported", problems
-        )
     result = ImportResult()
-    with db.transaction() as s:
+    with (
+        audited(db, actor=actor, action="import", project_id=project, subject_kind=domain.KIND),
+        db.transaction() as s,
+    ):
         user = require_user(s, actor)
         if not require_member(s, user, project) & STAFF:
             raise Forbidden(
@@ -664,28 +737,27 @@ def _import(
         existing = set(
             s.scalars(select(AccessRequest.external_id).where(AccessRequest.project_id == project))
         )
-        known_users = set(s.scalars(select(User.id)))
-        needed: dict[str, int] = {}
-        for p in plans:
-            line = p.rows[0].line
-            named = {p.fields.get("requester"), p.fields.get("reviewer")}
-            named.update(r.values.get("actor") for r in p.rows)
-            for who in named:
-                if who and who not in known_users and who not in needed:
-                    needed[who] = line
+        needed = _unknown_users(plans, set(s.scalars(select(User.id))))
         if needed and not create_users:
+            problems += [
+                Detail(
+                    "unknown user",
+                    row=line,
+                    field="user",
+                    value=who,
+                    accepted="existing users, or pass --create-users",
+                )
+                for who, line in sorted(needed.items(), key=lambda kv: kv[1])
+            ]
+            if len(problems) == len(needed):
+                raise ValidationFailed(
+                    f"{len(needed)} user(s) in {path.name} do not exist; nothing was imported",
+                    problems,
+                )
+        if problems:
+            problems.sort(key=lambda d: d.row or 0)
             raise ValidationFailed(
-                f"{len(needed)} user(s) in {path.name} do not exist; nothing was imported",
-                [
-                    Detail(
-                        "unknown user",
-                        row=line,
-                        field="user",
-                        value=who,
-                        accepted="existing users, or pass --create-users",
-                    )
-                    for who, line in sorted(needed.items(), key=lambda kv: kv[1])
-                ],
+                f"{path.name}: {len(problems)} problem(s); nothing was imported", problems
             )
         now = utcnow()
         if needed:

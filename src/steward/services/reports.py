@@ -38,6 +38,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    text,
     true,
 )
 from sqlalchemy.engine import Dialect
@@ -134,6 +135,20 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
+WORK_MEM = "64MB"
+"""PostgreSQL memory for one report's sorts and hashes: a project's events grouped by request
+(the 4 MB default spills a million events to disk)."""
+
+
+@contextmanager
+def _reading(db: Database) -> Iterator[Session]:
+    """A report's transaction, with the collector paused and room to sort in memory."""
+    with _collector_paused(), db.transaction() as s:
+        if db.dialect == "postgresql":
+            s.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
+        yield s
+
+
 def _reader(column: Any, dialect: Dialect) -> Callable[[Any], Any]:
     """The conversion SQLAlchemy would apply to a raw driver value of ``column``."""
     process = column.type.dialect_impl(dialect).result_processor(dialect, None)
@@ -142,6 +157,28 @@ def _reader(column: Any, dialect: Dialect) -> Callable[[Any], Any]:
 
 def _same(value: Any) -> Any:
     return value
+
+
+def _time_reader(dialect: Dialect) -> Callable[[Any], datetime]:
+    """Raw stored timestamps → aware UTC datetimes, exactly as ``UTCDateTime`` reads them."""
+    if dialect.name == "sqlite":  # naive UTC text 'YYYY-MM-DD HH:MM:SS.ffffff'
+        parse = datetime.fromisoformat
+        return lambda text: parse(text + "+00:00")
+    return _reader(Event.at, dialect)
+
+
+def _event_time(dialect: Dialect) -> tuple[Any, Callable[[Any], datetime]]:
+    """The cheapest column that gives back each event's exact time, and how to read it.
+
+    PostgreSQL's epoch seconds are exact (microsecond timestamps; a double rounds them by less
+    than half a microsecond until 2106), so the time comes back from the number already
+    fetched for the durations; SQLite's julianday is only good to about a millisecond, so there
+    the stored text is read.
+    """
+    if dialect.name == "postgresql":
+        stamp = datetime.fromtimestamp
+        return epoch_of(Event.at), lambda seconds: stamp(seconds, UTC)
+    return Event.at, _time_reader(dialect)
 
 
 def _driver_rows(s: Session, q: Executable) -> Sequence[Any]:
@@ -172,7 +209,7 @@ def tracking_table(
 ) -> Table:
     now = now or utcnow()
     now_s = now.timestamp()
-    with _collector_paused(), db.transaction() as s:
+    with _reading(db) as s:
         visible, on_events = _scope(s, actor, flt)
         t = epoch_of(Event.at)
         clock = (
@@ -206,7 +243,7 @@ def tracking_table(
             .order_by(r.created_at, r.id)
         )
         dialect = s.connection().dialect
-        as_time, as_list = _reader(r.created_at, dialect), _reader(r.datasets, dialect)
+        as_time, as_list = _time_reader(dialect), _reader(r.datasets, dialect)
         loaded: dict[str, list[str]] = {}
         rows: list[Sequence[Any]] = []
         for *row, datasets, created, updated, total in _driver_rows(s, q):
@@ -244,14 +281,16 @@ def tracking_table(
     )
 
 
-def _change_rows(found: Sequence[Any], now_s: float) -> list[Sequence[Any]]:
+def _change_rows(
+    found: Sequence[Any], now_s: float, as_time: Callable[[Any], datetime]
+) -> list[Sequence[Any]]:
     """Pair each transition with the one before and after it (rows come request by request)."""
     terminal = _TERMINAL
-    stamp = datetime.fromtimestamp
     rows: list[Sequence[Any]] = []
     append = rows.append
     prev_id, prev_s, order = None, 0.0, 0
-    for (sid, src, dst, at_s, who, reason), nxt in zip(found, _followers(found), strict=False):
+    pairs = zip(found, _followers(found), strict=False)
+    for (sid, src, dst, at, at_s, who, reason), nxt in pairs:
         if sid != prev_id:
             prev_id, order, left = sid, 1, None
         else:
@@ -260,14 +299,14 @@ def _change_rows(found: Sequence[Any], now_s: float) -> list[Sequence[Any]]:
             if left is not None and left < 0:
                 left = _nonneg(left, sid)
         if nxt is not None and nxt[0] == sid:
-            stayed: float | None = nxt[3] - at_s
+            stayed: float | None = nxt[4] - at_s
             current = False
         else:
             stayed = None if dst in terminal else now_s - at_s
             current = True
         if stayed is not None and stayed < 0:
             stayed = _nonneg(stayed, sid)
-        append((sid, order, src, dst, stamp(at_s, UTC), who, reason, left, stayed, current))
+        append((sid, order, src, dst, as_time(at), who, reason, left, stayed, current))
         prev_s = at_s
     return rows
 
@@ -277,18 +316,20 @@ def change_log(
 ) -> Table:
     now = now or utcnow()
     with _collector_paused():
-        with db.transaction() as s:
+        with _reading(db) as s:
             _, on_events = _scope(s, actor, flt)
+            at, as_time = _event_time(s.connection().dialect)
             q = _ordered_transitions(
                 on_events,
                 Event.from_state,
                 Event.to_state,
+                at,
                 epoch_of(Event.at),
                 Event.actor,
                 Event.data["reason"].as_string(),
             )
             found = _driver_rows(s, q)
-        rows = _change_rows(found, now.timestamp())
+        rows = _change_rows(found, now.timestamp(), as_time)
     return Table(
         title="changelog",
         caption="One row per transition. time_in_from_state: how long the request stayed in "
@@ -327,10 +368,12 @@ Summary = tuple[int, int, float, float, float, int]
 """count, ongoing, median, p90, max, over SLA (0 when the state has no SLA)."""
 
 
-def _summaries_in_python(
-    s: Session, on_events: ColumnElement[bool], now_s: float
-) -> dict[str, Summary]:
-    """Every stay from one ordered pass, then sorted per state (SQLite)."""
+def _summaries(s: Session, on_events: ColumnElement[bool], now_s: float) -> dict[str, Summary]:
+    """Every stay from one ordered pass, then sorted per state.
+
+    Cheaper than ranking the stays in SQL on both backends (measured: the database's sort of
+    a million stays by state and length costs more than fetching them).
+    """
     found = _driver_rows(s, _ordered_transitions(on_events, Event.to_state, epoch_of(Event.at)))
     stays: dict[str, list[float]] = defaultdict(list)
     ongoing: dict[str, int] = defaultdict(int)
@@ -359,76 +402,13 @@ def _summaries_in_python(
     return out
 
 
-def _summaries_in_sql(
-    s: Session, on_events: ColumnElement[bool], now_s: float
-) -> dict[str, Summary]:
-    """Stays, ranks and counts computed by the database; only one row per state comes back."""
-    t = epoch_of(Event.at)
-    tr = (
-        select(
-            Event.to_state,
-            t.label("at_s"),
-            func.lead(t).over(partition_by=Event.subject_id, order_by=Event.seq).label("next_s"),
-        )
-        .where(_OF_KIND, on_events, _MOVES)
-        .subquery()
-    )
-    stays = (
-        select(
-            tr.c.to_state,
-            func.greatest(
-                cast(func.coalesce(tr.c.next_s, literal(now_s, Float)) - tr.c.at_s, Float),
-                literal(0.0, Float),
-            ).label("secs"),
-            case((tr.c.next_s.is_(None), 1), else_=0).label("ongoing"),
-        )
-        .where(tr.c.to_state.not_in(sorted(_TERMINAL)))
-        .subquery()
-    )
-    ranked = select(
-        stays,
-        (func.row_number().over(partition_by=stays.c.to_state, order_by=stays.c.secs) - 1).label(
-            "i"
-        ),
-        func.count().over(partition_by=stays.c.to_state).label("n"),
-    ).subquery()
-    i, n, secs = ranked.c.i, ranked.c.n, ranked.c.secs
-    p_lo = func.floor(cast(n - 1, Float) * literal(_P, Float))
-    sla = case(*((ranked.c.to_state == k, v) for k, v in _SLA.items()), else_=None)
-    q = select(
-        ranked.c.to_state,
-        n,
-        func.sum(ranked.c.ongoing),
-        func.max(case((i == (n - 1) // 2, secs))),
-        func.max(case((i == n // 2, secs))),
-        func.max(case((i == p_lo, secs))),
-        func.max(case((i == p_lo + 1, secs))),
-        func.max(secs),
-        func.sum(case((secs > sla, 1), else_=0)),
-    ).group_by(ranked.c.to_state, n)
-    out: dict[str, Summary] = {}
-    for state, count, ongoing, m_lo, m_hi, q_lo, q_hi, top, over in s.execute(q):
-        pos = (count - 1) * _P
-        q_hi = q_lo if q_hi is None else q_hi
-        out[state] = (
-            count,
-            int(ongoing),
-            m_lo if count % 2 else (m_lo + m_hi) / 2,
-            q_lo if count == 1 else q_lo + (q_hi - q_lo) * (pos - int(pos)),
-            top,
-            int(over),
-        )
-    return out
-
-
 def time_in_state(
     db: Database, *, actor: str | None, flt: RequestFilter, now: datetime | None = None
 ) -> Table:
     now = now or utcnow()
-    with _collector_paused(), db.transaction() as s:
+    with _reading(db) as s:
         _, on_events = _scope(s, actor, flt)
-        summarise = _summaries_in_sql if db.dialect == "postgresql" else _summaries_in_python
-        by_state = summarise(s, on_events, now.timestamp())
+        by_state = _summaries(s, on_events, now.timestamp())
     rows: list[Sequence[Any]] = []
     for st in WF.states:
         if st.terminal:

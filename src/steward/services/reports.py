@@ -6,30 +6,34 @@ silently turned positive as the seed's ``abs()`` did.
 
 Built to stay quick over a million events (``benchmarks/ledger.py``, ``docs/performance.md``):
 
-- the database turns timestamps into epoch seconds and does the filtering, grouping and, for
-  the time-in-state summary on PostgreSQL, the window functions and order statistics;
+- the database filters, groups and turns timestamps into epoch seconds; the durations of the
+  change log and the time-in-state summary come from one pass over the transitions in index
+  order (request by request), pairing each with the next. Window functions would pair them
+  too, but SQLite's cost two to three times the scan itself, and ranking a million stays in
+  PostgreSQL cost more than fetching them; the rows are walked once anyway to be returned;
 - when the caller sees every request of the project(s) asked for, events are picked by their
   own ``project_id`` (an index covers it) rather than ``subject_id IN (visible requests)``;
-- the change log (and the time-in-state stays on SQLite) is one pass over the transitions in
-  index order, pairing each with the next one: the rows are walked once anyway to be
-  returned, and SQLite's window functions cost two to three times the scan itself;
-- those rows come straight from the driver's cursor, as the columns need no conversion.
+- rows come straight from the driver's cursor, and timestamps are read back in the cheapest
+  exact way for each backend;
+- on PostgreSQL a report may sort and hash in memory (``WORK_MEM``) instead of on disk.
 """
 
 from __future__ import annotations
 
-import gc
+import json
 import statistics
-from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from bisect import bisect_right
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from itertools import chain, islice
+from itertools import chain, pairwise
 from typing import Any
+from typing import cast as cast_type
 
 from sqlalchemy import (
     Float,
     Select,
+    Text,
     and_,
     case,
     cast,
@@ -119,22 +123,6 @@ def _scope(
     return visible, on_events
 
 
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector while a report holds a million fresh rows.
-
-    Rows are tuples of plain values and form no cycles; left running, the collector walks the
-    growing list again and again and costs as much as fetching it.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 WORK_MEM = "64MB"
 """PostgreSQL memory for one report's sorts and hashes: a project's events grouped by request
 (the 4 MB default spills a million events to disk)."""
@@ -142,8 +130,8 @@ WORK_MEM = "64MB"
 
 @contextmanager
 def _reading(db: Database) -> Iterator[Session]:
-    """A report's transaction, with the collector paused and room to sort in memory."""
-    with _collector_paused(), db.transaction() as s:
+    """A report's transaction, with room to sort in memory on PostgreSQL."""
+    with db.transaction() as s:
         if db.dialect == "postgresql":
             s.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
         yield s
@@ -159,26 +147,21 @@ def _same(value: Any) -> Any:
     return value
 
 
-def _time_reader(dialect: Dialect) -> Callable[[Any], datetime]:
-    """Raw stored timestamps → aware UTC datetimes, exactly as ``UTCDateTime`` reads them."""
-    if dialect.name == "sqlite":  # naive UTC text 'YYYY-MM-DD HH:MM:SS.ffffff'
-        parse = datetime.fromisoformat
-        return lambda text: parse(text + "+00:00")
-    return _reader(Event.at, dialect)
+def _exact_time(column: Any, dialect: Dialect) -> tuple[Any, Callable[[Any], datetime]]:
+    """The cheapest column giving back a timestamp exactly, and how to read it.
 
-
-def _event_time(dialect: Dialect) -> tuple[Any, Callable[[Any], datetime]]:
-    """The cheapest column that gives back each event's exact time, and how to read it.
-
-    PostgreSQL's epoch seconds are exact (microsecond timestamps; a double rounds them by less
-    than half a microsecond until 2106), so the time comes back from the number already
-    fetched for the durations; SQLite's julianday is only good to about a millisecond, so there
-    the stored text is read.
+    What ``UTCDateTime`` would return (aware UTC datetimes, to the microsecond), without its
+    per-value Python: SQLite stores naive UTC text ('YYYY-MM-DD HH:MM:SS.ffffff'); PostgreSQL's
+    epoch seconds are exact (microsecond timestamps, which a double rounds by less than half a
+    microsecond until 2106), cheaper to fetch and convert than a timestamptz.
     """
+    if dialect.name == "sqlite":
+        parse = datetime.fromisoformat
+        return column, lambda text: parse(text + "+00:00")
     if dialect.name == "postgresql":
         stamp = datetime.fromtimestamp
-        return epoch_of(Event.at), lambda seconds: stamp(seconds, UTC)
-    return Event.at, _time_reader(dialect)
+        return epoch_of(column), lambda seconds: stamp(seconds, UTC)
+    return column, _reader(column, dialect)
 
 
 def _driver_rows(s: Session, q: Executable) -> Sequence[Any]:
@@ -190,9 +173,23 @@ def _driver_rows(s: Session, q: Executable) -> Sequence[Any]:
         result.close()
 
 
-def _followers(rows: Sequence[Any]) -> Iterator[Any]:
-    """Each row's successor (``None`` after the last), to walk rows in pairs."""
-    return chain(islice(rows, 1, None), (None,))
+@contextmanager
+def _driver_pairs(s: Session, q: Executable) -> Iterator[Iterator[tuple[Any, Any]]]:
+    """Each row (a driver tuple) with the one after it (``None`` after the last).
+
+    SQLite's rows are streamed, each dropped once used rather than a million held at once;
+    psycopg converts a whole result faster in one ``fetchall`` than row by row.
+    """
+    conn = s.connection()
+    result = conn.execute(q)
+    try:
+        if conn.dialect.name == "sqlite":
+            rows = cast_type(Iterable[Any], result.cursor)
+        else:
+            rows = result.cursor.fetchall()
+        yield pairwise(chain(rows, (None,)))
+    finally:
+        result.close()
 
 
 def _ordered_transitions(on_events: ColumnElement[bool], *columns: Any) -> Select[Any]:
@@ -211,18 +208,21 @@ def tracking_table(
     now_s = now.timestamp()
     with _reading(db) as s:
         visible, on_events = _scope(s, actor, flt)
-        t = epoch_of(Event.at)
+        # The earliest start and stop times; converted to seconds once per request.
         clock = (
             select(
                 Event.subject_id,
-                func.min(case((Event.to_state == WF.clock_start, t))).label("start"),
-                func.min(case((Event.to_state.in_(sorted(WF.clock_stop)), t))).label("stop"),
+                func.min(case((Event.to_state == WF.clock_start, Event.at))).label("start"),
+                func.min(case((Event.to_state.in_(sorted(WF.clock_stop)), Event.at))).label("stop"),
             )
             .where(_OF_KIND, on_events, Event.from_state.is_distinct_from(Event.to_state))
             .group_by(Event.subject_id)
             .subquery()
         )
         r = AccessRequest
+        dialect = s.connection().dialect
+        created_at, as_time = _exact_time(r.created_at, dialect)
+        updated_at, _ = _exact_time(r.updated_at, dialect)
         q = (
             visible.with_only_columns(
                 r.id,
@@ -234,28 +234,28 @@ def tracking_table(
                 r.project_lead,
                 r.intended_use,
                 r.reviewer,
-                r.datasets,
-                r.created_at,
-                r.updated_at,
-                cast(func.coalesce(clock.c.stop, literal(now_s, Float)) - clock.c.start, Float),
+                cast(r.datasets, Text),  # JSON text: decoded once per distinct value
+                created_at,
+                updated_at,
+                cast(
+                    func.coalesce(epoch_of(clock.c.stop), literal(now_s, Float))
+                    - epoch_of(clock.c.start),
+                    Float,
+                ),
             )
             .outerjoin(clock, clock.c.subject_id == r.id)
             .order_by(r.created_at, r.id)
         )
-        dialect = s.connection().dialect
-        as_time, as_list = _time_reader(dialect), _reader(r.datasets, dialect)
         loaded: dict[str, list[str]] = {}
         rows: list[Sequence[Any]] = []
-        for *row, datasets, created, updated, total in _driver_rows(s, q):
-            if isinstance(datasets, str):  # JSON text (SQLite): many requests share a value
-                known = loaded.get(datasets)
-                if known is None:
-                    known = loaded[datasets] = as_list(datasets)
-                datasets = list(known)
-            else:
-                datasets = as_list(datasets)
+        for *row, text_of_datasets, created, updated, total in _driver_rows(s, q):
+            datasets = loaded.get(text_of_datasets)
+            if datasets is None:
+                datasets = loaded[text_of_datasets] = json.loads(text_of_datasets)
             if total is not None and total < 0:
                 total = _nonneg(total, row[0])
+            if isinstance(datasets, list):  # each row gets its own list, as before
+                datasets = list(datasets)
             rows.append((*row, datasets, as_time(created), as_time(updated), total))
     return Table(
         title="tracking",
@@ -282,14 +282,13 @@ def tracking_table(
 
 
 def _change_rows(
-    found: Sequence[Any], now_s: float, as_time: Callable[[Any], datetime]
+    pairs: Iterator[tuple[Any, Any]], now_s: float, as_time: Callable[[Any], datetime]
 ) -> list[Sequence[Any]]:
     """Pair each transition with the one before and after it (rows come request by request)."""
     terminal = _TERMINAL
     rows: list[Sequence[Any]] = []
     append = rows.append
     prev_id, prev_s, order = None, 0.0, 0
-    pairs = zip(found, _followers(found), strict=False)
     for (sid, src, dst, at, at_s, who, reason), nxt in pairs:
         if sid != prev_id:
             prev_id, order, left = sid, 1, None
@@ -315,21 +314,20 @@ def change_log(
     db: Database, *, actor: str | None, flt: RequestFilter, now: datetime | None = None
 ) -> Table:
     now = now or utcnow()
-    with _collector_paused():
-        with _reading(db) as s:
-            _, on_events = _scope(s, actor, flt)
-            at, as_time = _event_time(s.connection().dialect)
-            q = _ordered_transitions(
-                on_events,
-                Event.from_state,
-                Event.to_state,
-                at,
-                epoch_of(Event.at),
-                Event.actor,
-                Event.data["reason"].as_string(),
-            )
-            found = _driver_rows(s, q)
-        rows = _change_rows(found, now.timestamp(), as_time)
+    with _reading(db) as s:
+        _, on_events = _scope(s, actor, flt)
+        at, as_time = _exact_time(Event.at, s.connection().dialect)
+        q = _ordered_transitions(
+            on_events,
+            Event.from_state,
+            Event.to_state,
+            at,
+            epoch_of(Event.at),
+            Event.actor,
+            Event.data["reason"].as_string(),
+        )
+        with _driver_pairs(s, q) as pairs:
+            rows = _change_rows(pairs, now.timestamp(), as_time)
     return Table(
         title="changelog",
         caption="One row per transition. time_in_from_state: how long the request stayed in "
@@ -374,21 +372,24 @@ def _summaries(s: Session, on_events: ColumnElement[bool], now_s: float) -> dict
     Cheaper than ranking the stays in SQL on both backends (measured: the database's sort of
     a million stays by state and length costs more than fetching them).
     """
-    found = _driver_rows(s, _ordered_transitions(on_events, Event.to_state, epoch_of(Event.at)))
-    stays: dict[str, list[float]] = defaultdict(list)
-    ongoing: dict[str, int] = defaultdict(int)
-    terminal = _TERMINAL
-    for (sid, state, at_s), nxt in zip(found, _followers(found), strict=False):
-        if state in terminal:
-            continue
-        if nxt is not None and nxt[0] == sid:
-            seconds = nxt[2] - at_s
-        else:
-            seconds = now_s - at_s
-            ongoing[state] += 1
-        stays[state].append(max(seconds, 0.0))
+    q = _ordered_transitions(on_events, Event.to_state, epoch_of(Event.at))
+    stays: dict[str, list[float]] = {st.name: [] for st in WF.states if not st.terminal}
+    ongoing = dict.fromkeys(stays, 0)
+    with _driver_pairs(s, q) as pairs:
+        for (sid, state, at_s), nxt in pairs:
+            values = stays.get(state)
+            if values is None:  # a final state: no stay to measure
+                continue
+            if nxt is not None and nxt[0] == sid:
+                seconds = nxt[2] - at_s
+            else:
+                seconds = now_s - at_s
+                ongoing[state] += 1
+            values.append(seconds if seconds >= 0.0 else 0.0)
     out: dict[str, Summary] = {}
     for state, values in stays.items():
+        if not values:
+            continue
         values.sort()
         sla = _SLA.get(state)
         out[state] = (
@@ -397,7 +398,7 @@ def _summaries(s: Session, on_events: ColumnElement[bool], now_s: float) -> dict
             statistics.median(values),
             _quantile(values, _P),
             values[-1],
-            0 if sla is None else sum(1 for v in values if v > sla),
+            0 if sla is None else len(values) - bisect_right(values, sla),
         )
     return out
 

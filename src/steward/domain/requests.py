@@ -183,6 +183,17 @@ WORKFLOW = define_workflow(
 
 REASON_REQUIRED = frozenset({"return", "reject", "revoke"})
 EDITABLE_FIELDS = ("title", "institution", "project_lead", "intended_use", "datasets", "duo_codes")
+SUBJECT_FIELDS = (
+    "title",
+    "requester",
+    "institution",
+    "project_lead",
+    "intended_use",
+    "datasets",
+    "duo_codes",
+    "reviewer",
+)
+"""What a request says about itself, as recorded by its ``created`` event."""
 REQUIRED_TO_SUBMIT = ("title", "institution", "project_lead", "intended_use", "datasets")
 MAX_TITLE = 200
 
@@ -234,21 +245,7 @@ def project(
 ) -> dict[str, Any]:
     """Read-model changes an event causes (state/version/timestamps are set by the engine)."""
     if event == "created":
-        return {
-            k: data[k]
-            for k in (
-                "title",
-                "requester",
-                "institution",
-                "project_lead",
-                "intended_use",
-                "datasets",
-                "duo_codes",
-                "reviewer",
-                "external_id",
-            )
-            if k in data
-        }
+        return {k: data[k] for k in (*SUBJECT_FIELDS, "external_id") if k in data}
     if event in ("submitted", "resubmitted"):
         return {"submitted_at": subject.get("submitted_at") or at}
     if event in ("approved", "rejected"):

@@ -202,13 +202,8 @@ def read_rows(path: Path, *, assume_tz: ZoneInfo | None = None) -> tuple[list[Ro
             f"cannot read {path}: {exc.strerror}",
             [Detail(exc.strerror or "unreadable", field="file", value=str(path))],
         ) from None
-    text = _decode(raw, str(path))
     suffix = path.suffix.lower()
-    if suffix in (".jsonl", ".ndjson", ".json"):
-        source = _jsonl_rows(text, problems)
-    elif suffix in (".csv", ".tsv", ".txt"):
-        source = _csv_rows(text, problems, "\t" if suffix == ".tsv" else ",")
-    else:
+    if suffix not in (".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".txt"):
         raise ValidationFailed(
             f"cannot tell the format of {path.name}",
             [
@@ -220,6 +215,11 @@ def read_rows(path: Path, *, assume_tz: ZoneInfo | None = None) -> tuple[list[Ro
                 )
             ],
         )
+    text = _decode(raw, str(path))
+    if suffix in (".jsonl", ".ndjson", ".json"):
+        source = _jsonl_rows(text, problems)
+    else:
+        source = _csv_rows(text, problems, "\t" if suffix == ".tsv" else ",")
     rows: list[Row] = []
     states = set(domain.WORKFLOW.state_names)
     duo_cache: dict[tuple[str, ...], tuple[str, ...]] = {}
@@ -288,16 +288,7 @@ class Plan:
     field_lines: dict[str, int] = field(default_factory=dict)  # the line each field came from
 
 
-_SUBJECT_FIELDS = (
-    "title",
-    "requester",
-    "institution",
-    "project_lead",
-    "intended_use",
-    "datasets",
-    "duo_codes",
-    "reviewer",
-)
+_SUBJECT_FIELDS = domain.SUBJECT_FIELDS
 
 
 _WHEN = attrgetter("at", "line")
@@ -402,15 +393,7 @@ def plan_requests(rows: list[Row]) -> tuple[list[Plan], list[Detail]]:
     return plans, problems
 
 
-_CREATE_FIELDS = (
-    "title",
-    "requester",
-    "institution",
-    "project_lead",
-    "intended_use",
-    "datasets",
-    "duo_codes",
-)
+_CREATE_FIELDS = tuple(f for f in domain.SUBJECT_FIELDS if f != "reviewer")
 REQUEST_COLUMNS = (
     "id",
     "project_id",

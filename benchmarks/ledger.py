@@ -570,17 +570,19 @@ def main(argv: list[str] | None = None) -> int:
     workdir = args.keep or Path(tempfile.mkdtemp(prefix="steward-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     try:
-        csv_path = workdir / f"requests-{args.requests}.csv"
+        csv_path = workdir / f"requests-{args.requests}-seed{SEED}.csv"
         stamp = csv_path.with_suffix(".now")
         t0 = time.perf_counter()
         if args.keep is not None and csv_path.exists() and stamp.exists():
             rows_text, now_text = stamp.read_text().split()
             rows, now = int(rows_text), datetime.fromisoformat(now_text)
+            how = "reused"
         else:
             rows, now = generate(csv_path, args.requests)
             stamp.write_text(f"{rows} {now.isoformat()}\n")
+            how = "generated"
         print(
-            f"generated {rows:,} rows for {args.requests:,} requests "
+            f"{how} {rows:,} rows for {args.requests:,} requests "
             f"({rows / args.requests:.1f} events/request, {csv_path.stat().st_size / 1e6:.0f} MB) "
             f"in {time.perf_counter() - t0:.1f}s; reports as of {now.isoformat()}",
             flush=True,

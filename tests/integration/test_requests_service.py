@@ -1009,3 +1009,17 @@ def test_list_filter_validation(consortium: Consortium) -> None:
             ),
         )
     assert [d.field for d in err.value.details] == ["created", "decided"]
+
+
+def test_edit_without_a_title_keeps_the_title(consortium: Consortium) -> None:
+    c = consortium
+    fields = RequestFields(title="Keep me", institution="Uni", datasets=("raw/wgs",))
+    v = requests.create(c.db, actor=c.requester, project=c.project, fields=fields)
+    v = requests.act(
+        c.db,
+        actor=c.requester,
+        request_id=v.id,
+        command="edit",
+        changes=RequestFields(title="", institution="Other Uni"),
+    )
+    assert (v.title, v.institution) == ("Keep me", "Other Uni")

@@ -20,19 +20,7 @@ app = typer.Typer(
 )
 
 
-def _run(
-    name: str,
-    project: str | None,
-    state: list[str] | None,
-    requester: str | None,
-    reviewer: str | None,
-    created_from: str | None,
-    created_to: str | None,
-    decided_from: str | None,
-    decided_to: str | None,
-    fmt: str,
-    output: Path | None,
-) -> None:
+def _run(name: str, flt: RequestFilter, fmt: str, output: Path | None) -> None:
     if fmt not in FORMATS:
         raise ValidationFailed(
             f"unknown format {fmt!r}",
@@ -42,9 +30,6 @@ def _run(
         raise ValidationFailed(
             "xlsx needs --output FILE", [Detail("required for xlsx", field="output")]
         )
-    flt = o.request_filter(
-        project, state, requester, reviewer, created_from, created_to, decided_from, decided_to
-    )
     table = svc.REPORTS[name](STATE.db, actor=STATE.actor, flt=flt)
     if output is not None:
         written = export(table, "csv" if fmt == "table" else fmt, output, STATE.tz)
@@ -83,19 +68,10 @@ def _command(name: str, doc: str) -> None:
             ),
         ] = None,
     ) -> None:
-        _run(
-            name,
-            project,
-            state,
-            requester,
-            reviewer,
-            created_from,
-            created_to,
-            decided_from,
-            decided_to,
-            fmt,
-            output,
+        flt = o.request_filter(
+            project, state, requester, reviewer, created_from, created_to, decided_from, decided_to
         )
+        _run(name, flt, fmt, output)
 
     handler.__doc__ = doc
     app.command(name)(handler)

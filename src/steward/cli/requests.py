@@ -131,9 +131,7 @@ def edit(
         actor=STATE.actor,
         request_id=request_id,
         command="edit",
-        changes=_fields(title or "-", institution, project_lead, intended_use, dataset, duo)
-        if title
-        else _fields("-", institution, project_lead, intended_use, dataset, duo),
+        changes=_fields(title, institution, project_lead, intended_use, dataset, duo),
         expected_version=if_version,
         idempotency_key=idempotency_key,
     )

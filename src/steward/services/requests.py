@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -403,7 +403,8 @@ def _edit_changes(
 ) -> dict[str, Any]:
     if changes is None:
         raise ValidationFailed("nothing to change", [Detail("no fields given")])
-    clean = _check_fields(s, row.project_id, changes)
+    # An edit names only the fields it changes; an absent title keeps the current one.
+    clean = _check_fields(s, row.project_id, replace(changes, title=changes.title or row.title))
     out: dict[str, Any] = {}
     for name in domain.EDITABLE_FIELDS:
         new = getattr(clean, name)

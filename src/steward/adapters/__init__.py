@@ -1,0 +1,1 @@
+"""Adapters: the outside world (object storage, tickets, mail) behind small interfaces."""

@@ -1,0 +1,1 @@
+"""Data packages: manifests, BagIt/RO-Crate bags, reports and download scripts."""

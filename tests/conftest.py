@@ -134,3 +134,20 @@ def cli(
         return CliResult(code, captured.out, captured.err)
 
     return run
+
+
+# -- S3 (SeaweedFS) ------------------------------------------------------------------------
+from tests import s3  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def seaweedfs() -> Iterator[s3.SeaweedFS]:
+    """One real S3 server (SeaweedFS) for the whole session; buckets keep tests apart."""
+    with s3.SeaweedFS() as server:
+        yield server
+
+
+@pytest.fixture
+def s3_bucket(seaweedfs: s3.SeaweedFS) -> str:
+    """A fresh, empty bucket for this test."""
+    return seaweedfs.make_bucket(f"t{os.getpid()}-{next(_counter)}")

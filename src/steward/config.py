@@ -7,16 +7,58 @@ Sources, strongest first: keyword arguments, ``STEWARD_*`` environment variables
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+
+@dataclass(frozen=True)
+class S3Config:
+    """How to reach an S3-compatible store; ``endpoint=None`` means Amazon S3 itself.
+
+    The secret never appears in ``repr``, so a config can be logged or shown in an error.
+    """
+
+    endpoint: str | None = None
+    region: str = "us-east-1"
+    access_key_id: str | None = None
+    secret_access_key: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> S3Config:
+        """The standard ``AWS_*`` variables, so existing shell setups work unchanged."""
+        env = os.environ if environ is None else environ
+        return cls(
+            endpoint=env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or None,
+            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+            access_key_id=env.get("AWS_ACCESS_KEY_ID") or None,
+            secret_access_key=env.get("AWS_SECRET_ACCESS_KEY") or None,
+        )
+
+    @property
+    def resolved_endpoint(self) -> str:
+        """The base URL requests go to (no trailing slash)."""
+        if self.endpoint:
+            return self.endpoint.rstrip("/")
+        return f"https://s3.{self.region}.amazonaws.com"
+
+    @property
+    def display_endpoint(self) -> str:
+        """The endpoint for messages: scheme, host and port only, never user info."""
+        parts = urlsplit(self.resolved_endpoint)
+        host = parts.hostname or ""
+        if parts.port:
+            host = f"{host}:{parts.port}"
+        return f"{parts.scheme}://{host}"
 
 
 def _config_file() -> Path:
@@ -48,6 +90,82 @@ class Settings(BaseSettings):
     connect_timeout: int = Field(
         default=5, description="Seconds to wait for the database before giving up."
     )
+    packages_dir: Path | None = Field(
+        default=None,
+        description="Where package bags are built. Default: STEWARD_HOME/packages.",
+    )
+    package_keep_days: int = Field(
+        default=30,
+        ge=1,
+        description="Days a built package is kept before `steward package expire-due` removes it.",
+    )
+    organisation: str = Field(
+        default="Steward",
+        description="Your organisation's name, written as Source-Organization in every bag.",
+    )
+    workers: int = Field(
+        default=0,
+        ge=0,
+        description=(
+            "Threads for hashing, copying and pushing. 0 = automatic: for builds one per CPU "
+            "core (up to 8; more for S3 sources, which wait on the network); pushes send 4 "
+            "objects at once."
+        ),
+    )
+
+    s3_endpoint: str | None = Field(
+        default=None,
+        description=(
+            "S3 endpoint URL, e.g. https://s3.example.org. Default: AWS_ENDPOINT_URL_S3 or "
+            "AWS_ENDPOINT_URL, else Amazon S3 in s3_region."
+        ),
+    )
+    s3_region: str | None = Field(
+        default=None,
+        description="S3 region. Default: AWS_REGION or AWS_DEFAULT_REGION, else us-east-1.",
+    )
+    s3_access_key_id: str | None = Field(
+        default=None, description="S3 access key id. Default: AWS_ACCESS_KEY_ID."
+    )
+    s3_secret_access_key: SecretStr | None = Field(
+        default=None,
+        description="S3 secret access key; never shown. Default: AWS_SECRET_ACCESS_KEY.",
+    )
+
+    @field_validator("s3_endpoint")
+    @classmethod
+    def _http_endpoint(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("use an http:// or https:// URL, e.g. https://s3.example.org")
+        return value
+
+    @model_validator(mode="after")
+    def _aws_fallbacks(self) -> Settings:
+        """Unset S3 settings take the standard AWS_* variables, read once, here."""
+        aws = S3Config.from_env()
+        if self.s3_endpoint is None:
+            self.s3_endpoint = aws.endpoint
+        if self.s3_region is None:
+            self.s3_region = aws.region
+        if self.s3_access_key_id is None:
+            self.s3_access_key_id = aws.access_key_id
+        if self.s3_secret_access_key is None and aws.secret_access_key:
+            self.s3_secret_access_key = SecretStr(aws.secret_access_key)
+        return self
+
+    def s3_config(self) -> S3Config:
+        """How to reach S3, for the storage adapter (the secret stays out of reprs)."""
+        secret = self.s3_secret_access_key
+        return S3Config(
+            endpoint=self.s3_endpoint,
+            region=self.s3_region or "us-east-1",
+            access_key_id=self.s3_access_key_id,
+            secret_access_key=secret.get_secret_value() if secret else None,
+        )
+
+    @property
+    def resolved_packages_dir(self) -> Path:
+        return (self.packages_dir or self.home / "packages").resolve()
 
     @field_validator("timezone")
     @classmethod

@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Literal
 from zoneinfo import ZoneInfo
@@ -82,16 +82,56 @@ def atomic_writer(path: Path, mode: str = "w") -> Iterator[IO[Any]]:
         raise
 
 
+def _csv_cell(col: Column, tz: ZoneInfo) -> Callable[[Any], Any]:
+    """How ``write_csv`` writes a column's values: what ``records`` gives, with lists joined
+    by "; " and nothing for ``None`` (without a dict per row)."""
+    if col.kind == "time":
+        local = tz.key == "UTC"
+
+        def time(v: Any) -> Any:
+            if v is None:
+                return ""
+            if local and v.tzinfo is UTC:  # already in the zone: skip the conversion
+                return v.isoformat()
+            return _machine(v, col, tz)
+
+        return time
+    if col.kind == "duration":
+        return lambda v: "" if v is None else round(float(v), 3)
+    if col.kind == "list":
+        return lambda v: "" if v is None else "; ".join(list(v))
+
+    def other(v: Any) -> Any:
+        if v.__class__ is str:
+            return v
+        if v is None:
+            return ""
+        return "; ".join(v) if isinstance(v, list) else v
+
+    return other
+
+
 def write_csv(table: Table, out: IO[str], tz: ZoneInfo) -> None:
     writer = csv.writer(out, quoting=csv.QUOTE_MINIMAL)
     writer.writerow([c.machine_name for c in table.columns])
-    for rec in table.records(tz):
-        writer.writerow(
-            [
-                "; ".join(v) if isinstance(v, list) else ("" if v is None else v)
-                for v in rec.values()
-            ]
-        )
+    cells = [_csv_cell(c, tz) for c in table.columns]
+    if len(cells) != len({c.machine_name for c in table.columns}):
+        # records() keys rows by column name: a repeated name keeps only its last value
+        for rec in table.records(tz):
+            writer.writerow(
+                [
+                    "; ".join(v) if isinstance(v, list) else ("" if v is None else v)
+                    for v in rec.values()
+                ]
+            )
+        return
+    width = len(cells)
+    for start in range(0, len(table.rows), 10_000):
+        batch = table.rows[start : start + 10_000]
+        for row in batch:
+            if len(row) != width:
+                raise ValueError(f"a row of {len(row)} values for {width} columns")
+        writer.writerows([[f(v) for f, v in zip(cells, row, strict=True)] for row in batch])
 
 
 def write_json(table: Table, out: IO[str], tz: ZoneInfo) -> None:

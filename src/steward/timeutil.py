@@ -29,6 +29,26 @@ def zone(name: str) -> ZoneInfo:
         ) from None
 
 
+def naive_times(**values: datetime | None) -> list[Detail]:
+    """Times without a UTC offset are ambiguous: name each one rather than guess its zone."""
+    return [
+        Detail(
+            "no UTC offset",
+            field=name,
+            value=value.isoformat(),
+            accepted="a time with its zone, e.g. 2026-03-01T09:30:00+02:00",
+        )
+        for name, value in values.items()
+        if value is not None and value.tzinfo is None
+    ]
+
+
+def require_aware(**values: datetime | None) -> None:
+    problems = naive_times(**values)
+    if problems:
+        raise ValidationFailed("times must say which zone they are in", problems)
+
+
 def as_utc(value: datetime) -> datetime:
     """Attach UTC to naive values read back from SQLite (which stores no offset)."""
     if value.tzinfo is None:

@@ -855,7 +855,14 @@ def test_duo_list(cli: Cli) -> None:
 # ---- demo ---------------------------------------------------------------------------------------
 def test_demo_twice_creates_nothing_new(cli: Cli) -> None:
     first = data(cli("demo", "--json"))
-    assert first == {"project": "demo", "created": 60, "total": 60}
+    assert {k: first[k] for k in ("project", "created", "total")} == {
+        "project": "demo",
+        "created": 60,
+        "total": 60,
+    }
+    assert first["package"]["state"] == "built"
+    assert first["share"]["state"] == "succeeded"
+    assert Path(first["report"]).is_file()
     listed = data(cli("request", "list", "--project", "demo", "--as", "coord-sam", "--json"))
     events = data(cli("report", "changelog", "-p", "demo", "-f", "json", "--as", "coord-sam"))
     assert len(listed) == 60
@@ -872,3 +879,10 @@ def test_demo_twice_creates_nothing_new(cli: Cli) -> None:
     assert len(
         data(cli("report", "changelog", "-p", "demo", "-f", "json", "--as", "coord-sam"))
     ) == len(events)
+    third = data(cli("demo", "--json"))
+    for kind in ("package", "share"):  # the same package and share, untouched
+        assert (third[kind]["id"], third[kind]["version"]) == (
+            first[kind]["id"],
+            first[kind]["version"],
+        )
+    assert "Data package demo-cohort" in second.out

@@ -20,12 +20,16 @@ from typing import Any
 import pytest
 import typer
 import typer.main
+from pydantic import SecretStr
 
 from steward.cli.app import GLOBAL_FLAGS, app, hoist_globals
 from steward.config import Settings, load_settings
 from steward.db.session import Database
 from steward.domain.duo import terms
+from steward.domain.packages import WORKFLOW as PACKAGE_WORKFLOW
 from steward.domain.requests import WORKFLOW
+from steward.domain.shares import WORKFLOW as SHARE_WORKFLOW
+from steward.domain.workflow import Workflow
 from steward.errors import StewardError
 from steward.services import access, importer
 from steward.services.reports import REPORTS
@@ -34,7 +38,14 @@ from steward.timeutil import zone
 from tests.conftest import CliResult
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
-OWN_PAGES = ("index.md", "concepts.md", "access-requests.md", "cli.md", "configuration.md")
+OWN_PAGES = (
+    "index.md",
+    "concepts.md",
+    "access-requests.md",
+    "packages.md",
+    "cli.md",
+    "configuration.md",
+)
 Cli = Callable[..., CliResult]
 
 
@@ -50,7 +61,8 @@ def blocks(text: str, lang: str) -> list[str]:
 def sections(text: str) -> dict[str, str]:
     """Heading line → text up to the next heading (fenced code is not a heading)."""
     out: dict[str, str] = {}
-    current, lines, fenced = "", [], False
+    current, fenced = "", False
+    lines: list[str] = []
     for line in text.splitlines():
         if line.startswith("```"):
             fenced = not fenced
@@ -164,7 +176,7 @@ def parse_example(words: list[str]) -> None:
 
 def test_examples_parse() -> None:
     examples = list(example_lines())
-    assert {n for n, _ in examples} >= {"index.md", "cli.md", "access-requests.md"}
+    assert {n for n, _ in examples} >= {"index.md", "cli.md", "access-requests.md", "packages.md"}
     assert len(examples) >= 40
     failures = []
     for name, line in examples:
@@ -193,7 +205,7 @@ def test_configuration_md_lists_every_setting() -> None:
     rows = {
         m.group(1): line
         for line in text.splitlines()
-        if (m := re.match(r"^\| `([a-z_]+)` \|", line))
+        if (m := re.match(r"^\| `([a-z0-9_]+)` \|", line))
     }
     fields = Settings.model_fields
     assert set(rows) == set(fields)
@@ -219,11 +231,17 @@ def test_configuration_examples_cover_every_setting_and_load(
     monkeypatch.setenv("STEWARD_CONFIG", str(path))
     loaded = load_settings()
     for key, value in tomllib.loads(toml).items():
-        assert str(getattr(loaded, key)) == str(value), key
+        setting = getattr(loaded, key)
+        if isinstance(setting, SecretStr):
+            setting = setting.get_secret_value()
+        assert str(setting) == str(value), key
 
     (sh,) = blocks(text, "sh")
+    # each line is `export NAME=VALUE`, the value quoted as a shell would read it
     exported = dict(
-        line.removeprefix("export ").split("=", 1) for line in sh.splitlines() if line.strip()
+        shlex.split(line.removeprefix("export "))[0].split("=", 1)
+        for line in sh.splitlines()
+        if line.strip()
     )
     assert set(exported) == {f"STEWARD_{n.upper()}" for n in Settings.model_fields}
     for key, value in exported.items():
@@ -320,6 +338,76 @@ def test_import_examples_import(cli: Cli, tmp_path: Path, monkeypatch: pytest.Mo
     # First submission 3 Nov 09:15 → approval 12 Nov 16:45: 9 days 7.5 hours.
     assert by_title["PRS of type 2 diabetes"]["total_duration_seconds"] == 9 * 86400 + 7.5 * 3600
     assert by_title["Statin response"]["total_duration_seconds"] is None
+
+
+# ---- packages.md ------------------------------------------------------------------------------
+PACKAGE_PAGE_WORKFLOWS = {"Package states": PACKAGE_WORKFLOW, "Share states": SHARE_WORKFLOW}
+
+
+def test_workflow_show_accepts_package_and_share(cli: Cli) -> None:
+    for name, wf in (("package", PACKAGE_WORKFLOW), ("share", SHARE_WORKFLOW)):
+        result = cli("workflow", "show", name, "--mermaid")
+        assert result.code == 0, result.err
+        assert result.out.rstrip("\n") == wf.mermaid()
+
+
+@pytest.mark.parametrize("heading", sorted(PACKAGE_PAGE_WORKFLOWS))
+def test_package_and_share_diagrams_are_the_generated_ones(heading: str) -> None:
+    wf = PACKAGE_PAGE_WORKFLOWS[heading]
+    (diagram,) = blocks(section(page("packages.md"), heading) + "\n", "mermaid")
+    assert diagram.rstrip("\n") == wf.mermaid()
+    assert f"workflow show {wf.name} --mermaid" in section(page("packages.md"), heading)
+
+
+def _state_and_command_rows(wf: Workflow, body: str) -> None:
+    lines = body.splitlines()
+    states = [ln for ln in lines if re.match(r"^\| `[a-z_]+` \| (yes)? *\|", ln)]
+    assert {ln.split("`")[1] for ln in states} == set(wf.state_names), wf.name
+    for state in wf.states:
+        row = next(ln for ln in states if ln.startswith(f"| `{state.name}` |"))
+        assert ("| yes |" in row) == state.terminal, (wf.name, state.name)
+        assert state.description in row, (wf.name, state.name)
+    rows = [ln for ln in lines if ln.startswith("| `")]
+    for t in (wf.create, *wf.transitions):
+        row = next(ln for ln in rows if ln.startswith(f"| `{t.command}` |"))
+        assert f"`{t.event}`" in row, (wf.name, t.command)
+        target = f"`{t.target}`" if t.target else "(same)"
+        assert f"| {target} |" in row, (wf.name, t.command)
+        for source in t.sources:
+            assert (f"`{source}`" if source != "*" else "any state") in row, (wf.name, source)
+        roles = {r.strip() for r in row.split("|")[5].split(",")}
+        assert roles == set(t.roles), (wf.name, t.command)
+
+
+@pytest.mark.parametrize("heading", sorted(PACKAGE_PAGE_WORKFLOWS))
+def test_package_and_share_states_and_commands_documented(heading: str) -> None:
+    _state_and_command_rows(PACKAGE_PAGE_WORKFLOWS[heading], section(page("packages.md"), heading))
+
+
+def test_packages_md_names_every_package_and_share_command() -> None:
+    text = page("packages.md")
+    paths = [p for p, _ in leaves() if p.startswith(("steward package ", "steward share "))]
+    assert len(paths) >= 17
+    assert [p for p in paths if p not in text] == []
+
+
+def test_packages_md_names_every_manifest_column_alias_and_placeholder() -> None:
+    from steward.packaging.manifest import DEFAULT_ALIASES, PLACEHOLDERS, WORKFLOW_RUN_ALIASES
+    from steward.packaging.manifest_columns import SAMPLE_COLUMNS, WORKFLOW_COLUMNS
+
+    body = section(page("packages.md"), "## Manifests")
+    for column in {*SAMPLE_COLUMNS, *WORKFLOW_COLUMNS}:
+        assert f"`{column}`" in body, column
+    for column, aliases in DEFAULT_ALIASES.items():
+        row = next((ln for ln in body.splitlines() if ln.startswith(f"| `{column}` |")), body)
+        for alias in aliases if column != "run_id" else (*aliases, *WORKFLOW_RUN_ALIASES):
+            assert re.search(rf"\b{re.escape(alias)}\b", row if column != "run_id" else body), (
+                column,
+                alias,
+            )
+    layout = section(page("packages.md"), "## Layout")
+    for name in PLACEHOLDERS:
+        assert f"{{{name}}}" in layout, name
 
 
 # ---- every page ----------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.tree import Tree
@@ -13,10 +13,15 @@ from steward import __version__
 from steward.cli import render
 from steward.cli.state import STATE, reset
 from steward.domain import duo
+from steward.domain.packages import WORKFLOW as PACKAGE
 from steward.domain.requests import WORKFLOW
+from steward.domain.shares import WORKFLOW as SHARE
 from steward.errors import Detail, StewardError, ValidationFailed
 from steward.services import access, catalog
 from steward.services.catalog import TreeNode
+
+if TYPE_CHECKING:
+    from steward.services.demo_package import DemoPackage
 
 app = typer.Typer(
     name="steward",
@@ -31,7 +36,7 @@ app = typer.Typer(
 )
 
 GLOBAL_FLAGS = {"--as": True, "--tz": True, "--json": False}
-WORKFLOWS = {"access-request": WORKFLOW}
+WORKFLOWS = {"access-request": WORKFLOW, "package": PACKAGE, "share": SHARE}
 
 
 def _print_version(value: bool) -> None:
@@ -113,9 +118,17 @@ def demo() -> None:
             bar.update(task, completed=done, total=total)
 
         result = demo_service.run(STATE.db, actor=STATE.actor, progress=tick)
+    package = _demo_package()
     if STATE.json:
         render.emit_json(
-            {"project": result.project, "created": result.created, "total": result.total}
+            {
+                "project": result.project,
+                "created": result.created,
+                "total": result.total,
+                "package": package.package,
+                "share": package.share,
+                "report": str(package.report),
+            }
         )
         return
     STATE.out.print(
@@ -124,6 +137,32 @@ def demo() -> None:
         "or ada (requester).\n"
     )
     print_demo_reports(project=result.project)
+    p = package.package
+    STATE.out.print(
+        f"\nData package [bold]{p.name}[/bold] ({p.id}): {p.state}, {p.file_count} files, "
+        f"{render.size(p.total_size)} — a BagIt bag with RO-Crate metadata.\n"
+        f"  report:  {package.report}\n"
+        f"  pushed:  {package.recipient} ({package.share.id}, {package.share.state}, every "
+        "object verified)\n"
+        f"Try: steward package show {p.id} --as coord-sam\n"
+        f"     steward package validate {p.id} --full --as coord-sam",
+        highlight=False,
+    )
+
+
+def _demo_package() -> DemoPackage:
+    from steward.cli.progress import bar
+    from steward.services import demo_package
+    from steward.services.package_build import BuildProgress
+    from steward.services.shares import PushProgress
+
+    with bar("demo package") as (start, advance):
+        return demo_package.run(
+            STATE.db,
+            STATE.settings,
+            build_progress=BuildProgress(start=start, advance=advance),
+            push_progress=PushProgress(start=start, advance=advance),
+        )
 
 
 # ---- users and projects --------------------------------------------------------------------
@@ -441,10 +480,12 @@ def workflow_show(
 
 
 def _register_groups() -> None:
-    from steward.cli import reports, requests
+    from steward.cli import packages, reports, requests, shares
 
     app.add_typer(requests.app, name="request")
     app.add_typer(reports.app, name="report")
+    app.add_typer(packages.app, name="package")
+    app.add_typer(shares.app, name="share")
 
 
 _register_groups()

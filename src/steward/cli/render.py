@@ -14,6 +14,8 @@ from rich.table import Table as RichTable
 
 from steward.cli.state import STATE
 from steward.errors import StewardError
+from steward.packaging.report import human_size
+from steward.services.timeline import TimelineEntry
 from steward.tables import Column, Table
 from steward.timeutil import format_duration, format_time
 
@@ -106,3 +108,40 @@ def show_error(exc: StewardError) -> None:
         STATE.err.print(f"  - {d}", highlight=False, markup=False)
     if len(exc.details) > 200:
         STATE.err.print(f"  … and {len(exc.details) - 200} more", highlight=False)
+
+
+def size(value: int | None) -> str:
+    """Bytes as people read them, in the same (decimal) units as the package report."""
+    return "-" if value is None else human_size(value)
+
+
+def show_timeline(timeline: Sequence[TimelineEntry]) -> None:
+    show_table(
+        Table(
+            "timeline",
+            [
+                Column("#", "int"),
+                Column("at", "time"),
+                Column("actor"),
+                Column("event"),
+                Column("from"),
+                Column("to"),
+                Column("time in previous state", "duration"),
+                Column("note"),
+            ],
+            [
+                (
+                    e.seq,
+                    e.at,
+                    e.actor,
+                    e.type,
+                    e.from_state or "",
+                    e.to_state,
+                    e.time_in_previous_state,
+                    e.reason or "",
+                )
+                for e in timeline
+            ],
+        ),
+        limit_width=("note",),
+    )

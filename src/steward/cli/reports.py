@@ -13,7 +13,7 @@ from steward.cli.state import STATE
 from steward.errors import Detail, ValidationFailed
 from steward.services import reports as svc
 from steward.services.requests import RequestFilter
-from steward.tables import FORMATS, export
+from steward.tables import FORMATS
 
 app = typer.Typer(
     help="Reports over access requests, derived from the event log.", no_args_is_help=True
@@ -30,20 +30,31 @@ def _run(name: str, flt: RequestFilter, fmt: str, output: Path | None) -> None:
         raise ValidationFailed(
             "xlsx needs --output FILE", [Detail("required for xlsx", field="output")]
         )
-    table = svc.REPORTS[name](STATE.db, actor=STATE.actor, flt=flt)
     if output is not None:
-        written = export(table, "csv" if fmt == "table" else fmt, output, STATE.tz)
+        rows = svc.export_report(
+            STATE.db,
+            name,
+            actor=STATE.actor,
+            flt=flt,
+            fmt="csv" if fmt == "table" else fmt,
+            path=output,
+            tz=STATE.tz,
+        )
         if STATE.json:
-            render.emit_json({"report": name, "rows": len(table.rows), "output": str(written)})
+            render.emit_json({"report": name, "rows": rows, "output": str(output)})
         else:
-            STATE.out.print(f"Wrote {len(table.rows)} row(s) to {written}")
+            STATE.out.print(f"Wrote {rows} row(s) to {output}")
         return
-    if fmt in ("csv", "json"):
+    if fmt == "csv":
+        svc.print_report_csv(STATE.db, name, actor=STATE.actor, flt=flt, tz=STATE.tz)
+        return
+    table = svc.REPORTS[name](STATE.db, actor=STATE.actor, flt=flt)
+    if fmt == "json":
         import sys
 
-        from steward.tables import write_csv, write_json
+        from steward.tables import write_json
 
-        (write_csv if fmt == "csv" else write_json)(table, sys.stdout, STATE.tz)
+        write_json(table, sys.stdout, STATE.tz)
         return
     render.show_table(table, limit_width=("title", "intended_use", "reason"))
 

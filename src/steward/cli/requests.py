@@ -335,35 +335,7 @@ def show(request_id: RequestId) -> None:
             title_align="left",
         )
     )
-    render.show_table(
-        Table(
-            "timeline",
-            [
-                Column("#", "int"),
-                Column("at", "time"),
-                Column("actor"),
-                Column("event"),
-                Column("from"),
-                Column("to"),
-                Column("time in previous state", "duration"),
-                Column("note"),
-            ],
-            [
-                (
-                    e.seq,
-                    e.at,
-                    e.actor,
-                    e.type,
-                    e.from_state or "",
-                    e.to_state,
-                    e.time_in_previous_state,
-                    e.reason or "",
-                )
-                for e in detail.timeline
-            ],
-        ),
-        limit_width=("note",),
-    )
+    render.show_timeline(detail.timeline)
     render.show_table(
         Table(
             "time in each state",

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     ForeignKey,
     Index,
@@ -89,6 +90,8 @@ class Event(Base):
         UniqueConstraint("subject_kind", "subject_id", "seq", name="uq_events_subject_seq"),
         # Reports read one project's events request by request (ordered, no sort).
         Index("ix_events_project_subject", "project_id", "subject_kind", "subject_id", "seq"),
+        # Time in state: one project's finished stays in each state, in order of length.
+        Index("ix_events_stays", "subject_kind", "project_id", "from_state", "stay_seconds"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     subject_kind: Mapped[str] = mapped_column(String(32))
@@ -102,6 +105,11 @@ class Event(Base):
     to_state: Mapped[str] = mapped_column(String(32))
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    stay_seconds: Mapped[float | None]
+    """On an event that moves the subject out of a state: how long it had been in that state
+    (this event's time minus the time it entered ``from_state``), written with the event so
+    that time-in-state reports need not pair every transition with the one before it. Empty
+    on the creation and on events that change no state (comments, edits)."""
 
 
 class AccessRequest(Base):
@@ -150,3 +158,107 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(64))
     outcome: Mapped[str] = mapped_column(String(32))
     reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class Package(Base):
+    """A data package (BagIt bag) built from a manifest; its files are in ``package_files``."""
+
+    __tablename__ = "packages"
+    __table_args__ = (
+        UniqueConstraint("project_id", "name", name="uq_packages_project_name"),
+        Index("ix_packages_project_state", "project_id", "state"),
+    )
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"))
+    name: Mapped[str] = mapped_column(String(128))
+    description: Mapped[str] = mapped_column(Text, default="")
+    mode: Mapped[str] = mapped_column(String(16))
+    layout: Mapped[str] = mapped_column(String(500))
+    filters: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    manifest_digest: Mapped[str] = mapped_column(String(64))
+    # Every library the manifests list (for the report's Metadata section, including those
+    # without files) and the manifest's warnings, as the package was accepted.
+    libraries: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    warnings: Mapped[list[str]] = mapped_column(default=list)
+    file_count: Mapped[int] = mapped_column(Integer, default=0)
+    total_size: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_by: Mapped[str] = mapped_column(String(64))
+    builder: Mapped[str | None] = mapped_column(String(200))
+    lease_until: Mapped[datetime | None]
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(32))
+    version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    state_since: Mapped[datetime]
+    completed_at: Mapped[datetime | None]
+    keep_until: Mapped[datetime | None]
+    files_removed_at: Mapped[datetime | None]
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
+
+
+class PackageFile(Base):
+    """One payload file: where it came from, where it sits in the bag, and its checksums."""
+
+    __tablename__ = "package_files"
+    package_id: Mapped[str] = mapped_column(ForeignKey("packages.id"), primary_key=True)
+    relpath: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    source_uri: Mapped[str] = mapped_column(Text)
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    md5: Mapped[str | None] = mapped_column(String(32))
+    storage_class: Mapped[str | None] = mapped_column(String(32))
+    line: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(String(16))
+    sample_id: Mapped[str] = mapped_column(String(200))
+    library_id: Mapped[str] = mapped_column(String(200))
+    subject_id: Mapped[str] = mapped_column(String(200))
+    project_code: Mapped[str] = mapped_column(String(200))
+    data_type: Mapped[str] = mapped_column(String(32))
+    run_id: Mapped[str] = mapped_column(String(200))
+    lane: Mapped[str | None] = mapped_column(String(32))
+    workflow_name: Mapped[str | None] = mapped_column(String(200))
+
+
+class Share(Base):
+    """A package pushed to a destination or handed out as presigned links."""
+
+    __tablename__ = "shares"
+    __table_args__ = (Index("ix_shares_project_state", "project_id", "state"),)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"))
+    package_id: Mapped[str] = mapped_column(ForeignKey("packages.id"))
+    method: Mapped[str] = mapped_column(String(16))
+    destination: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(64))
+    sender: Mapped[str | None] = mapped_column(String(200))
+    lease_until: Mapped[datetime | None]
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+    object_count: Mapped[int | None] = mapped_column(Integer)
+    bytes_total: Mapped[int | None] = mapped_column(BigInteger)
+    links_expire_at: Mapped[datetime | None]
+    script_path: Mapped[str | None] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(32))
+    version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    state_since: Mapped[datetime]
+    completed_at: Mapped[datetime | None]
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
+
+
+class ShareObject(Base):
+    """The share registry: every object that reached a destination and was verified there."""
+
+    __tablename__ = "share_objects"
+    share_id: Mapped[str] = mapped_column(ForeignKey("shares.id"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    package_id: Mapped[str] = mapped_column(String(40), index=True)
+    destination: Mapped[str] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    etag: Mapped[str | None] = mapped_column(String(80))
+    skipped: Mapped[bool] = mapped_column(Boolean, default=False)
+    verified_at: Mapped[datetime]

@@ -430,6 +430,7 @@ EVENT_COLUMNS = (
     "to_state",
     "data",
     "idempotency_key",
+    "stay_seconds",
 )
 _TABLES = Event.metadata.tables
 REQUESTS, EVENTS = _TABLES["access_requests"], _TABLES["events"]
@@ -591,7 +592,10 @@ def _replay(
                 subject.setdefault("reviewer", reviewer)
             who = row.values.get("actor") or requester
             subject.update(domain.project(etype, row.at, who, data, subject))
+            stay: float | None = None
             if src != dst:
+                if src is not None:  # the time spent in the state it leaves, as the ledger does
+                    stay = (row.at - state_since).total_seconds()
                 state_since = row.at
             stamp = stamps[row.at] = when(row.at)
             put_event(
@@ -607,6 +611,7 @@ def _replay(
                     dst,
                     stored,
                     f"{key_prefix}{p.external_id}:{seq}",
+                    stay,
                 )
             )
         get = subject.get

@@ -169,11 +169,16 @@ def record(
     for name, value in kind.project(decision.event, at, ctx.actor, data, subject).items():
         setattr(row, name, value)
     seq = row.version + 1
+    stay: float | None = None
     if decision.to_state != row.state:
+        # How long the subject stayed in the state it now leaves, kept on the event itself.
+        stay = (at - row.state_since).total_seconds()
         row.state = decision.to_state
         row.state_since = at
     row.updated_at = at
-    session.add(_event(kind, row, decision, ctx.actor, at, data, idempotency_key, seq=seq))
+    event = _event(kind, row, decision, ctx.actor, at, data, idempotency_key, seq=seq)
+    event.stay_seconds = stay
+    session.add(event)
     _flush(session)
     return session.scalars(
         select(Event).where(

@@ -20,7 +20,8 @@ from steward.errors import Conflict, Detail, Forbidden, NotFound, ValidationFail
 from steward.ids import new_id
 from steward.services import ledger
 from steward.services.access import audited, require_member, require_user, roles_in
-from steward.timeutil import utcnow
+from steward.services.timeline import TimelineEntry, build_timeline, current_stay
+from steward.timeutil import naive_times, require_aware, utcnow
 
 KIND = ledger.Kind(domain.WORKFLOW, AccessRequest, domain.project)
 
@@ -48,18 +49,6 @@ class RequestView(BaseModel):
     decision_reason: str | None
     expires_at: datetime | None
     ticket_key: str | None
-
-
-class TimelineEntry(BaseModel):
-    seq: int
-    at: datetime
-    actor: str
-    type: str
-    from_state: str | None
-    to_state: str
-    reason: str | None
-    data: dict[str, Any]
-    time_in_previous_state: float | None
 
 
 class RequestDetail(BaseModel):
@@ -102,7 +91,7 @@ class RequestFilter:
         ):
             if lo and hi and lo > hi:
                 problems.append(Detail("the range ends before it starts", field=name))
-        problems += _naive(
+        problems += naive_times(
             created_from=self.created_from,
             created_to=self.created_to,
             decided_from=self.decided_from,
@@ -110,26 +99,6 @@ class RequestFilter:
         )
         if problems:
             raise ValidationFailed("the filters are not valid", problems)
-
-
-def _naive(**values: datetime | None) -> list[Detail]:
-    """Times without a UTC offset are ambiguous: name each one rather than guess its zone."""
-    return [
-        Detail(
-            "no UTC offset",
-            field=name,
-            value=value.isoformat(),
-            accepted="a time with its zone, e.g. 2026-03-01T09:30:00+02:00",
-        )
-        for name, value in values.items()
-        if value is not None and value.tzinfo is None
-    ]
-
-
-def _require_aware(**values: datetime | None) -> None:
-    problems = _naive(**values)
-    if problems:
-        raise ValidationFailed("times must say which zone they are in", problems)
 
 
 def _view(row: AccessRequest) -> RequestView:
@@ -208,7 +177,7 @@ def create(
     idempotency_key: str | None = None,
     at: datetime | None = None,
 ) -> RequestView:
-    _require_aware(at=at)
+    require_aware(at=at)
     with (
         audited(db, actor=actor, action="create", project_id=project, subject_kind=domain.KIND),
         db.transaction() as s,
@@ -266,7 +235,7 @@ def act(
     at: datetime | None = None,
 ) -> RequestView:
     """Issue one workflow command; the event records the reason and any extra data."""
-    _require_aware(at=at, expires_at=expires_at)
+    require_aware(at=at, expires_at=expires_at)
     project_id: str | None = None
     with db.transaction() as s:
         project_id = s.scalar(
@@ -434,11 +403,14 @@ def get(
                 .order_by(Event.seq)
             )
         )
-        timeline, totals = _timeline(events)
-        current_for = None
-        if not domain.WORKFLOW.state(row.state).terminal:
-            current_for = max(0.0, (now - row.state_since).total_seconds())
-            totals[row.state] = totals.get(row.state, 0.0) + current_for
+        timeline, totals = build_timeline(events)
+        current_for = current_stay(
+            totals,
+            state=row.state,
+            since=row.state_since,
+            terminal=domain.WORKFLOW.state(row.state).terminal,
+            now=now,
+        )
         return RequestDetail(
             request=_view(row),
             timeline=timeline,
@@ -446,33 +418,6 @@ def get(
             current_state_for=current_for,
             available_actions=domain.WORKFLOW.available(row.state, ctx),
         )
-
-
-def _timeline(events: Sequence[Event]) -> tuple[list[TimelineEntry], dict[str, float]]:
-    out: list[TimelineEntry] = []
-    totals: dict[str, float] = {}
-    entered: datetime | None = None
-    for e in events:
-        spent = None
-        if e.from_state != e.to_state:
-            if entered is not None and e.from_state is not None:
-                spent = (e.at - entered).total_seconds()
-                totals[e.from_state] = totals.get(e.from_state, 0.0) + spent
-            entered = e.at
-        out.append(
-            TimelineEntry(
-                seq=e.seq,
-                at=e.at,
-                actor=e.actor,
-                type=e.type,
-                from_state=e.from_state,
-                to_state=e.to_state,
-                reason=e.data.get("reason") or e.data.get("text"),
-                data=e.data,
-                time_in_previous_state=spent,
-            )
-        )
-    return out, totals
 
 
 def visible_query(s: Session, actor: str | None, flt: RequestFilter) -> Select[AccessRequest]:

@@ -1,0 +1,238 @@
+"""One storage interface for a local folder and an S3 bucket, so packages and pushes need not care.
+
+A :class:`Store` is one root (``file:///abs/dir`` or ``s3://bucket/prefix``); keys are
+"/"-separated paths below it. Keys coming from people (manifests, package names) are normalised
+here and may never leave the root. Foreign errors (OpenDAL, OSError, S3 answers) are turned into
+Steward's exception tree at this boundary, with messages that name the bucket, key or endpoint
+and never a secret.
+
+The S3 store runs on Apache OpenDAL (see :mod:`steward.adapters.store_s3`); the local store uses
+the file system directly (see :mod:`steward.adapters.store_local`) because OpenDAL's ``fs``
+writer writes in place, so a failed write would leave half a file under its final name.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO, Protocol
+from urllib.parse import unquote, urlsplit
+
+from steward.adapters.s3config import S3Config
+from steward.errors import Detail, ValidationFailed
+
+__all__ = [
+    "ObjectInfo",
+    "S3Config",
+    "Store",
+    "Writer",
+    "normalize_key",
+    "open_store",
+    "split_url",
+]
+
+_MAX_KEY_BYTES = 1024
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str  # relative to the store root, "/"-separated, no leading "/"
+    size: int
+    etag: str | None = None  # S3 ETag without quotes; None for local files
+    last_modified: datetime | None = None  # UTC
+    storage_class: str | None = None  # e.g. "GLACIER"; None = standard or local
+    mtime_ns: int | None = None  # local files only (change detection)
+    metadata: Mapping[str, str] | None = None  # S3 user metadata (stat only, not list)
+
+
+class Writer(Protocol):
+    """What ``open_writer`` yields. ``part_size`` is the multipart part size in use (None when
+    the store has no parts), so a caller can predict the ETag the store will report."""
+
+    @property
+    def part_size(self) -> int | None: ...
+
+    def write(self, data: bytes | bytearray | memoryview, /) -> None: ...
+
+
+class Store(ABC):
+    """One root: a local folder or ``s3://bucket/prefix``."""
+
+    url: str
+    is_local: bool
+
+    def local_path(self, key: str) -> Path:
+        """The file behind ``key``; local stores only."""
+        raise ValueError(f"{self.url} is not a local folder")
+
+    @abstractmethod
+    def stat(self, key: str) -> ObjectInfo:
+        """Size, ETag, times and storage class; NotFound if missing."""
+
+    def exists(self, key: str) -> bool:
+        from steward.errors import NotFound
+
+        try:
+            self.stat(key)
+        except NotFound:
+            return False
+        return True
+
+    @abstractmethod
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Every file below the folder ``prefix`` (all pages, recursive), in key order."""
+
+    @abstractmethod
+    def read(self, key: str, offset: int = 0, length: int | None = None) -> bytes: ...
+
+    @abstractmethod
+    def open_reader(self, key: str, chunk_size: int = 8 << 20) -> AbstractContextManager[BinaryIO]:
+        """A streaming reader: ``.read(n)`` returns up to n bytes, ``b""`` at the end."""
+
+    @abstractmethod
+    def open_writer(
+        self,
+        key: str,
+        *,
+        size_hint: int | None = None,
+        metadata: Mapping[str, str] | None = None,
+        part_size: int | None = None,
+        concurrency: int | None = None,
+    ) -> AbstractContextManager[Writer]:
+        """The object appears only when the block exits cleanly; on an exception nothing does.
+
+        ``metadata`` becomes S3 user metadata (local files have none); ``part_size`` and
+        ``concurrency`` tune multipart uploads (parts in flight) and are ignored locally.
+        """
+
+    def write(self, key: str, data: bytes, *, metadata: Mapping[str, str] | None = None) -> None:
+        with self.open_writer(key, size_hint=len(data), metadata=metadata) as w:
+            w.write(data)
+
+    @abstractmethod
+    def copy(self, src_key: str, dst_key: str) -> None: ...
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove ``key``; removing a missing key is not an error (as on S3)."""
+
+    def presign_get(self, key: str, expires: timedelta) -> str:
+        """A link anyone can GET until ``expires`` passes; S3 only."""
+        raise ValueError(f"{self.url} is a local folder: it has no links to share")
+
+    @abstractmethod
+    def check_writable(self) -> None:
+        """Fail clearly (NotFound, Forbidden, ConfigurationError) before any data moves."""
+
+    def abort_incomplete(self, keys: set[str] | None = None) -> int:
+        """Remove leftovers of interrupted writes (multipart uploads, temporary files) for
+        ``keys`` (all when None); returns how many were removed."""
+        return 0
+
+    def join(self, key: str) -> str:
+        """The URL of ``key`` in this store, for messages and registries."""
+        return f"{self.url}/{key}" if key else self.url
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url!r})"
+
+
+def normalize_key(key: str, *, field: str = "key", allow_empty: bool = False) -> str:
+    """``./a//b/`` → ``a/b``; refuse what could leave the root or that S3 cannot hold."""
+    problems: list[Detail] = []
+    accepted = "a relative path such as data/sample1.fastq.gz"
+    if not isinstance(key, str):
+        raise ValidationFailed(
+            f"{field} must be text", [Detail("not text", field=field, accepted=accepted)]
+        )
+    if key.startswith("/") or re.match(r"^[A-Za-z]:[\\/]", key):
+        problems.append(
+            Detail("absolute paths are not allowed", field=field, value=key, accepted=accepted)
+        )
+    if "\\" in key:
+        problems.append(
+            Detail("use / to separate folders, not \\", field=field, value=key, accepted=accepted)
+        )
+    if _CONTROL.search(key):
+        problems.append(Detail("control characters are not allowed", field=field, value=repr(key)))
+    parts = [p for p in key.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        problems.append(
+            Detail("'..' would leave the root folder", field=field, value=key, accepted=accepted)
+        )
+    clean = "/".join(parts)
+    if len(clean.encode()) > _MAX_KEY_BYTES:
+        problems.append(
+            Detail(f"longer than {_MAX_KEY_BYTES} bytes", field=field, value=clean[:80] + "…")
+        )
+    if not clean and not allow_empty and not problems:
+        problems.append(Detail("a path is needed", field=field, accepted=accepted))
+    if problems:
+        raise ValidationFailed(f"{field} {key!r} is not a usable path", problems)
+    return clean
+
+
+def _parse_s3_url(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    bucket = parts.netloc
+    if not _BUCKET.match(bucket) or ".." in bucket:
+        raise ValidationFailed(
+            f"{url!r} does not name a valid S3 bucket",
+            [
+                Detail(
+                    "bucket names are 3-63 lower-case letters, digits, dots and hyphens",
+                    field="url",
+                    value=bucket,
+                    accepted="s3://bucket/optional/prefix",
+                )
+            ],
+        )
+    prefix = normalize_key(unquote(parts.path).lstrip("/"), field="url", allow_empty=True)
+    return bucket, prefix
+
+
+def open_store(url: str | Path, s3: S3Config | None = None) -> Store:
+    """``s3://bucket/prefix`` (with ``s3`` or the AWS_* environment), ``file:///dir``, ``/dir``
+    or a relative folder (resolved against the working directory)."""
+    text = str(url)
+    scheme = urlsplit(text).scheme.lower() if "://" in text else ""
+    if scheme == "s3":
+        from steward.adapters.store_s3 import S3Store
+
+        bucket, prefix = _parse_s3_url(text)
+        return S3Store(bucket, prefix, s3 if s3 is not None else S3Config.from_env())
+    if scheme in ("", "file"):
+        from steward.adapters.store_local import LocalStore
+
+        path = Path(unquote(urlsplit(text).path)) if scheme == "file" else Path(text)
+        return LocalStore(path.expanduser().resolve())
+    raise ValidationFailed(
+        f"{text!r}: storage of kind {scheme!r} is not supported",
+        [Detail("unknown scheme", field="url", value=scheme, accepted="s3://, file:// or a path")],
+    )
+
+
+def split_url(url: str | Path, s3: S3Config | None = None) -> tuple[Store, str]:
+    """A file's URL or path → (the store of its folder, its key in that store)."""
+    text = str(url)
+    scheme = urlsplit(text).scheme.lower() if "://" in text else ""
+    if scheme == "s3":
+        bucket, prefix = _parse_s3_url(text)
+        if not prefix:
+            raise ValidationFailed(
+                f"{text!r} names a bucket, not an object",
+                [Detail("no object key", field="url", accepted="s3://bucket/path/to/file")],
+            )
+        parent = PurePosixPath(prefix).parent.as_posix()
+        root = f"s3://{bucket}" + ("" if parent == "." else f"/{parent}")
+        return open_store(root, s3), PurePosixPath(prefix).name
+    path = Path(unquote(urlsplit(text).path)) if scheme == "file" else Path(text)
+    path = path.expanduser().resolve()
+    return open_store(path.parent, s3), path.name

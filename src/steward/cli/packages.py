@@ -1,0 +1,400 @@
+"""``steward package …``: build data packages from manifests, check and inspect them."""
+
+from __future__ import annotations
+
+import webbrowser
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.panel import Panel
+
+from steward.cli import options as o
+from steward.cli import render
+from steward.cli.progress import bar
+from steward.cli.state import STATE
+from steward.packaging.manifest import DEFAULT_LAYOUT
+from steward.services import package_build, packages
+from steward.services.packages import PackageFilter, PackageSpec, PackageView
+from steward.tables import Column, Table
+from steward.timeutil import format_duration, format_time
+
+app = typer.Typer(
+    help="Data packages: a manifest becomes a BagIt/RO-Crate bag with an HTML report.",
+    no_args_is_help=True,
+)
+
+PackageId = Annotated[str, typer.Argument(help="Package id (pkg_…).")]
+Reason = Annotated[str | None, typer.Option("--reason", "-r", help="Why (kept in the log).")]
+Multi = list[str] | None
+
+
+def _done(view: PackageView, verb: str) -> None:
+    if STATE.json:
+        render.emit_json(view)
+    else:
+        STATE.out.print(f"{view.id} {verb}: now [bold]{view.state}[/bold] (version {view.version})")
+
+
+def _build(package_id: str) -> PackageView:
+    with bar("building") as (start, advance):
+        return package_build.build(
+            STATE.db,
+            STATE.settings,
+            actor=STATE.actor,
+            package_id=package_id,
+            progress=package_build.BuildProgress(start=start, advance=advance),
+        )
+
+
+@app.command()
+def create(
+    name: Annotated[str, typer.Argument(help="Package name: letters, digits, '-', '_', '.'.")],
+    manifest: Annotated[
+        Path, typer.Option("--manifest", "-m", help="Sample manifest (CSV, TSV or XLSX).")
+    ],
+    project: Annotated[str, typer.Option("--project", "-p", help="Steward project it belongs to.")],
+    workflow_manifest: Annotated[
+        Path | None,
+        typer.Option(help="Manifest of workflow outputs, joined to the samples on library_id."),
+    ] = None,
+    data_type: Annotated[
+        Multi,
+        typer.Option(
+            "--data-type",
+            "-t",
+            help="Only these data types: fastq, bam, cram, vcf, secondary, other (repeatable).",
+        ),
+    ] = None,
+    only_project: Annotated[
+        Multi, typer.Option("--only-project", help="Only rows of this manifest project_id.")
+    ] = None,
+    sample: Annotated[
+        Multi, typer.Option("--sample", help="Only this sample (repeatable).")
+    ] = None,
+    library: Annotated[
+        Multi, typer.Option("--library", help="Only this library (repeatable).")
+    ] = None,
+    run: Annotated[Multi, typer.Option("--run", help="Only this run (repeatable).")] = None,
+    layout: Annotated[
+        str,
+        typer.Option(
+            help="Where each file goes under data/; placeholders: project_id, data_type, section, "
+            "run_id, library_id, sample_id, subject_id, lane, workflow_name, file."
+        ),
+    ] = DEFAULT_LAYOUT,
+    mode: Annotated[
+        str,
+        typer.Option(
+            help="copy: files copied into the bag; link: hard links (same file system); "
+            "fetch: a holey bag whose fetch.txt points at the sources (nothing copied)."
+        ),
+    ] = "copy",
+    description: Annotated[str, typer.Option(help="Free text kept with the package.")] = "",
+    base_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder relative paths in the manifest are read from (default: its own)."
+        ),
+    ] = None,
+    allow_root: Annotated[
+        Multi,
+        typer.Option(
+            help="Absolute paths in the manifest must lie under one of these (repeatable)."
+        ),
+    ] = None,
+    build: Annotated[
+        bool, typer.Option(help="Build straight away (--no-build only records the request).")
+    ] = True,
+) -> None:
+    """Check a manifest and build its package; nothing is written while any row has a problem.
+
+    Running the same command again continues the same package (no duplicates): a build that
+    was interrupted picks up where it stopped.
+    """
+    view, new = packages.create(
+        STATE.db,
+        STATE.settings,
+        actor=STATE.actor,
+        project=project,
+        spec=PackageSpec(
+            name=name,
+            manifest=manifest,
+            workflow_manifest=workflow_manifest,
+            projects=tuple(only_project or ()),
+            samples=tuple(sample or ()),
+            libraries=tuple(library or ()),
+            runs=tuple(run or ()),
+            data_types=tuple(data_type or ()),
+            layout=layout,
+            mode=mode,
+            description=description,
+            base_dir=base_dir,
+            allowed_roots=tuple(allow_root or ()),
+        ),
+    )
+    if not STATE.json:
+        verb = "accepted" if new else "already exists"
+        STATE.out.print(
+            f"{view.id} {verb}: {view.file_count} file(s), {render.size(view.total_size)}"
+        )
+    if build and view.state in ("pending", "building", "failed"):  # failed: says to retry
+        view = _build(view.id)
+    _done(view, "created" if new else "ready")
+
+
+@app.command("build")
+def build_(package_id: PackageId) -> None:
+    """Build a pending package, or finish one whose builder stopped (crash, kill, reboot)."""
+    _done(_build(package_id), "built")
+
+
+@app.command()
+def retry(package_id: PackageId) -> None:
+    """Build a failed package again; files already copied and verified are kept."""
+    packages.act(
+        STATE.db, STATE.settings, actor=STATE.actor, package_id=package_id, command="retry"
+    )
+    _done(_build(package_id), "built")
+
+
+@app.command("list")
+def list_(
+    project: o.Project = None,
+    name: Annotated[str | None, typer.Option(help="Only names containing this text.")] = None,
+    state: o.States = None,
+    created_from: o.CreatedFrom = None,
+    created_to: o.CreatedTo = None,
+    completed_from: Annotated[
+        str | None, typer.Option(help="Completed on or after this date/time (YYYY-MM-DD, in --tz).")
+    ] = None,
+    completed_to: Annotated[
+        str | None,
+        typer.Option(help="Completed on or before this date (whole day) or before this time."),
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="At most this many.")] = None,
+) -> None:
+    """List packages; every filter combines with the others."""
+    flt = PackageFilter(
+        project=project,
+        name=name,
+        states=tuple(state or ()),
+        created_from=o.parse_bound(created_from, "created_from", end=False),
+        created_to=o.parse_bound(created_to, "created_to", end=True),
+        completed_from=o.parse_bound(completed_from, "completed_from", end=False),
+        completed_to=o.parse_bound(completed_to, "completed_to", end=True),
+        limit=limit,
+    )
+    views = packages.list_packages(STATE.db, actor=STATE.actor, flt=flt)
+    if STATE.json:
+        render.emit_json(views)
+        return
+    render.show_table(
+        Table(
+            "packages",
+            [
+                Column("id"),
+                Column("project"),
+                Column("name"),
+                Column("state"),
+                Column("mode"),
+                Column("files", "int"),
+                Column("size"),
+                Column("created", "time"),
+                Column("completed", "time"),
+                Column("created by"),
+            ],
+            [
+                (
+                    v.id,
+                    v.project_id,
+                    v.name,
+                    v.state,
+                    v.mode,
+                    v.file_count,
+                    render.size(v.total_size),
+                    v.created_at,
+                    v.completed_at,
+                    v.created_by,
+                )
+                for v in views
+            ],
+        )
+    )
+
+
+@app.command()
+def show(package_id: PackageId) -> None:
+    """A package's fields, contents by data type and its timeline."""
+    detail = packages.get(STATE.db, STATE.settings, actor=STATE.actor, package_id=package_id)
+    if STATE.json:
+        render.emit_json(detail)
+        return
+    p, tz = detail.package, STATE.tz
+    STATE.out.print(
+        Panel(
+            render.kv_table(
+                [
+                    ("id", p.id),
+                    ("name", p.name),
+                    ("project", p.project_id),
+                    (
+                        "state",
+                        f"{p.state} for {format_duration(detail.current_state_for)}"
+                        if detail.current_state_for is not None
+                        else p.state,
+                    ),
+                    ("failure", p.failure_reason),
+                    ("mode", p.mode),
+                    ("layout", p.layout),
+                    ("filters", ", ".join(f"{k}={','.join(v)}" for k, v in p.filters.items())),
+                    ("files", p.file_count),
+                    ("size", render.size(p.total_size)),
+                    ("bag", detail.bag_path if p.state == "built" else None),
+                    ("created", f"{format_time(p.created_at, tz)} by {p.created_by}"),
+                    ("completed", format_time(p.completed_at, tz) if p.completed_at else None),
+                    ("kept until", format_time(p.keep_until, tz) if p.keep_until else None),
+                    ("version", p.version),
+                    ("you may now", ", ".join(detail.available_actions) or "nothing"),
+                ]
+            ),
+            title=p.id,
+            title_align="left",
+        )
+    )
+    render.show_table(
+        Table(
+            "contents",
+            [Column("data type"), Column("files", "int"), Column("size")],
+            [
+                (t, n, render.size(detail.bytes_by_data_type.get(t, 0)))
+                for t, n in detail.files_by_data_type.items()
+            ],
+        )
+    )
+    render.show_timeline(detail.timeline)
+
+
+@app.command()
+def files(package_id: PackageId) -> None:
+    """Every file of a package: where it sits in the bag, its source and checksums."""
+    rows = packages.files(STATE.db, actor=STATE.actor, package_id=package_id)
+    if STATE.json:
+        render.emit_json(rows)
+        return
+    render.show_table(
+        Table(
+            "files",
+            [
+                Column("path"),
+                Column("size"),
+                Column("sha256"),
+                Column("sample"),
+                Column("library"),
+                Column("data type"),
+                Column("source"),
+            ],
+            [
+                (
+                    f.relpath,
+                    render.size(f.size),
+                    f.sha256,
+                    f.sample_id,
+                    f.library_id,
+                    f.data_type,
+                    f.source_uri,
+                )
+                for f in rows
+            ],
+            brief=("path", "size", "sample", "data type"),
+        )
+    )
+
+
+@app.command()
+def validate(
+    package_id: PackageId,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full/--fast",
+            help="--fast: every file present with its size, no extras, Payload-Oxum; "
+            "--full: also every checksum.",
+        ),
+    ] = False,
+) -> None:
+    """Check a built bag against its manifests; every problem is listed. Exit 1 if any."""
+    result = packages.validate(
+        STATE.db, STATE.settings, actor=STATE.actor, package_id=package_id, full=full
+    )
+    if STATE.json:
+        render.emit_json(result)
+    elif result.problems:
+        STATE.out.print(f"[bold red]{len(result.problems)} problem(s)[/bold red] in {package_id}:")
+        for d in result.problems:
+            STATE.out.print(f"  - {d}", markup=False, highlight=False)
+    else:
+        pending = f"; {result.fetch_pending} file(s) to fetch" if result.fetch_pending else ""
+        STATE.out.print(
+            f"{package_id}: valid ({'full' if full else 'fast'} check of {result.files} file(s), "
+            f"{render.size(result.bytes)}{pending})"
+        )
+    if result.problems:
+        raise typer.Exit(1)
+
+
+@app.command()
+def report(
+    package_id: PackageId,
+    open_: Annotated[bool, typer.Option("--open", help="Open it in your web browser.")] = False,
+) -> None:
+    """Where the package's report.html is (it works offline); --open shows it."""
+    path = packages.report_path(STATE.db, STATE.settings, actor=STATE.actor, package_id=package_id)
+    if STATE.json:
+        render.emit_json({"report": str(path)})
+    else:
+        STATE.out.print(str(path))
+    if open_:
+        webbrowser.open(path.as_uri())
+
+
+def _act(package_id: str, command: str, reason: str | None, verb: str) -> None:
+    view = packages.act(
+        STATE.db,
+        STATE.settings,
+        actor=STATE.actor,
+        package_id=package_id,
+        command=command,
+        reason=reason,
+    )
+    _done(view, verb)
+
+
+@app.command()
+def abort(package_id: PackageId, reason: Reason = None) -> None:
+    """Stop a pending, building or failed package for good; its partial files are removed."""
+    _act(package_id, "abort", reason, "aborted")
+
+
+@app.command()
+def delete(package_id: PackageId, reason: Reason = None) -> None:
+    """Remove a package's files (refused while it is building); its history is kept."""
+    _act(package_id, "delete", reason, "deleted")
+
+
+@app.command()
+def comment(package_id: PackageId, text: Annotated[str, typer.Argument(help="The note.")]) -> None:
+    """Add a note to a package's timeline."""
+    _act(package_id, "comment", text, "noted")
+
+
+@app.command("expire-due")
+def expire_due() -> None:
+    """Expire built packages past their keep-until date and remove their files (schedulable)."""
+    done = packages.expire_due(STATE.db, STATE.settings, actor=STATE.actor)
+    if STATE.json:
+        render.emit_json({"expired": done})
+    else:
+        STATE.out.print(
+            f"Expired {len(done)} package(s)" + (": " + ", ".join(done) if done else "")
+        )

@@ -1,0 +1,290 @@
+"""``steward share …``: push built packages to object storage or hand out presigned links."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.panel import Panel
+
+from steward.cli import options as o
+from steward.cli import render
+from steward.cli.progress import bar
+from steward.cli.state import STATE
+from steward.errors import Detail, ValidationFailed
+from steward.services import shares
+from steward.services.shares import ShareFilter, ShareView
+from steward.tables import Column, Table
+from steward.timeutil import format_duration, format_time, parse_duration
+
+app = typer.Typer(
+    help="Shares: send a built package somewhere, or give a recipient a download script.",
+    no_args_is_help=True,
+)
+
+ShareId = Annotated[str, typer.Argument(help="Share id (shr_…).")]
+PackageId = Annotated[str, typer.Argument(help="Package id (pkg_…).")]
+
+
+def _done(view: ShareView, verb: str) -> None:
+    if STATE.json:
+        render.emit_json(view)
+    else:
+        STATE.out.print(f"{view.id} {verb}: now [bold]{view.state}[/bold] (version {view.version})")
+
+
+def _push(package_id: str, destination: str, concurrency: int | None) -> ShareView:
+    with bar("pushing") as (start, advance):
+        return shares.push(
+            STATE.db,
+            STATE.settings,
+            actor=STATE.actor,
+            package_id=package_id,
+            destination=destination,
+            concurrency=concurrency,
+            progress=shares.PushProgress(start=start, advance=advance),
+        )
+
+
+@app.command()
+def push(
+    package_id: PackageId,
+    to: Annotated[
+        str,
+        typer.Option(
+            "--to",
+            help="s3://bucket/prefix/ (endpoint and keys from settings) or a folder "
+            "(file:///dir or a path). The package lands in a sub-folder named after it.",
+        ),
+    ],
+    concurrency: Annotated[
+        int | None, typer.Option(min=1, max=64, help="Objects sent at once (default: 4+).")
+    ] = None,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            help="Wait until every object is sent and verified (the default: pushes run in "
+            "this process)."
+        ),
+    ] = True,
+) -> None:
+    """Send a built package and verify every object; re-running resumes, skipping what arrived.
+
+    The destination is checked (bucket exists, keys accepted) before any data moves. Each
+    object is verified after upload (size and checksum) and written to the share registry.
+    """
+    if not wait:
+        raise ValidationFailed(
+            "--no-wait needs a background worker, which this installation does not run yet",
+            [Detail("not available", field="wait", accepted="--wait")],
+        )
+    view = _push(package_id, to, concurrency)
+    _done(view, "pushed")
+
+
+@app.command()
+def presign(
+    package_id: PackageId,
+    expires: Annotated[
+        str, typer.Option(help="How long the links work: e.g. 12h, 3d, 7d (S3 allows at most 7d).")
+    ] = "7d",
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="Where to write the script (default: under STEWARD_HOME)."
+        ),
+    ] = None,
+    from_share: Annotated[
+        str | None,
+        typer.Option(help="Use the objects of this push share (default: the latest to S3)."),
+    ] = None,
+) -> None:
+    """Write a POSIX sh download script with presigned links to a pushed package.
+
+    The script downloads with curl (--fail, retries, resume), checks every sha256, skips
+    files already complete and says plainly when its links have expired.
+    """
+    try:
+        lifetime = parse_duration(expires)
+    except ValueError:
+        raise ValidationFailed(
+            f"--expires {expires!r} is not a duration",
+            [Detail("not a duration", field="expires", value=expires, accepted="e.g. 12h, 3d, 7d")],
+        ) from None
+    view = shares.presign(
+        STATE.db,
+        STATE.settings,
+        actor=STATE.actor,
+        package_id=package_id,
+        expires=lifetime,
+        output=output,
+        from_share=from_share,
+    )
+    if STATE.json:
+        render.emit_json(view)
+        return
+    assert view.links_expire_at is not None
+    STATE.out.print(
+        f"{view.id}: download script for {view.object_count} file(s), "
+        f"{render.size(view.bytes_total)}, links valid until "
+        f"{format_time(view.links_expire_at, STATE.tz)}\n{view.script_path}\n"
+        "Send the script to the recipient; they run: sh SCRIPT --dest DIR"
+    )
+
+
+@app.command("list")
+def list_(
+    project: o.Project = None,
+    package: Annotated[str | None, typer.Option(help="Only shares of this package.")] = None,
+    state: o.States = None,
+    method: Annotated[str | None, typer.Option(help="push or presign.")] = None,
+    destination: Annotated[
+        str | None, typer.Option(help="Only destinations containing this text.")
+    ] = None,
+    created_from: o.CreatedFrom = None,
+    created_to: o.CreatedTo = None,
+    completed_from: Annotated[
+        str | None, typer.Option(help="Completed on or after this date/time (YYYY-MM-DD, in --tz).")
+    ] = None,
+    completed_to: Annotated[
+        str | None,
+        typer.Option(help="Completed on or before this date (whole day) or before this time."),
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="At most this many.")] = None,
+) -> None:
+    """List shares; every filter combines with the others."""
+    flt = ShareFilter(
+        project=project,
+        package=package,
+        states=tuple(state or ()),
+        method=method,
+        destination=destination,
+        created_from=o.parse_bound(created_from, "created_from", end=False),
+        created_to=o.parse_bound(created_to, "created_to", end=True),
+        completed_from=o.parse_bound(completed_from, "completed_from", end=False),
+        completed_to=o.parse_bound(completed_to, "completed_to", end=True),
+        limit=limit,
+    )
+    views = shares.list_shares(STATE.db, actor=STATE.actor, flt=flt)
+    if STATE.json:
+        render.emit_json(views)
+        return
+    render.show_table(
+        Table(
+            "shares",
+            [
+                Column("id"),
+                Column("package"),
+                Column("method"),
+                Column("state"),
+                Column("destination"),
+                Column("objects", "int"),
+                Column("size"),
+                Column("created", "time"),
+                Column("completed", "time"),
+            ],
+            [
+                (
+                    v.id,
+                    v.package_id,
+                    v.method,
+                    v.state,
+                    v.destination,
+                    v.object_count,
+                    render.size(v.bytes_total),
+                    v.created_at,
+                    v.completed_at,
+                )
+                for v in views
+            ],
+        ),
+        limit_width=("destination",),
+    )
+
+
+@app.command()
+def show(
+    share_id: ShareId,
+    objects: Annotated[bool, typer.Option(help="Also list every object in the registry.")] = False,
+) -> None:
+    """A share's fields, its registry totals and timeline."""
+    detail = shares.get(STATE.db, actor=STATE.actor, share_id=share_id)
+    registry = shares.objects(STATE.db, actor=STATE.actor, share_id=share_id) if objects else []
+    if STATE.json:
+        render.emit_json({"detail": detail, "objects": registry} if objects else detail)
+        return
+    v, tz = detail.share, STATE.tz
+    STATE.out.print(
+        Panel(
+            render.kv_table(
+                [
+                    ("id", v.id),
+                    ("package", v.package_id),
+                    ("method", v.method),
+                    ("destination", v.destination),
+                    (
+                        "state",
+                        f"{v.state} for {format_duration(detail.current_state_for)}"
+                        if detail.current_state_for is not None
+                        else v.state,
+                    ),
+                    ("failure", v.failure_reason),
+                    (
+                        "registry",
+                        f"{detail.registered_objects} object(s), "
+                        f"{render.size(detail.registered_bytes)} verified",
+                    ),
+                    (
+                        "links expire",
+                        format_time(v.links_expire_at, tz) if v.links_expire_at else None,
+                    ),
+                    ("script", v.script_path),
+                    ("created", f"{format_time(v.created_at, tz)} by {v.created_by}"),
+                    ("completed", format_time(v.completed_at, tz) if v.completed_at else None),
+                    ("you may now", ", ".join(detail.available_actions) or "nothing"),
+                ]
+            ),
+            title=v.id,
+            title_align="left",
+        )
+    )
+    if objects:
+        render.show_table(
+            Table(
+                "registry",
+                [
+                    Column("key"),
+                    Column("size"),
+                    Column("sha256"),
+                    Column("skipped"),
+                    Column("verified", "time"),
+                ],
+                [
+                    (r.key, render.size(r.size), r.sha256, r.skipped, r.verified_at)
+                    for r in registry
+                ],
+            )
+        )
+    render.show_timeline(detail.timeline)
+
+
+@app.command()
+def abort(
+    share_id: ShareId,
+    reason: Annotated[str | None, typer.Option("--reason", "-r", help="Why.")] = None,
+) -> None:
+    """Stop a share for good (objects already sent stay where they are)."""
+    _done(
+        shares.act(STATE.db, actor=STATE.actor, share_id=share_id, command="abort", reason=reason),
+        "aborted",
+    )
+
+
+@app.command()
+def comment(share_id: ShareId, text: Annotated[str, typer.Argument(help="The note.")]) -> None:
+    """Add a note to a share's timeline."""
+    _done(
+        shares.act(STATE.db, actor=STATE.actor, share_id=share_id, command="comment", reason=text),
+        "noted",
+    )

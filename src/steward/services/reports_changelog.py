@@ -1,0 +1,390 @@
+"""The change log: one row per state change, with the time spent in the states it links.
+
+Each transition's ``time_in_from_state`` is the stay its event recorded (``stay_seconds``);
+its ``time_in_to_state`` is the next transition's, or — for a request's latest change — the
+time from then until now (none when the state is final).
+
+Two ways to produce it, with the same values:
+
+- ``rows`` builds the report in memory (for the terminal, JSON, XLSX and the API);
+- ``write_csv`` streams the CSV export of a million rows, the same text as ``tables.write_csv``
+  of that table, without holding it. On SQLite, Python renders the rows (SQLite's own string
+  functions cost more per row than Python does); on PostgreSQL the server renders each
+  request's rows (window functions pair each transition with the next there), and Python
+  writes the text — except a request with a value the server cannot render exactly as
+  Python's csv module would (a control character in a reason or actor name, a duration
+  exactly halfway between two milliseconds, a negative one), which Python renders itself.
+  Times not in UTC are converted in Python.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from itertools import chain, pairwise
+from typing import IO, Any, cast
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Boolean, Select, Text, func, literal_column, select
+from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import Session
+
+from steward.db.models import Event
+from steward.db.types import epoch_of
+from steward.domain import requests as domain
+from steward.services.reports_format import LocalTimes, duration_text
+from steward.services.reports_scope import MOVES, OF_KIND, Scope
+from steward.services.reports_sql import micros, micros_of
+from steward.tables import Column
+
+TERMINAL = domain.WORKFLOW.terminal_states
+COLUMNS = [
+    Column("request"),
+    Column("order", "int"),
+    Column("from_state"),
+    Column("to_state"),
+    Column("at", "time"),
+    Column("actor"),
+    Column("reason"),
+    Column("time_in_from_state", "duration"),
+    Column("time_in_to_state", "duration"),
+    Column("current", "text"),
+]
+BATCH = 20_000
+
+
+def nonneg(seconds: float | None, where: str) -> float | None:
+    """A duration, which is never negative: one that is means events out of order (an error)."""
+    if seconds is None:
+        return None
+    if seconds < -0.001:
+        raise ValueError(f"negative duration ({seconds:.0f}s) for {where}: events out of order")
+    return max(seconds, 0.0)
+
+
+def exact_time(column: Any, dialect: Dialect) -> tuple[Any, Callable[[Any], datetime]]:
+    """The cheapest column giving back a timestamp exactly, and how to read it.
+
+    What ``UTCDateTime`` would return (aware UTC datetimes, to the microsecond), without its
+    per-value Python: SQLite stores naive UTC text ('YYYY-MM-DD HH:MM:SS.ffffff'); PostgreSQL's
+    epoch seconds are exact (microsecond timestamps, which a double rounds by less than half a
+    microsecond until 2106), cheaper to fetch and convert than a timestamptz.
+    """
+    if dialect.name == "sqlite":
+        parse = datetime.fromisoformat
+        return column, lambda text: parse(text + "+00:00")
+    if dialect.name == "postgresql":
+        stamp = datetime.fromtimestamp
+        return epoch_of(column), lambda seconds: stamp(seconds, UTC)
+    process = column.type.dialect_impl(dialect).result_processor(dialect, None)
+    return column, process or (lambda value: value)
+
+
+def reason_of() -> Any:
+    return Event.data["reason"].as_string()
+
+
+def _transitions(sc: Scope, *columns: Any) -> Select[Any]:
+    """State changes of the covered requests, request by request, oldest first."""
+    return (
+        select(*columns).where(OF_KIND, sc.on_events, MOVES).order_by(Event.subject_id, Event.seq)
+    )
+
+
+# ---- in memory ------------------------------------------------------------------------------
+
+
+def rows(s: Session, sc: Scope, now: datetime) -> list[Sequence[Any]]:
+    conn = s.connection()
+    e = Event
+    at, as_time = exact_time(e.at, conn.dialect)
+    q = _transitions(
+        sc, e.subject_id, e.from_state, e.to_state, at, e.actor, reason_of(), e.stay_seconds
+    )
+    result = conn.execute(q)
+    try:
+        fetched: Iterable[Any] = (
+            cast(Iterable[Any], result.cursor)
+            if conn.dialect.name == "sqlite"  # streamed: a million rows are not held at once
+            else result.cursor.fetchall()  # psycopg converts a whole result faster
+        )
+        out: list[Sequence[Any]] = []
+        append = out.append
+        prev_id, order = None, 0
+        for (sid, src, dst, when, who, why, stay), nxt in pairwise(chain(fetched, (None,))):
+            order = order + 1 if sid == prev_id else 1
+            prev_id = sid
+            left = None if stay is None else nonneg(stay, sid)
+            when_dt = as_time(when)
+            if nxt is not None and nxt[0] == sid:
+                stayed = nonneg(nxt[6], sid)
+                current = False
+            else:
+                stayed = None if dst in TERMINAL else nonneg((now - when_dt).total_seconds(), sid)
+                current = True
+            append((sid, order, src, dst, when_dt, who, why, left, stayed, current))
+        return out
+    finally:
+        result.close()
+
+
+# ---- streamed CSV ---------------------------------------------------------------------------
+
+CRLF = "\r\n"  # the csv module's line ending
+AT_END = "\x06"  # ends a UTC time 'YYYY-MM-DDTHH:MM:SS.ffffff' rendered by PostgreSQL
+_UTC_TIME = re.compile(f"(\\d{{4}}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{{6}}){AT_END}")
+_LARGEST = 1e12
+"""Durations from this many seconds (31,700 years) up are left to Python to write."""
+_QUOTED = re.compile(r'[,"\r\n]')
+
+
+def _text(value: str | None) -> str:
+    """A text field as the csv module writes it (``QUOTE_MINIMAL``)."""
+    if value is None:
+        return ""
+    if _QUOTED.search(value):
+        return '"' + value.replace('"', '""') + '"'
+    return value
+
+
+class _Rows:
+    """Renders transitions (request by request, oldest first) as the change log's CSV lines.
+
+    A row is ``(request, from, to, at, actor, reason, stay)`` with ``at`` the stored UTC
+    text 'YYYY-MM-DD HH:MM:SS.ffffff'. Every value goes through the same conversions as the
+    in-memory table and ``tables.write_csv``.
+    """
+
+    def __init__(self, now: datetime, tz: ZoneInfo) -> None:
+        self.now = now
+        self.utc = tz.key == "UTC"
+        self.times = LocalTimes(tz)
+        self.actors: dict[str, str] = {}
+        self.reasons: dict[str | None, str] = {None: ""}
+        self.marks = False  # whether an actor or reason contains AT_END
+        self.rows = 0
+        self._request: str | None = None
+        self._order = 0
+        self._last: tuple[str, str] = ("", "")  # to-state and time of the latest row
+
+    def _end(self, sid: str, dst: str, at: str) -> str:
+        """The end of a request's latest row: time in its state up to now, unless final."""
+        if dst in TERMINAL:
+            return f",True{CRLF}"
+        when = datetime.fromisoformat(at).replace(tzinfo=UTC)
+        return f"{duration_text(nonneg((self.now - when).total_seconds(), sid))},True{CRLF}"
+
+    def _utc(self, at: str) -> str:
+        if at.endswith(".000000"):
+            return f"{at[:10]}T{at[11:19]}+00:00"
+        return f"{at[:10]}T{at[11:]}+00:00"
+
+    def render(self, rows: Sequence[Sequence[Any]]) -> str:
+        """The lines of ``rows``; the latest one stays open until the next row or ``finish``.
+
+        The hot loop of a million-row export, hence inlined. A UTC time is written with a
+        mark where its zone goes, filled in for the whole batch at once — unless an actor or
+        reason contains the mark itself.
+        """
+        if not rows:
+            return ""
+        out: list[str] = []
+        put = out.append
+        actors, reasons = self.actors, self.reasons
+        request, order = self._request, self._order
+        dst_before, at_before = self._last
+        bulk = self.utc and not self.marks
+        local = None if bulk else (self._utc if self.utc else self.times.iso_of_utc_text)
+        for sid, src, dst, at, who, why, stay in rows:
+            if stay is None:
+                left = ""
+            elif stay >= 0:
+                left = repr(round(stay, 3))
+            else:
+                left = duration_text(nonneg(stay, sid))
+            if sid != request:
+                if request is not None:
+                    put(self._end(request, dst_before, at_before))
+                request, order = sid, 1
+            else:
+                order += 1
+                put(f"{left},False{CRLF}")
+            a = actors.get(who)
+            if a is None:
+                a = actors[who] = _text(who)
+                if AT_END in who and bulk:
+                    self.marks = True
+                    return self.render(rows)  # again, without the shortcut
+            r = reasons.get(why)
+            if r is None:
+                r = reasons[why] = _text(why)
+                if AT_END in (why or "") and bulk:
+                    self.marks = True
+                    return self.render(rows)
+            if local is None:
+                put(
+                    f"{sid},{order},{src or ''},{dst},{at.replace(' ', 'T', 1)}{AT_END},{a},{r},{left},"
+                )
+            else:
+                put(f"{sid},{order},{src or ''},{dst},{local(at)},{a},{r},{left},")
+            dst_before, at_before = dst, at
+        self._request, self._order, self._last = request, order, (dst_before, at_before)
+        self.rows += len(rows)
+        text = "".join(out)
+        if bulk:
+            text = text.replace(f".000000{AT_END}", "+00:00").replace(AT_END, "+00:00")
+        return text
+
+    def finish(self) -> str:
+        if self._request is None:
+            return ""
+        return self._end(self._request, *self._last)
+
+
+def _raw_rows(sc: Scope, dialect: Dialect) -> Select[Any]:
+    e = Event
+    at = (
+        e.at
+        if dialect.name == "sqlite"
+        else func.to_char(func.timezone("UTC", e.at), "YYYY-MM-DD HH24:MI:SS.US")
+    )
+    return _transitions(
+        sc, e.subject_id, e.from_state, e.to_state, at, e.actor, reason_of(), e.stay_seconds
+    )
+
+
+def _write_sqlite(s: Session, sc: Scope, now: datetime, tz: ZoneInfo, out: IO[str]) -> int:
+    rows = _Rows(now, tz)
+    result = s.connection().execute(_raw_rows(sc, s.connection().dialect))
+    try:
+        cursor = result.cursor
+        while batch := cursor.fetchmany(BATCH):
+            out.write(rows.render(batch))
+    finally:
+        result.close()
+    out.write(rows.finish())
+    return rows.rows
+
+
+def _pg_duration(x: str) -> str:
+    """Seconds (a float expression) as Python writes ``round(x, 3)``, when not special."""
+    k = f"round({x} * 1000000)::bigint"
+    ms = f"(({k} + 500) / 1000)"
+    return (
+        f"CASE WHEN {x} IS NULL THEN '' ELSE ({ms} / 1000)::text || CASE WHEN {ms} % 1000 = 0"
+        f" THEN '.0' ELSE '.' || rtrim(lpad(({ms} % 1000)::text, 3, '0'), '0') END END"
+    )
+
+
+def _pg_awkward(x: str) -> str:
+    """A duration the server does not write: halfway between milliseconds, negative, huge."""
+    return (
+        f"coalesce({x} < 0 OR {x} >= {_LARGEST}"
+        f" OR round({x} * 1000000)::bigint % 1000 = 500, false)"
+    )
+
+
+def _pg_requests(sc: Scope, now: datetime) -> Select[Any]:
+    """Each covered request's change log lines, rendered by PostgreSQL, and whether Python
+    must render them instead."""
+    e = Event
+    t = (
+        select(
+            e.subject_id.label("sid"),
+            e.seq.label("seq"),
+            e.from_state.label("src"),
+            e.to_state.label("dst"),
+            func.to_char(func.timezone("UTC", e.at), 'YYYY-MM-DD"T"HH24:MI:SS.US').label("at"),
+            micros(e.at).label("at_us"),
+            e.actor.label("who"),
+            reason_of().label("why"),
+            e.stay_seconds.label("stay"),
+            func.row_number().over(partition_by=e.subject_id, order_by=e.seq).label("ord"),
+            func.lead(e.stay_seconds)
+            .over(partition_by=e.subject_id, order_by=e.seq)
+            .label("next_stay"),
+            func.lead(e.seq).over(partition_by=e.subject_id, order_by=e.seq).label("next_seq"),
+        )
+        .where(OF_KIND, sc.on_events, MOVES)
+        .subquery("t")
+    )
+    terminal = ", ".join(f"'{st}'" for st in sorted(TERMINAL))
+    now_us = micros_of(now)
+    up_to_now = f"(({now_us} - t.at_us)::float8 / 1000000::float8)"
+    to_stay = (
+        f"CASE WHEN t.next_seq IS NOT NULL THEN {_pg_duration('t.next_stay')}"
+        f" WHEN t.dst IN ({terminal}) THEN '' ELSE {_pg_duration(up_to_now)} END"
+    )
+    quoted = {
+        v: f"CASE WHEN {v} IS NULL THEN '' WHEN strpos({v}, ',') > 0 OR strpos({v}, '\"') > 0"
+        f" THEN '\"' || replace({v}, '\"', '\"\"') || '\"' ELSE {v} END"
+        for v in ("t.who", "t.why")
+    }
+    line = literal_column(
+        f"t.sid || ',' || t.ord || ',' || coalesce(t.src, '') || ',' || t.dst || ','"
+        f" || t.at || '{AT_END},' || {quoted['t.who']} || ',' || {quoted['t.why']} || ','"
+        f" || {_pg_duration('t.stay')} || ',' || {to_stay}"
+        f" || CASE WHEN t.next_seq IS NULL THEN ',True' ELSE ',False' END || E'\\r\\n'",
+        Text,
+    )
+    awkward = literal_column(
+        f"t.who ~ '[\\x01-\\x1f]' OR coalesce(t.why ~ '[\\x01-\\x1f]', false)"
+        f" OR {_pg_awkward('t.stay')} OR {_pg_awkward('t.next_stay')}"
+        f" OR (t.next_seq IS NULL AND t.dst NOT IN ({terminal}) AND {_pg_awkward(up_to_now)})",
+        Boolean,
+    )
+    return (
+        select(
+            t.c.sid,
+            func.string_agg(line, aggregate_order_by(literal_column("''"), t.c.seq)),
+            func.bool_or(awkward),
+        )
+        .group_by(t.c.sid)
+        .order_by(t.c.sid)
+    )
+
+
+def _write_pg(s: Session, sc: Scope, now: datetime, tz: ZoneInfo, out: IO[str]) -> int:
+    conn = s.connection()
+    utc = tz.key == "UTC"
+    local = LocalTimes(tz).iso_of_utc_text
+    n = 0
+
+    def flush(texts: list[str]) -> None:
+        """Write the server's text: its times get their zone here."""
+        nonlocal n
+        chunk = "".join(texts)
+        texts.clear()
+        n += chunk.count(CRLF)  # one per row: only Python's rows can have one inside quotes
+        if utc:
+            chunk = chunk.replace(f".000000{AT_END}", "+00:00").replace(AT_END, "+00:00")
+        else:
+            chunk = _UTC_TIME.sub(lambda m: local(m.group(1)), chunk)
+        out.write(chunk)
+
+    result = conn.execution_options(stream_results=True, yield_per=2_000).execute(
+        _pg_requests(sc, now)
+    )
+    for part in result.partitions():
+        texts: list[str] = []
+        for sid, text, awkward in part:
+            if awkward:  # rendered by Python from the events themselves
+                flush(texts)
+                rows = _Rows(now, tz)
+                q = _raw_rows(sc, conn.dialect).where(Event.subject_id == sid)
+                out.write(rows.render(conn.execute(q).all()) + rows.finish())
+                n += rows.rows
+                continue
+            texts.append(text)
+        flush(texts)
+    return n
+
+
+def write_csv(s: Session, sc: Scope, now: datetime, tz: ZoneInfo, out: IO[str], header: str) -> int:
+    """Stream the change log as CSV to ``out``; return the number of rows."""
+    out.write(header)
+    if s.connection().dialect.name == "postgresql":
+        return _write_pg(s, sc, now, tz, out)
+    return _write_sqlite(s, sc, now, tz, out)

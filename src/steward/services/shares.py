@@ -1,0 +1,631 @@
+"""Share use cases: push a built package somewhere, or hand it out as presigned links.
+
+A push checks the destination before any data moves, sends and verifies every object, and
+records each one in the share registry as it lands. Pushing the same package to the same
+place again continues the earlier share (objects already verified are skipped) instead of
+starting a duplicate — the seed's retries and double clicks made new jobs every time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import Select, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from steward.adapters import transfer as tx
+from steward.adapters.storage import Store, open_store
+from steward.config import Settings
+from steward.db.models import Event, Membership, Package, PackageFile, Share, ShareObject
+from steward.db.session import Database
+from steward.domain import shares as domain
+from steward.errors import (
+    Conflict,
+    Detail,
+    InvalidTransition,
+    NotFound,
+    StewardError,
+    ValidationFailed,
+)
+from steward.ids import new_id
+from steward.packaging import script
+from steward.services import leases, ledger
+from steward.services import packages as pkgs
+from steward.services.access import audited, require_user
+from steward.services.timeline import TimelineEntry, build_timeline, current_stay
+from steward.timeutil import naive_times, utcnow
+
+KIND = ledger.Kind(domain.WORKFLOW, Share, domain.project)
+MAX_LINK_LIFETIME = timedelta(days=7)  # the longest an S3 (SigV4) presigned URL may live
+REGISTRY_BATCH = 200
+
+
+class ShareView(BaseModel):
+    id: str
+    project_id: str
+    package_id: str
+    method: str
+    destination: str
+    created_by: str
+    sender: str | None
+    failure_reason: str | None
+    object_count: int | None
+    bytes_total: int | None
+    links_expire_at: datetime | None
+    script_path: str | None
+    state: str
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    state_since: datetime
+    completed_at: datetime | None
+
+
+class ShareObjectView(BaseModel):
+    key: str
+    size: int
+    sha256: str
+    etag: str | None
+    skipped: bool
+    verified_at: datetime
+
+
+class ShareDetail(BaseModel):
+    share: ShareView
+    timeline: list[TimelineEntry]
+    time_in_state: dict[str, float]
+    current_state_for: float | None
+    available_actions: list[str]
+    registered_objects: int
+    registered_bytes: int
+
+
+@dataclass(frozen=True)
+class ShareFilter:
+    project: str | None = None
+    package: str | None = None
+    states: Sequence[str] = ()
+    method: str | None = None
+    destination: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    completed_from: datetime | None = None
+    completed_to: datetime | None = None
+    limit: int | None = None
+
+    def validate(self) -> None:
+        problems = [
+            Detail(
+                "unknown state",
+                field="state",
+                value=s,
+                accepted=", ".join(domain.WORKFLOW.state_names),
+            )
+            for s in self.states
+            if s not in domain.WORKFLOW.state_names
+        ]
+        if self.method and self.method not in domain.METHODS:
+            problems.append(
+                Detail(
+                    "unknown method",
+                    field="method",
+                    value=self.method,
+                    accepted=", ".join(domain.METHODS),
+                )
+            )
+        for lo, hi, name in (
+            (self.created_from, self.created_to, "created"),
+            (self.completed_from, self.completed_to, "completed"),
+        ):
+            if lo and hi and lo > hi:
+                problems.append(Detail("the range ends before it starts", field=name))
+        problems += naive_times(
+            created_from=self.created_from,
+            created_to=self.created_to,
+            completed_from=self.completed_from,
+            completed_to=self.completed_to,
+        )
+        if problems:
+            raise ValidationFailed("the filters are not valid", problems)
+
+
+@dataclass
+class PushProgress:
+    start: Callable[[int, int], None] | None = None  # (total bytes, total objects)
+    advance: Callable[[int, int], None] | None = None  # (bytes, objects)
+
+
+def view(row: Share) -> ShareView:
+    return ShareView.model_validate(row, from_attributes=True)
+
+
+def _load(s: Session, share_id: str) -> Share:
+    row = s.get(Share, share_id)
+    if row is None:
+        raise NotFound(
+            f"no share {share_id!r}", [Detail("unknown share", field="share", value=share_id)]
+        )
+    return row
+
+
+def _built_package(s: Session, package_id: str) -> Package:
+    row = pkgs.load(s, package_id)
+    if row.state != "built":
+        raise InvalidTransition(
+            f"{row.id} is {row.state}; only a built package can be shared",
+            [Detail("not built", field="package", value=row.id, accepted="built")],
+        )
+    return row
+
+
+def _dest_root(destination: str, package_name: str) -> str:
+    return destination.rstrip("/") + "/" + package_name
+
+
+def _tag_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _items(settings: Settings, s: Session, pkg: Package) -> list[tx.TransferItem]:
+    """Every object of the bag: payload files (from the bag, or their source when fetched)
+    and everything else the bag holds (tag files, manifests, RO-Crate metadata, report)."""
+    bag = pkgs.bag_dir(settings, pkg.id)
+    local = open_store(str(bag))
+    items: list[tx.TransferItem] = []
+    sources: dict[str, Store] = {}
+    s3 = settings.s3_config()
+    payload = set()
+    for f in s.scalars(select(PackageFile).where(PackageFile.package_id == pkg.id)):
+        payload.add(f.relpath)
+        if f.size is None or f.sha256 is None:  # set when the package was built
+            raise InvalidTransition(f"{pkg.id} has a file without a checksum: {f.relpath}")
+        if pkg.mode == "fetch":
+            root, _, key = f.source_uri.rpartition("/")
+            if root not in sources:
+                sources[root] = open_store(root, s3)
+            src, src_key = sources[root], key
+        else:
+            src, src_key = local, f.relpath
+        items.append(tx.TransferItem(src, src_key, f.relpath, f.size, f.sha256, f.md5))
+    for path in sorted(p for p in bag.rglob("*") if p.is_file()):
+        rel = path.relative_to(bag).as_posix()
+        if rel in payload or rel.startswith("."):
+            continue  # payload files are above; dot-folders are the builder's own
+        items.append(tx.TransferItem(local, rel, rel, path.stat().st_size, _tag_digest(path), None))
+    return items
+
+
+def _find_resumable(s: Session, package_id: str, destination: str) -> Share | None:
+    return s.scalars(
+        select(Share)
+        .where(
+            Share.package_id == package_id,
+            Share.method == "push",
+            Share.destination == destination,
+            Share.state.in_(["pending", "running", "failed", "succeeded"]),
+        )
+        .order_by(Share.created_at.desc())
+    ).first()
+
+
+def _claim_push(
+    db: Database, *, actor: str | None, package_id: str, destination: str
+) -> tuple[ShareView, bool]:
+    """The share to work on — a new one, or the earlier one for this package and place."""
+    with db.transaction() as s:
+        pkg = _built_package(s, package_id)
+        ctx = pkgs.context(s, actor, pkg.project_id)
+        row = _find_resumable(s, pkg.id, destination)
+        if row is not None and row.state == "succeeded":
+            return view(row), False
+        if row is None:
+            row = Share(id=new_id(domain.KIND), project_id=pkg.project_id, version=1)
+            ledger.record_create(
+                s,
+                kind=KIND,
+                row=row,
+                ctx=ctx,
+                data={
+                    "package_id": pkg.id,
+                    "method": "push",
+                    "destination": destination,
+                    "created_by": ctx.actor,
+                },
+            )
+        if row.state == "failed":
+            ledger.record(s, kind=KIND, row=row, command="retry", ctx=ctx)
+        if row.state == "running":
+            if not leases.holder_gone(row.sender, row.lease_until):
+                raise Conflict(
+                    f"{row.id} is being sent by {row.sender}; wait, or abort it",
+                    [Detail("push in progress", field="share", value=row.id)],
+                )
+            ledger.record(
+                s, kind=KIND, row=row, command="resume", ctx=ctx, data=leases.claim("sender")
+            )
+        else:
+            ledger.record(
+                s, kind=KIND, row=row, command="start", ctx=ctx, data=leases.claim("sender")
+            )
+        s.refresh(row)
+        return view(row), True
+
+
+class _Registry:
+    """Writes verified objects to the share registry in batches, from any thread."""
+
+    def __init__(self, db: Database, share: ShareView, destination: str) -> None:
+        self.db = db
+        self.share = share
+        self.destination = destination
+        self.lock = threading.Lock()
+        self.pending: list[dict[str, Any]] = []
+        with db.transaction() as s:
+            self.known = set(
+                s.scalars(select(ShareObject.key).where(ShareObject.share_id == share.id))
+            )
+
+    def add(self, result: tx.TransferResult) -> None:
+        with self.lock:
+            if result.dest_key in self.known:
+                return
+            self.known.add(result.dest_key)
+            self.pending.append(
+                {
+                    "share_id": self.share.id,
+                    "key": result.dest_key,
+                    "package_id": self.share.package_id,
+                    "destination": self.destination,
+                    "size": result.size,
+                    "sha256": result.sha256,
+                    "etag": result.etag,
+                    "skipped": result.skipped,
+                    "verified_at": utcnow(),
+                }
+            )
+            if len(self.pending) >= REGISTRY_BATCH:
+                self._flush()
+
+    def flush(self) -> None:
+        with self.lock:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.pending:
+            with self.db.transaction() as s:
+                s.execute(insert(ShareObject), self.pending)
+            self.pending = []
+
+
+def _fail(db: Database, *, actor: str | None, share_id: str, reason: str) -> None:
+    with db.transaction() as s:
+        row = _load(s, share_id)
+        if row.state not in ("pending", "running"):
+            return
+        ctx = pkgs.context(s, actor, row.project_id)
+        ledger.record(s, kind=KIND, row=row, command="fail", ctx=ctx, data={"reason": reason})
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, StewardError):
+        return "\n".join([exc.message, *(str(d) for d in exc.details[:20])])
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted (Ctrl-C) during the push"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _renew(db: Database, share_id: str, owner: str) -> Callable[[Any], None]:
+    def renew(until: Any) -> None:
+        with db.transaction() as s:
+            s.execute(
+                update(Share)
+                .where(Share.id == share_id, Share.sender == owner)
+                .values(lease_until=until)
+                .execution_options(synchronize_session=False)
+            )
+
+    return renew
+
+
+def push(
+    db: Database,
+    settings: Settings,
+    *,
+    actor: str | None,
+    package_id: str,
+    destination: str,
+    concurrency: int | None = None,
+    progress: PushProgress | None = None,
+) -> ShareView:
+    """Send a built package to ``destination`` (s3://bucket/prefix or a folder) and verify it."""
+    with db.transaction() as s:
+        pkg = _built_package(s, package_id)
+        ctx = pkgs.context(s, actor, pkg.project_id)
+        domain.WORKFLOW.decide_create(ctx)
+        name, project_id = pkg.name, pkg.project_id
+    dest = open_store(_dest_root(destination, name), settings.s3_config())
+    dest.check_writable()  # a missing bucket or a refused key stops us before any data moves
+    with audited(db, actor=actor, action="push", project_id=project_id, subject_kind=domain.KIND):
+        share, claimed = _claim_push(db, actor=actor, package_id=package_id, destination=dest.url)
+    if not claimed:
+        return share
+    progress = progress or PushProgress()
+    registry = _Registry(db, share, dest.url)
+    try:
+        with db.transaction() as s:
+            items = _items(settings, s, pkgs.load(s, package_id))
+        if progress.start:
+            progress.start(sum(i.size for i in items), len(items))
+
+        def done(result: tx.TransferResult) -> None:
+            registry.add(result)
+            if progress.advance and result.skipped:
+                progress.advance(result.size, 1)
+            elif progress.advance:
+                progress.advance(0, 1)
+
+        def moved(n: int) -> None:
+            if progress.advance:
+                progress.advance(n, 0)
+
+        with leases.renewing(_renew(db, share.id, leases.me())):
+            summary = tx.transfer(
+                items,
+                dest,
+                concurrency=concurrency or settings.workers or 4,
+                on_progress=moved,
+                on_done=done,
+                should_stop=leases.stop_when_moved(db, Share, share.id, "running"),
+            )
+        registry.flush()
+        with db.transaction() as s:
+            row = _load(s, share.id)
+            ctx = pkgs.context(s, actor, row.project_id)
+            ledger.record(
+                s,
+                kind=KIND,
+                row=row,
+                command="finish",
+                ctx=ctx,
+                data={
+                    "object_count": len(items),
+                    "bytes_total": sum(i.size for i in items),
+                    "skipped": getattr(summary, "skipped", None),
+                },
+            )
+            s.refresh(row)
+            return view(row)
+    except BaseException as exc:
+        try:
+            registry.flush()
+        finally:
+            _fail(db, actor=actor, share_id=share.id, reason=_reason(exc))
+        raise
+
+
+def _pushed_to_s3(s: Session, package_id: str, share_id: str | None) -> Share:
+    q = select(Share).where(
+        Share.package_id == package_id, Share.method == "push", Share.state == "succeeded"
+    )
+    if share_id:
+        q = q.where(Share.id == share_id)
+    candidates = [
+        r
+        for r in s.scalars(q.order_by(Share.completed_at.desc()))
+        if r.destination.startswith("s3://")
+    ]
+    if not candidates:
+        raise ValidationFailed(
+            f"{package_id} is not in object storage yet; presigned links point at S3 objects",
+            [
+                Detail(
+                    "push it first",
+                    field="package",
+                    value=package_id,
+                    accepted=f"steward share push {package_id} --to s3://bucket/prefix/",
+                )
+            ],
+        )
+    return candidates[0]
+
+
+def presign(
+    db: Database,
+    settings: Settings,
+    *,
+    actor: str | None,
+    package_id: str,
+    expires: timedelta,
+    output: Path | None = None,
+    from_share: str | None = None,
+) -> ShareView:
+    """Write a download script with presigned links to the package's pushed objects."""
+    if expires <= timedelta(0) or expires > MAX_LINK_LIFETIME:
+        raise ValidationFailed(
+            "presigned links must live between one second and 7 days",
+            [Detail("out of range", field="expires", value=str(expires), accepted="1s … 7d")],
+        )
+    now = utcnow()
+    links_expire = now + expires
+    with db.transaction() as s:
+        pkg = _built_package(s, package_id)
+        ctx = pkgs.context(s, actor, pkg.project_id)
+        source = _pushed_to_s3(s, pkg.id, from_share)
+        objects = list(
+            s.scalars(
+                select(ShareObject)
+                .where(ShareObject.share_id == source.id)
+                .order_by(ShareObject.key)
+            )
+        )
+        row = Share(id=new_id(domain.KIND), project_id=pkg.project_id, version=1)
+        ledger.record_create(
+            s,
+            kind=KIND,
+            row=row,
+            ctx=ctx,
+            data={
+                "package_id": pkg.id,
+                "method": "presign",
+                "destination": source.destination,
+                "created_by": ctx.actor,
+                "links_expire_at": links_expire.isoformat(),
+                "from_share": source.id,
+            },
+        )
+        ledger.record(s, kind=KIND, row=row, command="start", ctx=ctx, data=leases.claim("sender"))
+        share_id, pkg_name, created_by = row.id, pkg.name, ctx.actor
+    try:
+        store = open_store(source.destination, settings.s3_config())
+        entries = [
+            script.ScriptEntry(
+                path=o.key, url=store.presign_get(o.key, expires), size=o.size, sha256=o.sha256
+            )
+            for o in objects
+        ]
+        target = output or (settings.home / "shares" / share_id / script.script_file_name(pkg_name))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        written = script.write_download_script(
+            entries,
+            package_name=pkg_name,
+            package_id=package_id,
+            share_id=share_id,
+            created_at=now,
+            expires_at=links_expire,
+            created_by=created_by,
+            path=target,
+        )
+    except BaseException as exc:
+        _fail(db, actor=actor, share_id=share_id, reason=_reason(exc))
+        raise
+    with db.transaction() as s:
+        row = _load(s, share_id)
+        ctx = pkgs.context(s, actor, row.project_id)
+        ledger.record(
+            s,
+            kind=KIND,
+            row=row,
+            command="finish",
+            ctx=ctx,
+            data={
+                "object_count": len(entries),
+                "bytes_total": sum(e.size for e in entries),
+                "script_path": str(Path(written).resolve()),
+            },
+        )
+        s.refresh(row)
+        return view(row)
+
+
+def act(
+    db: Database, *, actor: str | None, share_id: str, command: str, reason: str | None = None
+) -> ShareView:
+    with db.transaction() as s:
+        row = _load(s, share_id)
+        ctx = pkgs.context(s, actor, row.project_id)
+        data = {"reason" if command != "comment" else "text": reason.strip()} if reason else {}
+        ledger.record(s, kind=KIND, row=row, command=command, ctx=ctx, data=data)
+        s.refresh(row)
+        return view(row)
+
+
+def get(
+    db: Database, *, actor: str | None, share_id: str, now: datetime | None = None
+) -> ShareDetail:
+    now = now or utcnow()
+    with db.transaction() as s:
+        row = _load(s, share_id)
+        ctx = pkgs.context(s, actor, row.project_id)
+        pkgs.require_reader(ctx, row.id)
+        events = list(
+            s.scalars(
+                select(Event)
+                .where(Event.subject_kind == domain.KIND, Event.subject_id == row.id)
+                .order_by(Event.seq)
+            )
+        )
+        timeline, totals = build_timeline(events)
+        current_for = current_stay(
+            totals,
+            state=row.state,
+            since=row.state_since,
+            terminal=domain.WORKFLOW.state(row.state).terminal,
+            now=now,
+        )
+        count, size = s.execute(
+            select(func.count(), func.coalesce(func.sum(ShareObject.size), 0)).where(
+                ShareObject.share_id == row.id
+            )
+        ).one()
+        return ShareDetail(
+            share=view(row),
+            timeline=timeline,
+            time_in_state=totals,
+            current_state_for=current_for,
+            available_actions=domain.WORKFLOW.available(row.state, ctx),
+            registered_objects=int(count),
+            registered_bytes=int(size),
+        )
+
+
+def objects(db: Database, *, actor: str | None, share_id: str) -> list[ShareObjectView]:
+    with db.transaction() as s:
+        row = _load(s, share_id)
+        pkgs.require_reader(pkgs.context(s, actor, row.project_id), row.id)
+        return [
+            ShareObjectView.model_validate(o, from_attributes=True)
+            for o in s.scalars(
+                select(ShareObject)
+                .where(ShareObject.share_id == share_id)
+                .order_by(ShareObject.key)
+            )
+        ]
+
+
+def visible_query(s: Session, actor: str | None, flt: ShareFilter) -> Select[Share]:
+    flt.validate()
+    user = require_user(s, actor)
+    q = select(Share)
+    if not user.is_admin:
+        readable = select(Membership.project_id).where(
+            Membership.user_id == user.id, Membership.role.in_(sorted(domain.READERS))
+        )
+        q = q.where(Share.project_id.in_(readable))
+    if flt.project:
+        q = q.where(Share.project_id == flt.project)
+    if flt.package:
+        q = q.where(Share.package_id == flt.package)
+    if flt.states:
+        q = q.where(Share.state.in_(list(flt.states)))
+    if flt.method:
+        q = q.where(Share.method == flt.method)
+    if flt.destination:
+        q = q.where(Share.destination.contains(flt.destination, autoescape=True))
+    if flt.created_from:
+        q = q.where(Share.created_at >= flt.created_from)
+    if flt.created_to:
+        q = q.where(Share.created_at < flt.created_to)
+    if flt.completed_from:
+        q = q.where(Share.completed_at >= flt.completed_from)
+    if flt.completed_to:
+        q = q.where(Share.completed_at < flt.completed_to)
+    return q
+
+
+def list_shares(db: Database, *, actor: str | None, flt: ShareFilter) -> list[ShareView]:
+    with db.transaction() as s:
+        q = visible_query(s, actor, flt).order_by(Share.created_at, Share.id)
+        if flt.limit:
+            q = q.limit(flt.limit)
+        return [view(r) for r in s.scalars(q)]

@@ -1,0 +1,238 @@
+"""Faults during a build: kill -9 then re-run, sources that change while they are read, wrong
+checksums, objects overwritten in S3 mid-read. Every failure names the file."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import bagit  # type: ignore[import-untyped]
+import pytest
+
+from steward.adapters.storage import open_store
+from steward.errors import ValidationFailed
+from steward.packaging import bag
+from steward.packaging.journal import load_journal
+from tests import s3
+
+INFO = bag.BagInfo(
+    name="faults",
+    package_id="pkg_01FAULTS",
+    source_organisation="UMCCR",
+    created_by="sam",
+    created_at=datetime(2025, 4, 1, tzinfo=UTC),
+)
+OLD = 1_600_000_000_000_000_000  # sources last changed long ago, as real data files are
+
+
+def write_sources(root: Path, files: dict[str, bytes]) -> list[bag.BagEntry]:
+    entries = []
+    for rel, content in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+        os.utime(path, ns=(OLD, OLD))
+        entries.append(bag.BagEntry(rel, path.as_uri(), metadata={"sample_id": rel[:3]}))
+    return entries
+
+
+CHILD = r"""
+import sys, time
+from pathlib import Path
+from steward.packaging import bag
+src, out = Path(sys.argv[1]), Path(sys.argv[2])
+entries = [bag.BagEntry(p.relative_to(src).as_posix(), p.as_uri())
+           for p in sorted(src.rglob("*")) if p.is_file()]
+def slow(nbytes, nfiles):
+    time.sleep(0.002)  # small chunks, slowly: the parent kills us mid-way
+bag.build_payload(out, entries, workers=2, chunk_size=64 << 10, on_progress=slow)
+print("finished", flush=True)
+"""
+
+
+def test_kill_9_mid_build_then_rerun_gives_the_same_valid_bag(tmp_path: Path) -> None:
+    files = {f"S{i % 4}/file{i:02d}.fastq.gz": os.urandom(1_000_000 + i) for i in range(32)}
+    entries = write_sources(tmp_path / "src", files)
+    out = tmp_path / "bag"
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(tmp_path / "src"), str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    journal = out / ".steward" / "build-journal.jsonl"
+    try:
+        while child.poll() is None:
+            if journal.exists() and journal.read_bytes().count(b"\n") >= 9:  # header + 8 files
+                break
+            time.sleep(0.005)
+        child.send_signal(signal.SIGKILL)
+    finally:
+        _, err = child.communicate(timeout=60)
+    assert child.returncode == -signal.SIGKILL, err.decode()
+    done_before = load_journal(journal)
+    assert 8 <= len(done_before) < len(files)
+    leftovers = list(out.rglob("*.steward-part"))  # the files being written at the kill
+
+    built = bag.build_payload(out, entries, workers=2)
+    reused = {b.relpath for b in built if b.reused}
+    assert reused == set(done_before)
+    assert leftovers
+    assert list(out.rglob("*.steward-part")) == []
+    bag.finish_bag(out, INFO, built)
+
+    reference = tmp_path / "reference"
+    bag.finish_bag(reference, INFO, bag.build_payload(reference, entries, workers=2))
+    for name in (
+        "manifest-sha256.txt",
+        "manifest-md5.txt",
+        "bag-info.txt",
+        "tagmanifest-sha256.txt",
+    ):
+        assert (out / name).read_bytes() == (reference / name).read_bytes(), name
+    assert [p for p in out.rglob("*") if p.name.endswith((".steward-part", ".tmp"))] == []
+    assert not (out / ".steward").exists()
+    assert bag.validate_bag(out, full=True) == []
+    bagit.Bag(str(out)).validate()
+
+
+def _one_file_build(
+    tmp_path: Path, on_first_chunk: object, size: int = 1 << 20
+) -> tuple[pytest.ExceptionInfo[ValidationFailed], Path]:
+    entries = write_sources(
+        tmp_path / "src", {"A/big.fastq.gz": os.urandom(size), "B/small.txt": b"small"}
+    )
+    fired = threading.Event()
+
+    def progress(nbytes: int, _files: int) -> None:
+        if nbytes and not fired.is_set():
+            fired.set()
+            on_first_chunk(tmp_path / "src" / "A/big.fastq.gz")  # type: ignore[operator]
+
+    with pytest.raises(ValidationFailed) as err:
+        bag.build_payload(
+            tmp_path / "bag", entries, workers=1, chunk_size=64 << 10, on_progress=progress
+        )
+    assert fired.is_set()
+    return err, tmp_path / "bag"
+
+
+def _append(path: Path) -> None:
+    with path.open("ab") as f:
+        f.write(b"appended while the bag was being built")
+
+
+def _rewrite_in_place(path: Path) -> None:
+    with path.open("r+b") as f:
+        f.seek(1000)
+        f.write(b"X" * 10)  # same size, new content
+
+
+def _replace(path: Path) -> None:
+    tmp = path.with_suffix(".new")
+    tmp.write_bytes(b"a different file")
+    os.replace(tmp, path)
+
+
+def _delete(path: Path) -> None:
+    path.unlink()
+
+
+@pytest.mark.parametrize("change", [_append, _rewrite_in_place, _replace, _delete])
+def test_a_source_changed_while_read_fails_the_package_naming_it(
+    tmp_path: Path, change: object
+) -> None:
+    err, out = _one_file_build(tmp_path, change)
+    (detail,) = err.value.details
+    assert detail.field == "data/A/big.fastq.gz"
+    assert "big.fastq.gz" in detail.message
+    assert "while it was being read" in detail.message
+    assert not (out / "data/A/big.fastq.gz").exists()
+    assert (out / "data/B/small.txt").read_bytes() == b"small"  # the rest was still built
+    assert list(out.rglob("*.steward-part")) == []
+
+
+def test_a_second_thread_appending_during_the_read_is_detected(tmp_path: Path) -> None:
+    entries = write_sources(tmp_path / "src", {"A/growing.log": os.urandom(2 << 20)})
+    reading, appended = threading.Event(), threading.Event()
+
+    def writer() -> None:
+        reading.wait(timeout=60)
+        _append(tmp_path / "src/A/growing.log")
+        appended.set()
+
+    def progress(nbytes: int, _files: int) -> None:
+        if nbytes and not reading.is_set():
+            reading.set()
+            appended.wait(timeout=60)  # go on reading only once the other thread has written
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        with pytest.raises(ValidationFailed) as err:
+            bag.build_payload(
+                tmp_path / "bag", entries, workers=1, chunk_size=64 << 10, on_progress=progress
+            )
+    finally:
+        reading.set()
+        thread.join(timeout=60)
+    assert [d.field for d in err.value.details] == ["data/A/growing.log"]
+    detail = err.value.details[0]
+    assert (detail.value or "").startswith(f"{(2 << 20) + 38} bytes")
+    assert (detail.accepted or "").startswith(f"unchanged: {2 << 20} bytes")
+
+
+def test_a_manifest_checksum_mismatch_names_the_file_and_both_values(tmp_path: Path) -> None:
+    entries = write_sources(tmp_path / "src", {"A/x.bam": b"bam bytes", "A/y.bam": b"other"})
+    entries[0] = bag.BagEntry("A/x.bam", entries[0].source_uri, md5="0" * 32)
+    entries[1] = bag.BagEntry("A/y.bam", entries[1].source_uri, size=99)
+    with pytest.raises(ValidationFailed) as err:
+        bag.build_payload(tmp_path / "bag", entries)
+    got = {(d.field, d.accepted) for d in err.value.details}
+    assert got == {("data/A/x.bam", "0" * 32), ("data/A/y.bam", "99")}
+    assert "md5" in err.value.details[0].message
+
+
+def test_stop_then_resume(tmp_path: Path) -> None:
+    files = {f"S/f{i}.bin": os.urandom(300_000) for i in range(6)}
+    entries = write_sources(tmp_path / "src", files)
+    calls = [0]
+
+    def stop() -> bool:
+        calls[0] += 1
+        return calls[0] > 3
+
+    with pytest.raises(bag.BuildCancelled):
+        bag.build_payload(tmp_path / "bag", entries, workers=1, should_stop=stop)
+    built = bag.build_payload(tmp_path / "bag", entries, workers=1)
+    assert 0 < sum(b.reused for b in built) < len(files)
+    bag.finish_bag(tmp_path / "bag", INFO, built)
+    assert bag.validate_bag(tmp_path / "bag", full=True) == []
+
+
+def test_an_object_overwritten_in_s3_during_the_read_is_detected(
+    tmp_path: Path, seaweedfs: s3.SeaweedFS, s3_bucket: str
+) -> None:
+    cfg = seaweedfs.config()
+    store = open_store(f"s3://{s3_bucket}", cfg)
+    store.write("runs/big.bin", os.urandom(3 << 20))
+    entries = [bag.BagEntry("big.bin", f"s3://{s3_bucket}/runs/big.bin")]
+    fired = threading.Event()
+
+    def progress(nbytes: int, _files: int) -> None:
+        if nbytes and not fired.is_set():
+            fired.set()
+            store.write("runs/big.bin", os.urandom(3 << 20))
+
+    with pytest.raises(ValidationFailed) as err:
+        bag.build_payload(
+            tmp_path / "bag", entries, s3=cfg, workers=1, chunk_size=256 << 10, on_progress=progress
+        )
+    (detail,) = err.value.details
+    assert detail.field == "data/big.bin"
+    assert "ETag" in (detail.value or "")

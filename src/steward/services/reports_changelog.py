@@ -224,9 +224,8 @@ class _Rows:
                     self.marks = True
                     return self.render(rows)
             if local is None:
-                put(
-                    f"{sid},{order},{src or ''},{dst},{at.replace(' ', 'T', 1)}{AT_END},{a},{r},{left},"
-                )
+                at = at.replace(" ", "T", 1)
+                put(f"{sid},{order},{src or ''},{dst},{at}{AT_END},{a},{r},{left},")
             else:
                 put(f"{sid},{order},{src or ''},{dst},{local(at)},{a},{r},{left},")
             dst_before, at_before = dst, at

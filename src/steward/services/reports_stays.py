@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Float, and_, case, func, select
+from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
 from steward.db.models import AccessRequest, Event
@@ -123,16 +123,13 @@ def _summary(
     if n == 0:
         return None
     m_lo, m_hi = (n // 2, n // 2) if n % 2 else (n // 2 - 1, n // 2)
-    q_lo, q_hi, q_w = _quantile_ranks(n, P90)
-    got = _order_stats((m_lo, m_hi), window_of, n_done, ongoing)
-    got.update(_order_stats((q_lo, q_hi), window_of, n_done, ongoing))
-    at = {r: max(v, 0.0) for r, v in got.items()}  # stays are never negative
-    median = at[m_lo] if m_lo == m_hi else (at[m_lo] + at[m_hi]) / 2
-    p90 = at[q_lo] + (at[q_hi] - at[q_lo]) * q_w if n > 1 else at[q_lo]
-    top = max(v for v in (done_max, ongoing[-1] if ongoing else None) if v is not None)
+    q_lo, q_hi, _ = _quantile_ranks(n, P90)
+    at = _order_stats((m_lo, m_hi), window_of, n_done, ongoing)
+    at.update(_order_stats((q_lo, q_hi), window_of, n_done, ongoing))
+    at[n - 1] = max(v for v in (done_max, ongoing[-1] if ongoing else None) if v is not None)
     sla = SLA.get(state)
     over = 0 if sla is None else done_over + len(ongoing) - bisect_right(ongoing, sla)
-    return n, len(ongoing), median, p90, max(top, 0.0), over
+    return _stats(state, n, len(ongoing), at, over)
 
 
 def _ongoing(s: Session, sc: Scope, now: datetime) -> dict[str, list[float]]:
@@ -202,7 +199,7 @@ def _finished_by_index(s: Session, project: str) -> tuple[dict[str, tuple[int, A
 def _finished_fetched(s: Session, sc: Scope) -> dict[str, list[float]]:
     """The covered requests' finished stays per state, sorted in Python."""
     e = Event
-    q = select(e.from_state, e.stay_seconds.cast(Float)).where(
+    q = select(e.from_state, e.stay_seconds).where(
         OF_KIND, sc.on_events, e.from_state.in_(OPEN_STATES), e.stay_seconds.is_not(None)
     )
     out: dict[str, list[float]] = {st: [] for st in OPEN_STATES}
@@ -215,6 +212,16 @@ def _finished_fetched(s: Session, sc: Scope) -> dict[str, list[float]]:
 
 def _sorted_window(values: list[float]) -> Window:
     return lambda offset, count: values[offset : offset + count]
+
+
+def _stats(state: str, n: int, ongoing: int, at: dict[int, float], over: int) -> Summary:
+    """The summary of a state from its stays at the ranks it needs (clamped at zero)."""
+    at = {r: max(v, 0.0) for r, v in at.items()}
+    m_lo, m_hi = (n // 2, n // 2) if n % 2 else (n // 2 - 1, n // 2)
+    q_lo, q_hi, q_w = _quantile_ranks(n, P90)
+    median = at[m_lo] if m_lo == m_hi else (at[m_lo] + at[m_hi]) / 2
+    p90 = at[q_lo] + (at[q_hi] - at[q_lo]) * q_w if n > 1 else at[q_lo]
+    return n, ongoing, median, p90, at[n - 1], over if state in SLA else 0
 
 
 def summaries(s: Session, sc: Scope, now: datetime) -> dict[str, Summary]:

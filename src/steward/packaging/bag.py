@@ -312,4 +312,3 @@ def _fetch_url(custom: Callable[[BagEntry], str] | None) -> Callable[[BagEntry, 
         return source.path.as_uri()
 
     return url
-

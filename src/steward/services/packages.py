@@ -21,7 +21,7 @@ from sqlalchemy import Select, func, insert, select
 from sqlalchemy.orm import Session
 
 from steward.config import Settings
-from steward.db.models import Event, Membership, Package, PackageFile
+from steward.db.models import Membership, Package, PackageFile
 from steward.db.session import Database
 from steward.domain import packages as domain
 from steward.domain.roles import STAFF
@@ -34,8 +34,8 @@ from steward.packaging.bagit_files import CRATE_FILE
 from steward.services import leases, ledger
 from steward.services.access import audited, require_member, require_user
 from steward.services.storage_facts import manifest_stat
-from steward.services.timeline import TimelineEntry, build_timeline, current_stay
-from steward.timeutil import naive_times, utcnow
+from steward.services.timeline import TimelineEntry, check_filter, history
+from steward.timeutil import utcnow
 
 KIND = ledger.Kind(domain.WORKFLOW, Package, domain.project)
 READERS = domain.READERS
@@ -140,30 +140,14 @@ class PackageFilter:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
-        problems = [
-            Detail(
-                "unknown state",
-                field="state",
-                value=s,
-                accepted=", ".join(domain.WORKFLOW.state_names),
-            )
-            for s in self.states
-            if s not in domain.WORKFLOW.state_names
-        ]
-        for lo, hi, name in (
-            (self.created_from, self.created_to, "created"),
-            (self.completed_from, self.completed_to, "completed"),
-        ):
-            if lo and hi and lo > hi:
-                problems.append(Detail("the range ends before it starts", field=name))
-        problems += naive_times(
-            created_from=self.created_from,
-            created_to=self.created_to,
-            completed_from=self.completed_from,
-            completed_to=self.completed_to,
+        check_filter(
+            domain.WORKFLOW,
+            self.states,
+            {
+                "created": (self.created_from, self.created_to),
+                "completed": (self.completed_from, self.completed_to),
+            },
         )
-        if problems:
-            raise ValidationFailed("the filters are not valid", problems)
 
 
 def bag_dir(settings: Settings, package_id: str) -> Path:
@@ -430,21 +414,7 @@ def get(
         row = load(s, package_id)
         ctx = context(s, actor, row.project_id)
         require_reader(ctx, row.id)
-        events = list(
-            s.scalars(
-                select(Event)
-                .where(Event.subject_kind == domain.KIND, Event.subject_id == row.id)
-                .order_by(Event.seq)
-            )
-        )
-        timeline, totals = build_timeline(events)
-        current_for = current_stay(
-            totals,
-            state=row.state,
-            since=row.state_since,
-            terminal=domain.WORKFLOW.state(row.state).terminal,
-            now=now,
-        )
+        h = history(s, workflow=domain.WORKFLOW, row=row, now=now)
         by_type = s.execute(
             select(
                 PackageFile.data_type,
@@ -458,9 +428,9 @@ def get(
         return PackageDetail(
             package=view(row),
             bag_path=str(bag_dir(settings, row.id)),
-            timeline=timeline,
-            time_in_state=totals,
-            current_state_for=current_for,
+            timeline=h.timeline,
+            time_in_state=h.time_in_state,
+            current_state_for=h.current_state_for,
             available_actions=domain.WORKFLOW.available(row.state, ctx),
             files_by_data_type={t: int(n) for t, n, _ in by_type},
             bytes_by_data_type={t: int(b or 0) for t, _, b in by_type},

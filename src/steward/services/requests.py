@@ -20,8 +20,8 @@ from steward.errors import Conflict, Detail, Forbidden, NotFound, ValidationFail
 from steward.ids import new_id
 from steward.services import ledger
 from steward.services.access import audited, require_member, require_user, roles_in
-from steward.services.timeline import TimelineEntry, build_timeline, current_stay
-from steward.timeutil import naive_times, require_aware, utcnow
+from steward.services.timeline import TimelineEntry, check_filter, history
+from steward.timeutil import require_aware, utcnow
 
 KIND = ledger.Kind(domain.WORKFLOW, AccessRequest, domain.project)
 
@@ -75,30 +75,14 @@ class RequestFilter:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
-        problems = [
-            Detail(
-                "unknown state",
-                field="state",
-                value=s,
-                accepted=", ".join(domain.WORKFLOW.state_names),
-            )
-            for s in self.states
-            if s not in domain.WORKFLOW.state_names
-        ]
-        for lo, hi, name in (
-            (self.created_from, self.created_to, "created"),
-            (self.decided_from, self.decided_to, "decided"),
-        ):
-            if lo and hi and lo > hi:
-                problems.append(Detail("the range ends before it starts", field=name))
-        problems += naive_times(
-            created_from=self.created_from,
-            created_to=self.created_to,
-            decided_from=self.decided_from,
-            decided_to=self.decided_to,
+        check_filter(
+            domain.WORKFLOW,
+            self.states,
+            {
+                "created": (self.created_from, self.created_to),
+                "decided": (self.decided_from, self.decided_to),
+            },
         )
-        if problems:
-            raise ValidationFailed("the filters are not valid", problems)
 
 
 def _view(row: AccessRequest) -> RequestView:
@@ -396,26 +380,12 @@ def get(
         row = _load(s, request_id)
         ctx = _context(s, actor, row.project_id, row)
         _check_visible(ctx, row)
-        events = list(
-            s.scalars(
-                select(Event)
-                .where(Event.subject_kind == domain.KIND, Event.subject_id == row.id)
-                .order_by(Event.seq)
-            )
-        )
-        timeline, totals = build_timeline(events)
-        current_for = current_stay(
-            totals,
-            state=row.state,
-            since=row.state_since,
-            terminal=domain.WORKFLOW.state(row.state).terminal,
-            now=now,
-        )
+        h = history(s, workflow=domain.WORKFLOW, row=row, now=now)
         return RequestDetail(
             request=_view(row),
-            timeline=timeline,
-            time_in_state=totals,
-            current_state_for=current_for,
+            timeline=h.timeline,
+            time_in_state=h.time_in_state,
+            current_state_for=h.current_state_for,
             available_actions=domain.WORKFLOW.available(row.state, ctx),
         )
 

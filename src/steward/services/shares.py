@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from steward.adapters import transfer as tx
 from steward.adapters.storage import Store, open_store
 from steward.config import Settings
-from steward.db.models import Event, Membership, Package, PackageFile, Share, ShareObject
+from steward.db.models import Membership, Package, PackageFile, Share, ShareObject
 from steward.db.session import Database
 from steward.domain import shares as domain
 from steward.errors import (
@@ -39,8 +39,8 @@ from steward.packaging import script
 from steward.services import leases, ledger
 from steward.services import packages as pkgs
 from steward.services.access import audited, require_user
-from steward.services.timeline import TimelineEntry, build_timeline, current_stay
-from steward.timeutil import naive_times, utcnow
+from steward.services.timeline import TimelineEntry, check_filter, history
+from steward.timeutil import utcnow
 
 KIND = ledger.Kind(domain.WORKFLOW, Share, domain.project)
 MAX_LINK_LIFETIME = timedelta(days=7)  # the longest an S3 (SigV4) presigned URL may live
@@ -101,39 +101,26 @@ class ShareFilter:
     limit: int | None = None
 
     def validate(self) -> None:
-        problems = [
-            Detail(
-                "unknown state",
-                field="state",
-                value=s,
-                accepted=", ".join(domain.WORKFLOW.state_names),
-            )
-            for s in self.states
-            if s not in domain.WORKFLOW.state_names
-        ]
         if self.method and self.method not in domain.METHODS:
-            problems.append(
-                Detail(
-                    "unknown method",
-                    field="method",
-                    value=self.method,
-                    accepted=", ".join(domain.METHODS),
-                )
+            raise ValidationFailed(
+                "the filters are not valid",
+                [
+                    Detail(
+                        "unknown method",
+                        field="method",
+                        value=self.method,
+                        accepted=", ".join(domain.METHODS),
+                    )
+                ],
             )
-        for lo, hi, name in (
-            (self.created_from, self.created_to, "created"),
-            (self.completed_from, self.completed_to, "completed"),
-        ):
-            if lo and hi and lo > hi:
-                problems.append(Detail("the range ends before it starts", field=name))
-        problems += naive_times(
-            created_from=self.created_from,
-            created_to=self.created_to,
-            completed_from=self.completed_from,
-            completed_to=self.completed_to,
+        check_filter(
+            domain.WORKFLOW,
+            self.states,
+            {
+                "created": (self.created_from, self.created_to),
+                "completed": (self.completed_from, self.completed_to),
+            },
         )
-        if problems:
-            raise ValidationFailed("the filters are not valid", problems)
 
 
 @dataclass
@@ -548,21 +535,7 @@ def get(
         row = _load(s, share_id)
         ctx = pkgs.context(s, actor, row.project_id)
         pkgs.require_reader(ctx, row.id)
-        events = list(
-            s.scalars(
-                select(Event)
-                .where(Event.subject_kind == domain.KIND, Event.subject_id == row.id)
-                .order_by(Event.seq)
-            )
-        )
-        timeline, totals = build_timeline(events)
-        current_for = current_stay(
-            totals,
-            state=row.state,
-            since=row.state_since,
-            terminal=domain.WORKFLOW.state(row.state).terminal,
-            now=now,
-        )
+        h = history(s, workflow=domain.WORKFLOW, row=row, now=now)
         count, size = s.execute(
             select(func.count(), func.coalesce(func.sum(ShareObject.size), 0)).where(
                 ShareObject.share_id == row.id
@@ -570,9 +543,9 @@ def get(
         ).one()
         return ShareDetail(
             share=view(row),
-            timeline=timeline,
-            time_in_state=totals,
-            current_state_for=current_for,
+            timeline=h.timeline,
+            time_in_state=h.time_in_state,
+            current_state_for=h.current_state_for,
             available_actions=domain.WORKFLOW.available(row.state, ctx),
             registered_objects=int(count),
             registered_bytes=int(size),

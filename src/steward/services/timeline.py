@@ -8,13 +8,19 @@ state counts up to now unless it is terminal.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from steward.db.models import Event
+from steward.domain.workflow import Workflow
+from steward.errors import Detail, ValidationFailed
+from steward.services.ledger import Tracked
+from steward.timeutil import naive_times
 
 
 class TimelineEntry(BaseModel):
@@ -66,3 +72,53 @@ def current_stay(
     spent = max(0.0, (now - since).total_seconds())
     totals[state] = totals.get(state, 0.0) + spent
     return spent
+
+
+class History(BaseModel):
+    timeline: list[TimelineEntry]
+    time_in_state: dict[str, float]
+    current_state_for: float | None
+
+
+def history(session: Session, *, workflow: Workflow, row: Tracked, now: datetime) -> History:
+    """A subject's events in order, time per state, and how long it has been in its state."""
+    events = session.scalars(
+        select(Event)
+        .where(Event.subject_kind == workflow.kind, Event.subject_id == row.id)
+        .order_by(Event.seq)
+    )
+    timeline, totals = build_timeline(list(events))
+    current_for = current_stay(
+        totals,
+        state=row.state,
+        since=row.state_since,
+        terminal=workflow.state(row.state).terminal,
+        now=now,
+    )
+    return History(timeline=timeline, time_in_state=totals, current_state_for=current_for)
+
+
+def check_filter(
+    workflow: Workflow,
+    states: Sequence[str],
+    ranges: Mapping[str, tuple[datetime | None, datetime | None]],
+) -> None:
+    """The checks every list filter needs: known states, ranges that end after they start,
+    and times that say their zone. Every problem is listed."""
+    problems = [
+        Detail("unknown state", field="state", value=s, accepted=", ".join(workflow.state_names))
+        for s in states
+        if s not in workflow.state_names
+    ]
+    for name, (lo, hi) in ranges.items():
+        if lo and hi and lo > hi:
+            problems.append(Detail("the range ends before it starts", field=name))
+    problems += naive_times(
+        **{
+            f"{name}_{end}": value
+            for name, pair in ranges.items()
+            for end, value in zip(("from", "to"), pair, strict=True)
+        }
+    )
+    if problems:
+        raise ValidationFailed("the filters are not valid", problems)

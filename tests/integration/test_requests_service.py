@@ -1023,3 +1023,31 @@ def test_edit_without_a_title_keeps_the_title(consortium: Consortium) -> None:
         changes=RequestFields(title="", institution="Other Uni"),
     )
     assert (v.title, v.institution) == ("Keep me", "Other Uni")
+
+
+def test_an_event_that_changes_nothing_still_makes_a_new_version(consortium: Consortium) -> None:
+    """A comment at the very instant of the previous event changes no column of the request;
+    it must still be a version of its own, or the next command collides with it."""
+    v = draft(consortium)
+    noted = requests.act(
+        consortium.db,
+        actor=consortium.requester,
+        request_id=v.id,
+        command="comment",
+        text="same instant",
+        at=T0,
+    )
+    assert noted.version == v.version + 1
+    done = requests.act(
+        consortium.db,
+        actor=consortium.requester,
+        request_id=v.id,
+        command="submit",
+        at=T0 + timedelta(hours=1),
+    )
+    assert (done.state, done.version) == ("submitted", v.version + 2)
+    with consortium.db.transaction() as s:
+        seqs = list(
+            s.scalars(select(Event.seq).where(Event.subject_id == v.id).order_by(Event.seq))
+        )
+    assert seqs == [1, 2, 3]

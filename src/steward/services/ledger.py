@@ -16,6 +16,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import flag_modified
 from sqlalchemy.orm.exc import StaleDataError
 
 from steward.db.models import Event
@@ -176,6 +177,10 @@ def record(
         row.state = decision.to_state
         row.state_since = at
     row.updated_at = at
+    # Every event is a new version, even one that changes no column (a comment at the same
+    # instant as the previous event): without this the ORM skips the UPDATE, the version
+    # stays, and the next command collides with this event's sequence number.
+    flag_modified(row, "updated_at")
     event = _event(kind, row, decision, ctx.actor, at, data, idempotency_key, seq=seq)
     event.stay_seconds = stay
     session.add(event)

@@ -2,8 +2,14 @@
 
 Steward's figures are printed next to the database's own tools on the same data in the same
 run: the bulk loader (SQLite's ``sqlite3`` shell ``.import``, PostgreSQL ``COPY``) for the
-import, and the same window-function queries run raw through the DB-API (no Steward code
-around them) for the reports.
+import; for the reports, the same results as one raw window-function query each, run through
+the DB-API with no Steward code around them, and the same query exported to a CSV file by
+the database's own tool (``sqlite3 -csv``, ``COPY … TO STDOUT (FORMAT csv)``).
+
+Each report is timed twice: built in memory (``reports.REPORTS[name]``, what the terminal,
+JSON and XLSX outputs start from) and exported as ``steward report NAME --format csv
+--output FILE`` does it (``reports.export_report``: the file written beside its target and
+renamed into place). The target applies to both.
 
     uv run python benchmarks/ledger.py                      # 100,000 requests, both backends
     uv run python benchmarks/ledger.py --requests 2000 --backend sqlite
@@ -32,6 +38,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # for tests.pg (the throwaway PostgreSQL cluster)
@@ -364,6 +371,15 @@ def _check(step: str, table: Table, peer_rows: Sequence[Sequence[Any]]) -> str:
     return "same"
 
 
+UTC_ZONE = ZoneInfo("UTC")
+
+
+def _lines(path: Path) -> int:
+    """CSV records in a file (fields here never hold a line break)."""
+    with path.open("rb") as fh:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
+
+
 def run_backend(
     backend: str,
     url: str,
@@ -373,6 +389,7 @@ def run_backend(
     repeat: int,
     peer_import: Callable[[], tuple[float, int]],
     peer_query: Callable[[str], Callable[[], list[Any]]],
+    peer_export: Callable[[str, Path], Callable[[], int]],
     settle: Callable[[], None],
 ) -> list[Figure]:
     figures: list[Figure] = []
@@ -410,14 +427,19 @@ def run_backend(
         )
         settle()
         flt = RequestFilter(project=PROJECT)
+        out = workdir / f"report-{backend}.csv"
         for step, fn in reports.REPORTS.items():
-            ours_s, table = best_of(repeat, lambda fn=fn: fn(db, actor=STEWARD, flt=flt, now=now))
+
+            def build(fn: reports.Report = fn) -> Table:
+                return fn(db, actor=STEWARD, flt=flt, now=now)
+
+            ours_s, table = best_of(repeat, build)
             theirs_s, rows = best_of(repeat, peer_query(step))
             floor_s = best_of(repeat, peer_query("fetch"))[0] if step == "changelog" else None
             figures.append(
                 Figure(
                     backend,
-                    step,
+                    f"{step} (build)",
                     ours_s,
                     theirs_s,
                     "raw SQL (DB-API)",
@@ -427,6 +449,31 @@ def run_backend(
                 )
             )
             print(f"[{backend}] {step}: {ours_s:.2f}s (raw SQL {theirs_s:.2f}s)", flush=True)
+
+            def export(step: str = step) -> int:
+                return reports.export_report(
+                    db, step, actor=STEWARD, flt=flt, fmt="csv", path=out, tz=UTC_ZONE, now=now
+                )
+
+            ours_s, written = best_of(repeat, export)
+            theirs_s, peer_lines = best_of(repeat, peer_export(step, out.with_suffix(".peer.csv")))
+            lines = _lines(out) - 1
+            figures.append(
+                Figure(
+                    backend,
+                    f"{step} (CSV file)",
+                    ours_s,
+                    theirs_s,
+                    "DB CSV export",
+                    rows=written,
+                    check="same rows"
+                    if written == lines == len(table.rows) and peer_lines == len(rows)
+                    else f"MISMATCH {written}/{lines} vs {len(table.rows)}; peer {peer_lines}",
+                )
+            )
+            print(f"[{backend}] {step} CSV: {ours_s:.2f}s (DB export {theirs_s:.2f}s)", flush=True)
+        for f in workdir.glob("report-*.csv"):
+            f.unlink()
     finally:
         db.dispose()
     return figures
@@ -445,6 +492,22 @@ def run_sqlite(workdir: Path, csv_path: Path, now: datetime, repeat: int) -> lis
 
         return run
 
+    def peer_export(step: str, out: Path) -> Callable[[], int]:
+        """The sqlite3 shell writing the raw query's result as CSV (Python's csv module over
+        the DB-API when there is no shell)."""
+        shell = shutil.which("sqlite3")
+
+        def run() -> int:
+            if shell:
+                with out.open("wb") as fh:
+                    subprocess.run([shell, "-csv", str(db_path), sql[step]], check=True, stdout=fh)
+            else:
+                with sqlite3.connect(db_path) as conn, out.open("w", newline="") as fh:
+                    csv.writer(fh).writerows(conn.execute(sql[step]))
+            return _lines(out)
+
+        return run
+
     return run_backend(
         "sqlite",
         f"sqlite:///{db_path}",
@@ -454,6 +517,7 @@ def run_sqlite(workdir: Path, csv_path: Path, now: datetime, repeat: int) -> lis
         repeat,
         lambda: peer_import_sqlite(csv_path, workdir / "peer-sqlite.db"),
         peer_query,
+        peer_export,
         lambda: None,
     )
 
@@ -491,6 +555,22 @@ def run_postgres(workdir: Path, csv_path: Path, now: datetime, repeat: int) -> l
 
             return run
 
+        def peer_export(step: str, out: Path) -> Callable[[], int]:
+            """``COPY (query) TO STDOUT (FORMAT csv)`` into a file, as psql's \\copy does."""
+
+            def run() -> int:
+                with (
+                    psycopg.connect(dsn) as conn,
+                    conn.cursor() as cur,
+                    cur.copy(f"COPY ({sql[step]}) TO STDOUT (FORMAT csv)") as copy,
+                    out.open("wb") as fh,
+                ):
+                    for data in copy:
+                        fh.write(data)
+                return _lines(out)
+
+            return run
+
         return run_backend(
             "postgres",
             url,
@@ -500,6 +580,7 @@ def run_postgres(workdir: Path, csv_path: Path, now: datetime, repeat: int) -> l
             repeat,
             lambda: peer_import_postgres(csv_path, dsn),
             peer_query,
+            peer_export,
             lambda: vacuum(dsn),
         )
 

@@ -82,40 +82,33 @@ def atomic_writer(path: Path, mode: str = "w") -> Iterator[IO[Any]]:
         raise
 
 
-def _csv_cell(col: Column, tz: ZoneInfo) -> Callable[[Any], Any]:
-    """How ``write_csv`` writes a column's values: what ``records`` gives, with lists joined
-    by "; " and nothing for ``None`` (without a dict per row)."""
+def _csv_column(col: Column, values: tuple[Any, ...], tz: ZoneInfo) -> Sequence[Any]:
+    """A column's values as ``write_csv`` writes them: ``records``, with lists joined by "; "
+    and nothing for ``None`` (which the csv module writes as an empty field)."""
     if col.kind == "time":
-        local = tz.key == "UTC"
-
-        def time(v: Any) -> Any:
-            if v is None:
-                return ""
-            if local and v.tzinfo is UTC:  # already in the zone: skip the conversion
-                return v.isoformat()
-            return _machine(v, col, tz)
-
-        return time
+        utc = tz.key == "UTC"
+        return [
+            None
+            if v is None
+            else (v.isoformat() if utc and v.tzinfo is UTC else _machine(v, col, tz))
+            for v in values
+        ]
     if col.kind == "duration":
-        return lambda v: "" if v is None else round(float(v), 3)
+        return [None if v is None else round(float(v), 3) for v in values]
     if col.kind == "list":
-        return lambda v: "" if v is None else "; ".join(list(v))
-
-    def other(v: Any) -> Any:
-        if v.__class__ is str:
-            return v
-        if v is None:
-            return ""
-        return "; ".join(v) if isinstance(v, list) else v
-
-    return other
+        return [None if v is None else "; ".join(list(v)) for v in values]
+    if list in set(map(type, values)):
+        return [("; ".join(v) if isinstance(v, list) else v) for v in values]
+    return values
 
 
 def write_csv(table: Table, out: IO[str], tz: ZoneInfo) -> None:
+    """Column by column: each column's conversion is one pass, the rows are written by the
+    csv module itself."""
     writer = csv.writer(out, quoting=csv.QUOTE_MINIMAL)
-    writer.writerow([c.machine_name for c in table.columns])
-    cells = [_csv_cell(c, tz) for c in table.columns]
-    if len(cells) != len({c.machine_name for c in table.columns}):
+    names = [c.machine_name for c in table.columns]
+    writer.writerow(names)
+    if len(names) != len(set(names)):
         # records() keys rows by column name: a repeated name keeps only its last value
         for rec in table.records(tz):
             writer.writerow(
@@ -125,13 +118,16 @@ def write_csv(table: Table, out: IO[str], tz: ZoneInfo) -> None:
                 ]
             )
         return
-    width = len(cells)
-    for start in range(0, len(table.rows), 10_000):
-        batch = table.rows[start : start + 10_000]
-        for row in batch:
-            if len(row) != width:
-                raise ValueError(f"a row of {len(row)} values for {width} columns")
-        writer.writerows([[f(v) for f, v in zip(cells, row, strict=True)] for row in batch])
+    width = len(names)
+    for start in range(0, len(table.rows), 50_000):
+        batch = table.rows[start : start + 50_000]
+        if set(map(len, batch)) != {width}:
+            raise ValueError(f"every row must have {width} values, one per column")
+        columns = zip(*batch, strict=True)
+        converted = [
+            _csv_column(c, values, tz) for c, values in zip(table.columns, columns, strict=True)
+        ]
+        writer.writerows(zip(*converted, strict=True))
 
 
 def write_json(table: Table, out: IO[str], tz: ZoneInfo) -> None:

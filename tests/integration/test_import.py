@@ -185,10 +185,20 @@ def test_import_keeps_original_times_and_states(
         utc(2025, 3, 11, 8),
     )
 
+    # each state change records how long the request stayed in the state it left
+    h = 3600.0
+    assert [e.stay_seconds for e in ev1] == [None, 23 * h, 25 * h, 48 * h, 27.5 * h]
+    assert [e.stay_seconds for e in ev2] == [None, 0.0, 96 * h]  # submitted on creation
+    assert [e.stay_seconds for e in ev3] == [None, (ev3[1].at - ev3[0].at).total_seconds()]
+
     # imported histories carry on like any other: the next event follows the last one
-    v = requests.act(c.db, actor=c.steward, request_id=row1.id, command="revoke", reason="r")
+    v = requests.act(
+        c.db, actor=c.steward, request_id=row1.id, command="revoke", reason="r", at=utc(2026, 1, 1)
+    )
     assert (v.state, v.version) == ("revoked", 6)
-    assert [e.seq for e in by_external(c)["EXT-1"][1]] == [1, 2, 3, 4, 5, 6]
+    after = by_external(c)["EXT-1"][1]
+    assert [e.seq for e in after] == [1, 2, 3, 4, 5, 6]
+    assert after[-1].stay_seconds == (utc(2026, 1, 1) - utc(2025, 3, 6, 12, 30)).total_seconds()
 
     # the reports see the original times
     table = reports.tracking_table(

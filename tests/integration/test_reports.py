@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import csv
 import gc
+import io
 import itertools
 import json
+import statistics
 import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,14 +35,16 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import or_, select
 
 from steward.db.models import Event
-from steward.domain.requests import RequestFields
+from steward.domain.requests import REASON_REQUIRED, WORKFLOW, RequestFields
 from steward.errors import ValidationFailed
-from steward.services import reports, requests
+from steward.services import access, catalog, importer, reports, requests
 from steward.services.requests import RequestFilter
-from steward.tables import Column, Table, export
+from steward.tables import Column, Table, export, write_csv
 from tests.conftest import Consortium
 
 T = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -527,3 +531,273 @@ def test_export_refuses_unknown_formats(tmp_path: Path) -> None:
         export(table, "pdf", tmp_path / "x.pdf", ZoneInfo("UTC"))
     assert err.value.details[0].accepted == "csv, json, xlsx"
     assert list(tmp_path.iterdir()) == []
+
+
+# ---- stays recorded with each event, checked against the events themselves ------------------
+#
+# Reports no longer pair transitions: each event carries the time its subject spent in the
+# state it left (``stay_seconds``), the read model keeps when the current state began, and
+# the change log's CSV is streamed. Here every report is recomputed from scratch over the
+# events (the way the reports used to do it) and must agree exactly, for random histories
+# written through the service and through the importer.
+
+
+def reference(
+    db: Any, project: str, now: datetime
+) -> tuple[dict[str, tuple[Any, ...]], list[tuple[Any, ...]], dict[str, float | None]]:
+    """(time in state, change log rows, tracking totals) computed from the events alone."""
+    with db.transaction() as s:
+        events = list(
+            s.scalars(select(Event).where(Event.project_id == project).order_by(Event.id))
+        )
+    by_subject: dict[str, list[Event]] = {}
+    for e in sorted(events, key=lambda e: (e.subject_id, e.seq)):
+        by_subject.setdefault(e.subject_id, []).append(e)
+    wf = WORKFLOW
+    terminal = wf.terminal_states
+    stays: dict[str, list[float]] = {x.name: [] for x in wf.states if not x.terminal}
+    ongoing = dict.fromkeys(stays, 0)
+    log: list[tuple[Any, ...]] = []
+    totals: dict[str, float | None] = {}
+    for sid, evs in sorted(by_subject.items()):
+        moves = [e for e in evs if e.from_state is None or e.from_state != e.to_state]
+        start = next((e.at for e in moves if e.to_state == wf.clock_start), None)
+        stop = next((e.at for e in moves if e.to_state in wf.clock_stop), None)
+        totals[sid] = None if start is None else ((stop or now) - start).total_seconds()
+        for i, e in enumerate(moves):
+            left = None if i == 0 else (e.at - moves[i - 1].at).total_seconds()
+            last = i == len(moves) - 1
+            if not last:
+                stayed: float | None = (moves[i + 1].at - e.at).total_seconds()
+            else:
+                stayed = None if e.to_state in terminal else (now - e.at).total_seconds()
+            if e.to_state in stays:
+                stays[e.to_state].append(max(stayed if stayed is not None else 0.0, 0.0))
+                ongoing[e.to_state] += last
+            reason = e.data.get("reason") if isinstance(e.data, dict) else None
+            log.append(
+                (sid, i + 1, e.from_state, e.to_state, e.at, e.actor, reason, left, stayed, last)
+            )
+    summary: dict[str, tuple[Any, ...]] = {}
+    for state in wf.states:
+        if state.terminal:
+            continue
+        values = sorted(stays[state.name])
+        sla = state.sla.total_seconds() if state.sla else None
+        if not values:
+            summary[state.name] = (0, 0, None, None, None, sla, None if sla is None else 0)
+            continue
+        over = None if sla is None else sum(1 for v in values if v > sla)
+        summary[state.name] = (
+            len(values),
+            ongoing[state.name],
+            statistics.median(values),
+            _q(values, 0.9),
+            values[-1],
+            sla,
+            over,
+        )
+    return summary, log, totals
+
+
+def recorded_stays_are_right(db: Any, project: str) -> None:
+    """Each event's stay_seconds is the time since the previous state change, exactly."""
+    with db.transaction() as s:
+        events = list(
+            s.scalars(
+                select(Event)
+                .where(Event.project_id == project)
+                .order_by(Event.subject_id, Event.seq)
+            )
+        )
+    entered: dict[str, datetime] = {}
+    for e in events:
+        want = None
+        if e.from_state != e.to_state:
+            if e.from_state is not None:
+                want = (e.at - entered[e.subject_id]).total_seconds()
+            entered[e.subject_id] = e.at
+        assert e.stay_seconds == want, (e.subject_id, e.seq, e.type)
+
+
+def reports_agree_with_the_events(
+    c: Consortium,
+    project: str,
+    now: datetime,
+    zones: tuple[str, ...] = ("UTC", "Europe/Helsinki", "Asia/Kolkata", "America/St_Johns"),
+) -> None:
+    recorded_stays_are_right(c.db, project)
+    flt = RequestFilter(project=project)
+    summary, log, totals = reference(c.db, project, now)
+
+    tis = reports.time_in_state(c.db, actor=c.steward, flt=flt, now=now)
+    assert {r[0]: tuple(r[1:]) for r in tis.rows} == summary
+    # the same through the path for narrowed reports (stays fetched and sorted in Python)
+    every_state = RequestFilter(project=project, states=tuple(WORKFLOW.state_names))
+    narrowed = reports.time_in_state(c.db, actor=c.steward, flt=every_state, now=now)
+    assert narrowed.rows == tis.rows
+
+    changes = reports.change_log(c.db, actor=c.steward, flt=flt, now=now)
+    assert [tuple(r) for r in changes.rows] == log
+
+    tracking = reports.tracking_table(c.db, actor=c.steward, flt=flt, now=now)
+    assert {r[0]: r[-1] for r in tracking.rows} == totals
+
+    # the streamed CSV export is the table's CSV, byte for byte, in any zone
+    for zone in zones:
+        tz = ZoneInfo(zone)
+        for name in ("changelog", "tracking", "time-in-state"):
+            table = reports.REPORTS[name](c.db, actor=c.steward, flt=flt, now=now)
+            want = io.StringIO(newline="")
+            write_csv(table, want, tz)
+            got = io.StringIO(newline="")
+            n = reports.write_report_csv(
+                c.db, name, actor=c.steward, flt=flt, out=got, tz=tz, now=now
+            )
+            assert got.getvalue() == want.getvalue(), (name, zone)
+            assert n == len(table.rows)
+
+
+Step = tuple[str, int]  # command, microseconds after the previous event
+_projects = itertools.count(1)
+
+
+def new_project(c: Consortium) -> str:
+    """A fresh project with the consortium's people, so each example starts empty."""
+    project = f"rand{next(_projects)}"
+    access.create_project(c.db, actor=c.admin, project_id=project, title=project)
+    for uid, role in (
+        (c.steward, "steward"),
+        (c.reviewer, "reviewer"),
+        (c.requester, "requester"),
+    ):
+        access.add_member(c.db, actor=c.admin, project_id=project, user_id=uid, role=role)
+    catalog.add_requirement(
+        c.db,
+        actor=c.steward,
+        project=project,
+        name="Controlled genomes",
+        kind="controlled",
+        folders=["raw/wgs"],
+    )
+    return project
+
+
+_GAPS = st.one_of(
+    st.integers(0, 3),  # the same instant, or nearly
+    st.integers(0, 86_400_000_000),  # within a day, to the microsecond
+    st.integers(0, 2_000).map(lambda ms: ms * 1000 + 500),  # halfway between milliseconds
+    st.integers(0, 40).map(lambda d: d * 86_400_000_000),  # whole days
+)
+
+
+@st.composite
+def histories(draw: st.DrawFn) -> list[list[Step]]:
+    """Valid paths through the workflow, with comments and edits along the way."""
+    out = []
+    for _ in range(draw(st.integers(1, 4))):
+        state, steps = "draft", []
+        for _ in range(draw(st.integers(0, 7))):
+            options = [
+                t.command
+                for t in WORKFLOW.transitions
+                if t.applies_to(state) and t.command not in ("assign-reviewer", "edit")
+            ]
+            if not options:
+                break
+            command = draw(st.sampled_from(sorted(options)))
+            gap = draw(_GAPS)
+            steps.append((command, gap))
+            state = WORKFLOW.decide(command, state, _everyone()).to_state
+        out.append(steps)
+    return out
+
+
+def _everyone() -> Any:
+    from steward.domain.workflow import Context
+
+    return Context(actor="sam", roles=frozenset({"steward", "admin"}), subject={})
+
+
+def _who(c: Consortium, command: str) -> str:
+    if command in ("return", "approve", "reject"):
+        return c.reviewer
+    if command in ("revoke", "expire"):
+        return c.steward
+    return c.requester
+
+
+@settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(paths=histories(), later=st.integers(-5, 30))
+def test_reports_match_the_events_for_random_histories(
+    consortium: Consortium, paths: list[list[Step]], later: int
+) -> None:
+    c = consortium
+    project = new_project(c)
+    last = T
+    for steps in paths:
+        when = T + timedelta(microseconds=len(steps))
+        v = requests.create(c.db, actor=c.requester, project=project, fields=FIELDS, at=when)
+        for command, gap in steps:
+            when += timedelta(microseconds=gap)
+            reason = 'because, "so"' if command in REASON_REQUIRED else None
+            kw: dict[str, Any] = {"text": "a note"} if command == "comment" else {}
+            requests.act(
+                c.db,
+                actor=_who(c, command),
+                request_id=v.id,
+                command=command,
+                at=when,
+                reason=reason,
+                **kw,
+            )
+        last = max(last, when)
+    # "now" may even come before the latest events: the summary then counts such stays as
+    # zero, and the change log refuses a negative time in the current state, as before
+    now = last + timedelta(days=later)
+    summary, log, _ = reference(c.db, project, now)
+    if any(row[-1] and row[-2] is not None and row[-2] < -0.001 for row in log):
+        flt = RequestFilter(project=project)
+        with pytest.raises(ValueError, match="events out of order"):
+            reports.change_log(c.db, actor=c.steward, flt=flt, now=now)
+        tis = reports.time_in_state(c.db, actor=c.steward, flt=flt, now=now)
+        assert {r[0]: tuple(r[1:]) for r in tis.rows} == summary
+        return
+    reports_agree_with_the_events(c, project, now, zones=("UTC", "Asia/Kolkata"))
+
+
+IMPORTED = [
+    ["request", "state", "at", "title", "requester", "actor", "reason"],
+    ["X-1", "draft", "2024-01-05T09:00:00.000001+00:00", 'Cohort, with "quotes"', "ada", "", ""],
+    ["X-1", "submitted", "2024-01-05T09:00:01.000501+00:00", "", "", "o'neil, jr", ""],
+    ["X-1", "returned", "2024-01-06T10:00:00+00:00", "", "", 'rev "x"', 'one\ntwo, "more"'],
+    ["X-1", "submitted", "2024-01-07T10:00:00.0625+00:00", "", "", "ada", ""],
+    ["X-1", "approved", "2024-01-08T10:00:00.5+00:00", "", "", "rita", "tab\there; ünïcödé ✓"],
+    ["X-2", "submitted", "2024-01-05T23:59:59.999999+00:00", "Two", "bea", "bea", ""],
+    ["X-2", "returned", "2024-01-06T00:00:00.000499+00:00", "", "", "rob", "carriage\rreturn"],
+    ["X-2", "cancelled", "2024-01-09T00:00:00+00:00", "", "", "bea", "% and \\ and \x06 mark"],
+    ["X-3", "draft", "2024-02-01T00:00:00+00:00", "Three", "ada", "", ""],
+]
+
+
+def test_exports_of_imported_awkward_histories(consortium: Consortium, tmp_path: Path) -> None:
+    """Commas, quotes, newlines, control characters and times halfway between milliseconds,
+    through the importer: the streamed CSV is still the table's CSV, byte for byte."""
+    c = consortium
+    path = tmp_path / "awkward.csv"
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        csv.writer(fh).writerows(IMPORTED)
+    project = new_project(c)
+    importer.import_requests(c.db, actor=c.steward, project=project, path=path, create_users=True)
+    now = datetime(2024, 3, 1, 12, 0, 0, 500, tzinfo=UTC)
+    reports_agree_with_the_events(c, project, now)
+    table = reports.change_log(c.db, actor=c.steward, flt=RequestFilter(project=project), now=now)
+    out = io.StringIO(newline="")
+    write_csv(table, out, ZoneInfo("UTC"))
+    text = out.getvalue()
+    assert '"one\ntwo, ""more"""' in text
+    assert '"o\'neil, jr"' in text

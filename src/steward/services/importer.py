@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Index, Table, insert, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
 from steward.db.models import AccessRequest, Event, Membership, User
@@ -437,10 +437,6 @@ REQUESTS, EVENTS = _TABLES["access_requests"], _TABLES["events"]
 BULK_CACHE_KIB = 256 * 1024
 ANALYZE_AFTER = 10_000
 """Refresh the planner's statistics after an import this big, so reports plan well at once."""
-REBUILD_FROM = 50_000
-"""Events in an import from which, if it also at least doubles the ledger, the stays index
-is rebuilt at the end rather than maintained row by row."""
-STAYS_INDEX = next(i for i in EVENTS.indexes if i.name == "ix_events_stays")
 
 
 def _sqlite_time(value: datetime | None) -> str | None:
@@ -529,25 +525,6 @@ class _Writer:
         yield put
         self.write(table, columns, batch)
 
-    @contextmanager
-    def index_rebuilt(self, index: Index, adding: int) -> Iterator[None]:
-        """Build ``index`` once after the rows are in, when the import at least doubles the
-        table: inserting a million keys in random order (the stays, by length) costs two to
-        three times building the index from scratch. On PostgreSQL the table is then held
-        (no reads of it either) until the import commits."""
-        if self.dialect not in ("sqlite", "postgresql") or adding < REBUILD_FROM:
-            yield
-            return
-        table = index.table
-        assert table is not None
-        rows = self.conn.exec_driver_sql(f"SELECT max(id) FROM {table.name}").scalar() or 0
-        if adding < rows:
-            yield
-            return
-        index.drop(self.conn)
-        yield
-        index.create(self.conn)
-
     def analyze(self, *tables: Table) -> None:
         if self.dialect in ("sqlite", "postgresql"):
             for table in tables:
@@ -563,11 +540,7 @@ def _write_plans(
 ) -> None:
     """Replay each new request's history into events and its read-model row."""
     req_rows: list[tuple[Any, ...]] = []
-    adding = sum(len(p.events) for p in plans if p.external_id not in existing)
-    with (
-        writer.index_rebuilt(STAYS_INDEX, adding),
-        writer.stream(EVENTS, EVENT_COLUMNS) as put_event,
-    ):
+    with writer.stream(EVENTS, EVENT_COLUMNS) as put_event:
         _replay(writer, plans, existing, project, result, put_event, req_rows)
     writer.write(REQUESTS, REQUEST_COLUMNS, req_rows)
     if result.events >= ANALYZE_AFTER:

@@ -11,7 +11,9 @@ Built to stay quick over a million events (``benchmarks/ledger.py``, ``docs/perf
   entered its current state, its first submission and its decision. So no report pairs a
   million transitions: the time-in-state summary reads an index of the stays
   (``reports_stays``), the tracking table reads the requests alone, and the change log reads
-  each transition once (``reports_changelog``), its CSV export rendered by the database;
+  each transition once (``reports_changelog``);
+- the CSV exports of the change log and the tracking table are streamed from the cursor
+  (``reports_changelog``, ``reports_tracking``), never built as a table first;
 - rows come straight from the driver's cursor; on PostgreSQL a report may sort and hash in
   memory (``reports_scope.WORK_MEM``).
 """
@@ -26,17 +28,19 @@ from pathlib import Path
 from typing import IO, Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Text, and_, case, cast, func, or_
+from sqlalchemy import Text, and_, case, cast, func, literal, or_
 from sqlalchemy.sql.elements import ColumnElement
 
 from steward.db.models import AccessRequest
 from steward.db.session import Database
+from steward.db.types import UTCDateTime
 from steward.domain import requests as domain
 from steward.domain.workflow import Workflow
 from steward.errors import Detail, ValidationFailed
 from steward.services import reports_changelog as changelog
+from steward.services import reports_tracking as tracking
 from steward.services.reports_scope import reading, scope
-from steward.services.reports_sql import micros, micros_of, seconds
+from steward.services.reports_sql import between
 from steward.services.reports_stays import summaries
 from steward.services.requests import RequestFilter, visible_query
 from steward.tables import WRITERS, Column, Table, atomic_writer, write_csv
@@ -45,7 +49,7 @@ from steward.timeutil import utcnow
 WF: Workflow = domain.WORKFLOW
 
 
-def _clock(r: type[AccessRequest]) -> tuple[ColumnElement[Any], ColumnElement[Any]]:
+def _clock(r: type[AccessRequest]) -> tuple[Any, ColumnElement[Any]]:
     """When a request's clock started and stopped, from what its read model keeps.
 
     The workflow's clock starts when a request first enters ``submitted`` and stops when it
@@ -57,11 +61,34 @@ def _clock(r: type[AccessRequest]) -> tuple[ColumnElement[Any], ColumnElement[An
     if WF.clock_start != "submitted" or WF.clock_stop != {"approved", "rejected", "cancelled"}:
         raise RuntimeError("the tracking clock no longer matches the access-request workflow")
     stop = case(
-        (r.decided_at.is_not(None), micros(r.decided_at)),
-        (r.state == "cancelled", micros(r.state_since)),
+        (r.decided_at.is_not(None), r.decided_at),
+        (r.state == "cancelled", r.state_since),
         else_=None,
     )
-    return micros(r.submitted_at), stop
+    return r.submitted_at, stop
+
+
+TRACKING_COLUMNS = [
+    Column("request"),
+    Column("project"),
+    Column("title"),
+    Column("state"),
+    Column("requester"),
+    Column("institution"),
+    Column("project_lead"),
+    Column("intended_use"),
+    Column("reviewer"),
+    Column("datasets", "list"),
+    Column("created", "time"),
+    Column("last_change", "time"),
+    Column("total_duration", "duration"),
+]
+
+
+def _total_duration(now: datetime) -> ColumnElement[Any]:
+    """Seconds from the clock's start to its stop, or to now while it runs (exact)."""
+    start, stop = _clock(AccessRequest)
+    return between(func.coalesce(stop, literal(now, UTCDateTime())), start)
 
 
 def tracking_table(
@@ -74,7 +101,6 @@ def tracking_table(
         dialect = s.connection().dialect
         created_at, as_time = changelog.exact_time(r.created_at, dialect)
         updated_at, _ = changelog.exact_time(r.updated_at, dialect)
-        start, stop = _clock(r)
         q = sc.visible.with_only_columns(
             r.id,
             r.project_id,
@@ -88,13 +114,14 @@ def tracking_table(
             cast(r.datasets, Text),  # JSON text: decoded once per distinct value
             created_at,
             updated_at,
-            seconds(func.coalesce(stop, micros_of(now)) - start),
+            _total_duration(now),
         ).order_by(r.created_at, r.id)
         loaded: dict[str, list[str]] = {}
         rows: list[Sequence[Any]] = []
         result = s.connection().execute(q)
         try:
-            for *row, text_of_datasets, created, updated, total in result.cursor.fetchall():
+            for row in result.cursor.fetchall():
+                text_of_datasets, created, updated, total = row[9:]
                 datasets = loaded.get(text_of_datasets)
                 if datasets is None:
                     datasets = loaded[text_of_datasets] = json.loads(text_of_datasets)
@@ -102,28 +129,14 @@ def tracking_table(
                     total = changelog.nonneg(total, row[0])
                 if isinstance(datasets, list):  # each row gets its own list, as before
                     datasets = list(datasets)
-                rows.append((*row, datasets, as_time(created), as_time(updated), total))
+                rows.append((*row[:9], datasets, as_time(created), as_time(updated), total))
         finally:
             result.close()
     return Table(
         title="tracking",
         caption="One row per request; total duration runs from first submission to the "
         "decision (or to now while undecided).",
-        columns=[
-            Column("request"),
-            Column("project"),
-            Column("title"),
-            Column("state"),
-            Column("requester"),
-            Column("institution"),
-            Column("project_lead"),
-            Column("intended_use"),
-            Column("reviewer"),
-            Column("datasets", "list"),
-            Column("created", "time"),
-            Column("last_change", "time"),
-            Column("total_duration", "duration"),
-        ],
+        columns=list(TRACKING_COLUMNS),
         rows=rows,
         brief=("request", "title", "state", "requester", "reviewer", "created", "total_duration"),
     )
@@ -240,8 +253,8 @@ REPORTS: dict[str, Report] = {
 }
 
 
-def _changelog_header() -> str:
-    return ",".join(c.machine_name for c in changelog.COLUMNS) + "\r\n"
+def _header(columns: list[Column]) -> str:
+    return ",".join(c.machine_name for c in columns) + "\r\n"
 
 
 def write_report_csv(
@@ -256,13 +269,27 @@ def write_report_csv(
 ) -> int:
     """Write report ``name`` as CSV to ``out``; return its number of rows.
 
-    The same text as ``tables.write_csv`` of the report's table; the change log is streamed
-    rather than built in memory first.
+    The same text as ``tables.write_csv`` of the report's table; the change log and the
+    tracking table are streamed rather than built in memory first.
     """
     if name == "changelog":
         now = now or utcnow()
         with reading(db) as s:
-            return changelog.write_csv(s, scope(s, actor, flt), now, tz, out, _changelog_header())
+            return changelog.write_csv(
+                s, scope(s, actor, flt), now, tz, out, _header(changelog.COLUMNS)
+            )
+    if name == "tracking":
+        now = now or utcnow()
+        with reading(db) as s:
+            return tracking.write_csv(
+                s,
+                scope(s, actor, flt),
+                _total_duration(now),
+                changelog.nonneg,
+                tz,
+                out,
+                _header(TRACKING_COLUMNS),
+            )
     table = REPORTS[name](db, actor=actor, flt=flt, now=now)
     write_csv(table, out, tz)
     return len(table.rows)

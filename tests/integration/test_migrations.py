@@ -1,0 +1,146 @@
+"""Schema migrations on databases that already hold data (SQLite and PostgreSQL).
+
+0002 adds ``events.stay_seconds`` and must fill it in for every event already in the ledger,
+exactly as the ledger now writes it for new events: the time since the subject's previous
+state change, to the microsecond; nothing for the creation and for events that change no
+state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from alembic import command
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine, insert, inspect, select, text
+
+from steward.config import Settings
+from steward.db.models import Event
+from steward.db.session import Database, alembic_config
+
+T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
+
+# (subject, seq, at, from, to): two requests whose events interleave in time and in id order,
+# with comments that change no state, fractions of a second (one of them halfway between
+# two milliseconds) and two changes at the very same time.
+HISTORY: list[tuple[str, int, datetime, str | None, str]] = [
+    ("req_a", 1, T0, None, "draft"),
+    ("req_b", 1, T0 + timedelta(seconds=1), None, "draft"),
+    ("req_a", 2, T0 + timedelta(hours=1, microseconds=500), "draft", "submitted"),
+    ("req_a", 3, T0 + timedelta(hours=2, microseconds=999_999), "submitted", "submitted"),
+    ("req_b", 2, T0 + timedelta(days=1, microseconds=123_456), "draft", "submitted"),
+    ("req_b", 3, T0 + timedelta(days=1, microseconds=123_456), "submitted", "returned"),
+    ("req_a", 4, T0 + timedelta(days=3, seconds=7, microseconds=1), "submitted", "returned"),
+    ("req_b", 4, T0 + timedelta(days=9), "returned", "returned"),
+    ("req_a", 5, T0 + timedelta(days=30), "returned", "cancelled"),
+    ("req_b", 5, T0 + timedelta(days=40, microseconds=2), "returned", "submitted"),
+]
+
+
+def expected_stays() -> dict[tuple[str, int], float | None]:
+    entered: dict[str, datetime] = {}
+    out: dict[tuple[str, int], float | None] = {}
+    for sid, seq, at, src, dst in HISTORY:
+        stay = None
+        if src != dst:
+            if src is not None:
+                stay = (at - entered[sid]).total_seconds()
+            entered[sid] = at
+        out[(sid, seq)] = stay
+    return out
+
+
+@pytest.fixture
+def engine(settings: Settings) -> Iterator[Engine]:
+    db = Database(settings)
+    yield db.engine
+    db.dispose()
+
+
+def revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def columns(engine: Engine) -> set[str]:
+    return {c["name"] for c in inspect(engine).get_columns("events")}
+
+
+def indexes(engine: Engine) -> set[str]:
+    return {str(i["name"]) for i in inspect(engine).get_indexes("events")}
+
+
+def write_history(engine: Engine) -> None:
+    """Events as revision 0001 stored them (no stay_seconds column yet)."""
+    rows: list[dict[str, Any]] = [
+        {
+            "subject_kind": "access_request",
+            "subject_id": sid,
+            "project_id": "p1",
+            "seq": seq,
+            "at": at,
+            "actor": "ada",
+            "type": "x",
+            "from_state": src,
+            "to_state": dst,
+            "data": {},
+            "idempotency_key": None,
+        }
+        for sid, seq, at, src, dst in HISTORY
+    ]
+    with engine.begin() as conn:
+        conn.execute(insert(Event), rows)
+
+
+def test_0002_fills_in_the_stays_of_existing_events(engine: Engine) -> None:
+    cfg = alembic_config(engine)
+    command.upgrade(cfg, "0001")
+    assert "stay_seconds" not in columns(engine)
+    write_history(engine)
+
+    command.upgrade(cfg, "0002")
+    assert revision(engine) == "0002"
+    assert "stay_seconds" in columns(engine)
+    assert "ix_events_stays" in indexes(engine)
+    with engine.connect() as conn:
+        got = {
+            (sid, seq): stay
+            for sid, seq, stay in conn.execute(
+                select(Event.subject_id, Event.seq, Event.stay_seconds)
+            )
+        }
+    want = expected_stays()
+    assert got == want  # exactly: whole microseconds, one rounding, as timedelta does
+    assert got[("req_a", 2)] == 3600.0005
+    assert got[("req_b", 3)] == 0.0  # two changes at the same time
+    assert got[("req_a", 3)] is None  # no state change
+    assert got[("req_b", 4)] is None
+    assert got[("req_b", 5)] == (timedelta(days=39, microseconds=-123_454)).total_seconds()
+
+    # and the next revisions still apply on top
+    command.upgrade(cfg, "head")
+    assert revision(engine) != "0002"
+
+
+def test_0002_downgrades_cleanly(engine: Engine) -> None:
+    cfg = alembic_config(engine)
+    command.upgrade(cfg, "0001")
+    write_history(engine)
+    command.upgrade(cfg, "0002")
+    command.downgrade(cfg, "0001")
+    assert "stay_seconds" not in columns(engine)
+    assert "ix_events_stays" not in indexes(engine)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM events")).scalar() == len(HISTORY)
+    command.upgrade(cfg, "0002")  # and back again, the same values
+    with engine.connect() as conn:
+        stays = {
+            (sid, seq): stay
+            for sid, seq, stay in conn.execute(
+                select(Event.subject_id, Event.seq, Event.stay_seconds)
+            )
+        }
+    assert stays == expected_stays()

@@ -26,6 +26,13 @@ CreatedTo = Annotated[
     str | None,
     typer.Option(help="Created on or before this date (whole day included) or before this time."),
 ]
+CompletedFrom = Annotated[
+    str | None, typer.Option(help="Completed on or after this date/time (YYYY-MM-DD, in --tz).")
+]
+CompletedTo = Annotated[
+    str | None,
+    typer.Option(help="Completed on or before this date (whole day) or before this time."),
+]
 DecidedFrom = Annotated[
     str | None, typer.Option(help="Decided on or after this date/time (YYYY-MM-DD, in --tz).")
 ]

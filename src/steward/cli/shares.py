@@ -144,13 +144,8 @@ def list_(
     ] = None,
     created_from: o.CreatedFrom = None,
     created_to: o.CreatedTo = None,
-    completed_from: Annotated[
-        str | None, typer.Option(help="Completed on or after this date/time (YYYY-MM-DD, in --tz).")
-    ] = None,
-    completed_to: Annotated[
-        str | None,
-        typer.Option(help="Completed on or before this date (whole day) or before this time."),
-    ] = None,
+    completed_from: o.CompletedFrom = None,
+    completed_to: o.CompletedTo = None,
     limit: Annotated[int | None, typer.Option(help="At most this many.")] = None,
 ) -> None:
     """List shares; every filter combines with the others."""

@@ -34,7 +34,7 @@ from steward.packaging.bagit_files import CRATE_FILE
 from steward.services import leases, ledger
 from steward.services.access import audited, require_member, require_user
 from steward.services.storage_facts import manifest_stat
-from steward.services.timeline import TimelineEntry, check_filter, history
+from steward.services.timeline import TimelineEntry, check_filter, history, within
 from steward.timeutil import utcnow
 
 KIND = ledger.Kind(domain.WORKFLOW, Package, domain.project)
@@ -464,14 +464,8 @@ def visible_query(s: Session, actor: str | None, flt: PackageFilter) -> Select[P
         q = q.where(Package.name.contains(flt.name, autoescape=True))
     if flt.states:
         q = q.where(Package.state.in_(list(flt.states)))
-    if flt.created_from:
-        q = q.where(Package.created_at >= flt.created_from)
-    if flt.created_to:
-        q = q.where(Package.created_at < flt.created_to)
-    if flt.completed_from:
-        q = q.where(Package.completed_at >= flt.completed_from)
-    if flt.completed_to:
-        q = q.where(Package.completed_at < flt.completed_to)
+    q = q.where(*within(Package.created_at, flt.created_from, flt.created_to))
+    q = q.where(*within(Package.completed_at, flt.completed_from, flt.completed_to))
     return q
 
 

@@ -20,7 +20,7 @@ from steward.errors import Conflict, Detail, Forbidden, NotFound, ValidationFail
 from steward.ids import new_id
 from steward.services import ledger
 from steward.services.access import audited, require_member, require_user, roles_in
-from steward.services.timeline import TimelineEntry, check_filter, history
+from steward.services.timeline import TimelineEntry, check_filter, history, within
 from steward.timeutil import require_aware, utcnow
 
 KIND = ledger.Kind(domain.WORKFLOW, AccessRequest, domain.project)
@@ -413,14 +413,8 @@ def visible_query(s: Session, actor: str | None, flt: RequestFilter) -> Select[A
         q = q.where(AccessRequest.requester == flt.requester)
     if flt.reviewer:
         q = q.where(AccessRequest.reviewer == flt.reviewer)
-    if flt.created_from:
-        q = q.where(AccessRequest.created_at >= flt.created_from)
-    if flt.created_to:
-        q = q.where(AccessRequest.created_at < flt.created_to)
-    if flt.decided_from:
-        q = q.where(AccessRequest.decided_at >= flt.decided_from)
-    if flt.decided_to:
-        q = q.where(AccessRequest.decided_at < flt.decided_to)
+    q = q.where(*within(AccessRequest.created_at, flt.created_from, flt.created_to))
+    q = q.where(*within(AccessRequest.decided_at, flt.decided_from, flt.decided_to))
     return q
 
 

@@ -39,7 +39,7 @@ from steward.packaging import script
 from steward.services import leases, ledger
 from steward.services import packages as pkgs
 from steward.services.access import audited, require_user
-from steward.services.timeline import TimelineEntry, check_filter, history
+from steward.services.timeline import TimelineEntry, check_filter, history, within
 from steward.timeutil import utcnow
 
 KIND = ledger.Kind(domain.WORKFLOW, Share, domain.project)
@@ -585,14 +585,8 @@ def visible_query(s: Session, actor: str | None, flt: ShareFilter) -> Select[Sha
         q = q.where(Share.method == flt.method)
     if flt.destination:
         q = q.where(Share.destination.contains(flt.destination, autoescape=True))
-    if flt.created_from:
-        q = q.where(Share.created_at >= flt.created_from)
-    if flt.created_to:
-        q = q.where(Share.created_at < flt.created_to)
-    if flt.completed_from:
-        q = q.where(Share.completed_at >= flt.completed_from)
-    if flt.completed_to:
-        q = q.where(Share.completed_at < flt.completed_to)
+    q = q.where(*within(Share.created_at, flt.created_from, flt.created_to))
+    q = q.where(*within(Share.completed_at, flt.completed_from, flt.completed_to))
     return q
 
 

@@ -13,8 +13,8 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from steward.db.models import Event
 from steward.domain.workflow import Workflow
@@ -122,3 +122,17 @@ def check_filter(
     )
     if problems:
         raise ValidationFailed("the filters are not valid", problems)
+
+
+def within(
+    column: ColumnElement[datetime] | InstrumentedAttribute[Any],
+    lo: datetime | None,
+    hi: datetime | None,
+) -> list[ColumnElement[bool]]:
+    """Conditions for a [lo, hi) time range; an open end adds none."""
+    out: list[ColumnElement[bool]] = []
+    if lo:
+        out.append(column >= lo)
+    if hi:
+        out.append(column < hi)
+    return out

@@ -3,7 +3,8 @@
 0002 adds ``events.stay_seconds`` and must fill it in for every event already in the ledger,
 exactly as the ledger now writes it for new events: the time since the subject's previous
 state change, to the microsecond; nothing for the creation and for events that change no
-state.
+state. 0004 adds ``change_logs`` and must derive each subject's kept change log from the
+events already there.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from typing import Any
 import pytest
 from alembic import command
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, insert, inspect, select, text
+from sqlalchemy import Engine, insert, inspect, select, text, update
 
 from steward.config import Settings
-from steward.db.models import Event
+from steward.db.models import ChangeLog, Event
 from steward.db.session import Database, alembic_config
 
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
@@ -144,3 +145,47 @@ def test_0002_downgrades_cleanly(engine: Engine) -> None:
             )
         }
     assert stays == expected_stays()
+
+
+def test_0004_derives_the_change_logs_of_existing_events(engine: Engine) -> None:
+    """Each subject's kept change log, written out by hand: state changes only, times in UTC
+    to the microsecond, durations to the millisecond, a quoted reason, the latest line open."""
+    cfg = alembic_config(engine)
+    command.upgrade(cfg, "0001")
+    write_history(engine)  # then 0002 fills in the stays, as the ledger would have written them
+    with engine.begin() as conn:
+        conn.execute(
+            update(Event)
+            .where(Event.subject_id == "req_b", Event.seq == 3)
+            .values(data={"reason": 'needs, "work"'})
+        )
+    command.upgrade(cfg, "0004")
+    with engine.connect() as conn:
+        logs = {
+            sid: (lines, moves, state, since)
+            for sid, lines, moves, state, since in conn.execute(
+                select(
+                    ChangeLog.subject_id,
+                    ChangeLog.lines,
+                    ChangeLog.moves,
+                    ChangeLog.state,
+                    ChangeLog.since,
+                )
+            )
+        }
+    assert set(logs) == {"req_a", "req_b"}
+    assert logs["req_b"] == (
+        "req_b,1,,draft,2025-03-01T09:00:01+00:00,ada,,,86399.123,False\r\n"
+        "req_b,2,draft,submitted,2025-03-02T09:00:00.123456+00:00,ada,,86399.123,0.0,False\r\n"
+        'req_b,3,submitted,returned,2025-03-02T09:00:00.123456+00:00,ada,"needs, ""work""",'
+        "0.0,3369599.877,False\r\n"
+        "req_b,4,returned,submitted,2025-04-10T09:00:00.000002+00:00,ada,,3369599.877,",
+        4,
+        "submitted",
+        T0 + timedelta(days=40, microseconds=2),
+    )
+    lines, moves, state, _ = logs["req_a"]
+    assert (moves, state) == (4, "cancelled")
+    assert lines.endswith("req_a,4,returned,cancelled,2025-03-31T09:00:00+00:00,ada,,2332793.0,")
+    command.downgrade(cfg, "0003")
+    assert "change_logs" not in inspect(engine).get_table_names()

@@ -39,7 +39,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import or_, select
 
-from steward.db.models import Event
+from steward.db import change_logs
+from steward.db.models import ChangeLog, Event
 from steward.domain.requests import REASON_REQUIRED, WORKFLOW, RequestFields
 from steward.errors import ValidationFailed
 from steward.services import access, catalog, importer, reports, requests
@@ -425,6 +426,37 @@ def test_reports_respect_filters(consortium: Consortium, story: Story) -> None:
     assert {named(story, r[0]) for r in t.rows} == {"A", "B"}
 
 
+def test_csv_exports_of_narrowed_and_wide_reports_match_their_tables(
+    consortium: Consortium, story: Story
+) -> None:
+    """The UTC change log is written from the kept logs, picked by project or one request at
+    a time depending on who asks and how narrowly: each way, the table's CSV exactly."""
+    c = consortium
+    cases = [
+        (c.requester, RequestFilter()),  # their own requests only
+        (c.requester2, RequestFilter(requester=c.requester)),  # nothing
+        (c.steward, RequestFilter(project="p1", states=("approved", "returned"))),
+        (c.steward, RequestFilter(decided_from=at(2), decided_to=at(5))),
+        (c.steward, ALL),
+        (c.admin, RequestFilter()),  # every project
+        (c.outsider, ALL),  # none
+    ]
+    sizes = []
+    for actor, flt in cases:
+        table = reports.change_log(c.db, actor=actor, flt=flt, now=NOW)
+        want = io.StringIO(newline="")
+        write_csv(table, want, ZoneInfo("UTC"))
+        got = io.StringIO(newline="")
+        n = reports.write_report_csv(
+            c.db, "changelog", actor=actor, flt=flt, out=got, tz=ZoneInfo("UTC"), now=NOW
+        )
+        assert got.getvalue() == want.getvalue(), (actor, flt)
+        assert n == len(table.rows)
+        sizes.append(n)
+    assert sizes[1] == sizes[-1] == 0
+    assert all(sizes[i] for i in (0, 2, 3, 4, 5))
+
+
 # ---- exports ---------------------------------------------------------------------------------
 
 
@@ -620,6 +652,32 @@ def recorded_stays_are_right(db: Any, project: str) -> None:
         assert e.stay_seconds == want, (e.subject_id, e.seq, e.type)
 
 
+def kept_logs(db: Any) -> list[tuple[Any, ...]]:
+    with db.transaction() as s:
+        return [
+            tuple(r)
+            for r in s.execute(
+                select(
+                    ChangeLog.subject_kind,
+                    ChangeLog.subject_id,
+                    ChangeLog.project_id,
+                    ChangeLog.lines,
+                    ChangeLog.moves,
+                    ChangeLog.state,
+                    ChangeLog.since,
+                ).order_by(ChangeLog.subject_kind, ChangeLog.subject_id)
+            )
+        ]
+
+
+def logs_kept_are_the_logs_of_the_events(db: Any) -> None:
+    """What the ledger and the importer kept, change by change, is what the events give."""
+    kept = kept_logs(db)
+    with db.engine.begin() as conn:
+        assert change_logs.rebuild(conn) == len(kept)
+    assert kept_logs(db) == kept
+
+
 def reports_agree_with_the_events(
     c: Consortium,
     project: str,
@@ -627,6 +685,7 @@ def reports_agree_with_the_events(
     zones: tuple[str, ...] = ("UTC", "Europe/Helsinki", "Asia/Kolkata", "America/St_Johns"),
 ) -> None:
     recorded_stays_are_right(c.db, project)
+    logs_kept_are_the_logs_of_the_events(c.db)
     flt = RequestFilter(project=project)
     summary, log, totals = reference(c.db, project, now)
 

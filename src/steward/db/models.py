@@ -112,6 +112,32 @@ class Event(Base):
     on the creation and on events that change no state (comments, edits)."""
 
 
+class ChangeLog(Base):
+    """A subject's change log, kept as the CSV lines its export writes (times in UTC).
+
+    One row per subject, updated by the ledger in the same transaction as each event that
+    changes the subject's state (``services/change_logs.py`` says why and how).
+    """
+
+    __tablename__ = "change_logs"
+    __table_args__ = (
+        # An export reads one project's logs subject by subject, in order, without a sort.
+        Index("ix_change_logs_project", "project_id", "subject_kind", "subject_id"),
+    )
+    subject_kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    subject_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(64))
+    lines: Mapped[str] = mapped_column(Text)
+    """Every state change as a CSV line; the latest without its last two fields (how long
+    the subject has been in the state it entered, and ``True``), added when exported."""
+    moves: Mapped[int] = mapped_column(Integer)
+    """How many state changes (lines) there are."""
+    state: Mapped[str] = mapped_column(String(32))
+    """The state the latest change entered."""
+    since: Mapped[datetime]
+    """When the latest change happened."""
+
+
 class AccessRequest(Base):
     __tablename__ = "access_requests"
     __table_args__ = (

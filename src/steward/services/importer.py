@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from steward.db.models import AccessRequest, Event, Membership, User
 from steward.db.session import Database
+from steward.domain import change_log
 from steward.domain import requests as domain
 from steward.domain.duo import normalise as normalise_duo
 from steward.domain.roles import STAFF, Role
@@ -432,8 +433,21 @@ EVENT_COLUMNS = (
     "idempotency_key",
     "stay_seconds",
 )
+CHANGE_LOG_COLUMNS = (
+    "subject_kind",
+    "subject_id",
+    "project_id",
+    "lines",
+    "moves",
+    "state",
+    "since",
+)
 _TABLES = Event.metadata.tables
-REQUESTS, EVENTS = _TABLES["access_requests"], _TABLES["events"]
+REQUESTS, EVENTS, CHANGE_LOGS = (
+    _TABLES["access_requests"],
+    _TABLES["events"],
+    _TABLES["change_logs"],
+)
 BULK_CACHE_KIB = 256 * 1024
 ANALYZE_AFTER = 10_000
 """Refresh the planner's statistics after an import this big, so reports plan well at once."""
@@ -538,13 +552,15 @@ def _write_plans(
     project: str,
     result: ImportResult,
 ) -> None:
-    """Replay each new request's history into events and its read-model row."""
+    """Replay each new request's history into events, its read-model row and change log."""
     req_rows: list[tuple[Any, ...]] = []
+    log_rows: list[tuple[Any, ...]] = []
     with writer.stream(EVENTS, EVENT_COLUMNS) as put_event:
-        _replay(writer, plans, existing, project, result, put_event, req_rows)
+        _replay(writer, plans, existing, project, result, put_event, req_rows, log_rows)
     writer.write(REQUESTS, REQUEST_COLUMNS, req_rows)
+    writer.write(CHANGE_LOGS, CHANGE_LOG_COLUMNS, log_rows)
     if result.events >= ANALYZE_AFTER:
-        writer.analyze(REQUESTS, EVENTS)
+        writer.analyze(REQUESTS, EVENTS, CHANGE_LOGS)
 
 
 def _replay(
@@ -555,6 +571,7 @@ def _replay(
     result: ImportResult,
     put_event: Callable[[tuple[Any, ...]], None],
     req_rows: list[tuple[Any, ...]],
+    log_rows: list[tuple[Any, ...]],
 ) -> None:
     when, as_json = writer.time, writer.json
     kind = domain.KIND
@@ -575,6 +592,7 @@ def _replay(
         reviewer = fields.get("reviewer")
         requester = fields["requester"]
         stamps: dict[datetime | None, Any] = {None: None}
+        log = change_log.Builder(rid)
         for seq, (row, etype, src, dst) in enumerate(p.events, start=1):
             if seq == 1:
                 data: dict[str, Any] = create_data
@@ -597,6 +615,7 @@ def _replay(
                 if src is not None:  # the time spent in the state it leaves, as the ledger does
                     stay = (row.at - state_since).total_seconds()
                 state_since = row.at
+                log.add(src, dst, row.at, who, change_log.reason_of(data), stay)
             stamp = stamps[row.at] = when(row.at)
             put_event(
                 (
@@ -647,6 +666,7 @@ def _replay(
                 *times,
             )
         )
+        log_rows.append((kind, rid, project, log.text, log.moves, log.state, when(log.since)))
         result.requests += 1
         result.events += len(p.events)
 

@@ -1,8 +1,9 @@
 """The workflow engine's write path, shared by every tracked kind.
 
-load → decide (pure) → project the event onto the read model → append the event, all in the
-caller's transaction. SQLAlchemy's ``version_id_col`` makes the UPDATE carry ``WHERE version =``
-so two writers racing on one subject cannot both win; the loser gets ``Conflict``.
+load → decide (pure) → project the event onto the read model → append the event (and, when
+it changes state, its line to the subject's change log), all in the caller's transaction.
+SQLAlchemy's ``version_id_col`` makes the UPDATE carry ``WHERE version =`` so two writers
+racing on one subject cannot both win; the loser gets ``Conflict``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified
 from sqlalchemy.orm.exc import StaleDataError
 
+from steward.db import change_logs
 from steward.db.models import Event
 from steward.domain.workflow import Context, Decision, Workflow
 from steward.errors import Conflict, Detail, ValidationFailed
@@ -114,6 +116,7 @@ def record_create(
     session.add(row)
     event = _event(kind, row, decision, ctx.actor, at, data, idempotency_key, seq=1)
     session.add(event)
+    change_logs.record(session, event)
     _flush(session)
     return row, event
 
@@ -184,6 +187,8 @@ def record(
     event = _event(kind, row, decision, ctx.actor, at, data, idempotency_key, seq=seq)
     event.stay_seconds = stay
     session.add(event)
+    if event.from_state != event.to_state:
+        change_logs.record(session, event)
     _flush(session)
     return session.scalars(
         select(Event).where(

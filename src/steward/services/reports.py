@@ -35,6 +35,7 @@ from steward.db.models import AccessRequest
 from steward.db.session import Database
 from steward.db.types import UTCDateTime
 from steward.domain import requests as domain
+from steward.domain.change_log import nonneg
 from steward.domain.workflow import Workflow
 from steward.errors import Detail, ValidationFailed
 from steward.services import reports_changelog as changelog
@@ -126,7 +127,7 @@ def tracking_table(
                 if datasets is None:
                     datasets = loaded[text_of_datasets] = json.loads(text_of_datasets)
                 if total is not None and total < 0:
-                    total = changelog.nonneg(total, row[0])
+                    total = nonneg(total, row[0])
                 if isinstance(datasets, list):  # each row gets its own list, as before
                     datasets = list(datasets)
                 rows.append((*row[:9], datasets, as_time(created), as_time(updated), total))
@@ -285,7 +286,6 @@ def write_report_csv(
                 s,
                 scope(s, actor, flt),
                 _total_duration(now),
-                changelog.nonneg,
                 tz,
                 out,
                 _header(TRACKING_COLUMNS),

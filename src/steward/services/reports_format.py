@@ -16,11 +16,6 @@ _HOUR = timedelta(hours=1)
 _LAST_MICROSECOND = timedelta(hours=1, microseconds=-1)
 
 
-def duration_text(seconds: float | None) -> str:
-    """A duration as ``tables.write_csv`` writes it: seconds to the millisecond, or empty."""
-    return "" if seconds is None else repr(round(float(seconds), 3))
-
-
 class LocalTimes:
     """ISO 8601 times in one zone, as ``datetime.astimezone(tz).isoformat()`` gives them."""
 

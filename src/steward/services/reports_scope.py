@@ -12,12 +12,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Select, false, select, text, true
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
+from steward.db import change_logs
 from steward.db.models import AccessRequest, Event, Membership
 from steward.db.session import Database
 from steward.domain import requests as domain
@@ -26,22 +27,51 @@ from steward.services.access import require_user
 from steward.services.requests import RequestFilter, visible_query
 
 OF_KIND = Event.subject_kind == domain.KIND
-MOVES = (Event.from_state.is_(None)) | (Event.from_state != Event.to_state)
-"""Events that change state: the creation and every transition (not comments, edits…)."""
+MOVES = change_logs.MOVES
 
 WORK_MEM = "64MB"
 """PostgreSQL memory for one report's sorts and hashes (the 4 MB default spills a million
 events to disk)."""
+
+EVERY_PROJECT = None
 
 
 @dataclass(frozen=True)
 class Scope:
     visible: Select[Any]
     """The requests the report covers (``visible_query`` with the caller's filters)."""
-    on_events: ColumnElement[bool]
-    """The same requests, as a condition on their events."""
-    project: str | None
-    """Set when the report covers exactly every request of this one project."""
+    projects: tuple[str, ...] | None
+    """When exact: the report covers every request of these projects (``None``: of every
+    project)."""
+    by_project: bool
+    """Whether ``projects`` is exact; if not, requests are picked one by one (``visible``)."""
+
+    @property
+    def project(self) -> str | None:
+        """Set when the report covers exactly every request of this one project."""
+        if self.by_project and self.projects is not None and len(self.projects) == 1:
+            return self.projects[0]
+        return None
+
+    def covers(self, project_id: Any, subject_id: Any) -> ColumnElement[bool]:
+        """The covered requests, as a condition on a table's project and request columns."""
+        if not self.by_project:
+            return cast(
+                ColumnElement[bool],
+                subject_id.in_(self.visible.with_only_columns(AccessRequest.id)),
+            )
+        if self.projects is None:
+            return true()
+        if not self.projects:
+            return false()
+        if len(self.projects) == 1:
+            return cast(ColumnElement[bool], project_id == self.projects[0])
+        return cast(ColumnElement[bool], project_id.in_(self.projects))
+
+    @property
+    def on_events(self) -> ColumnElement[bool]:
+        """The covered requests, as a condition on their events."""
+        return self.covers(Event.project_id, Event.subject_id)
 
 
 def _narrowed(flt: RequestFilter) -> bool:
@@ -56,21 +86,20 @@ def _narrowed(flt: RequestFilter) -> bool:
     )
 
 
-def _by_project(
+def _projects(
     s: Session, actor: str | None, flt: RequestFilter
-) -> tuple[ColumnElement[bool], str | None] | None:
-    """The visible requests as a condition on their events' project, when that is exact.
+) -> tuple[bool, tuple[str, ...] | None]:
+    """Whether the visible requests are exactly every request of some projects, and which
+    (``None``: every project).
 
     Mirrors ``visible_query``: admins see every project; other members see the whole of a
     project where they hold any role but requester, and only their own requests elsewhere.
     """
     if _narrowed(flt):
-        return None
+        return False, ()
     user = require_user(s, actor)
     if user.is_admin:
-        if flt.project is None:
-            return true(), None
-        return Event.project_id == flt.project, flt.project
+        return True, EVERY_PROJECT if flt.project is None else (flt.project,)
     memberships = s.execute(
         select(Membership.project_id, Membership.role).where(Membership.user_id == user.id)
     ).all()
@@ -78,25 +107,16 @@ def _by_project(
     own_only = {p for p, _ in memberships} - see_all
     if flt.project is not None:
         if flt.project in see_all:
-            return Event.project_id == flt.project, flt.project
-        return None if flt.project in own_only else (false(), None)
+            return True, (flt.project,)
+        return (False, ()) if flt.project in own_only else (True, ())
     if own_only:
-        return None
-    if len(see_all) == 1:
-        (only,) = see_all
-        return Event.project_id == only, only
-    return Event.project_id.in_(sorted(see_all)), None
+        return False, ()
+    return True, tuple(sorted(see_all))
 
 
 def scope(s: Session, actor: str | None, flt: RequestFilter) -> Scope:
-    visible: Select[Any] = visible_query(s, actor, flt)
-    found = _by_project(s, actor, flt)
-    if found is None:
-        on_events: ColumnElement[bool] = Event.subject_id.in_(
-            visible.with_only_columns(AccessRequest.id)
-        )
-        return Scope(visible, on_events, None)
-    return Scope(visible, found[0], found[1])
+    by_project, projects = _projects(s, actor, flt)
+    return Scope(visible_query(s, actor, flt), projects, by_project)
 
 
 @contextmanager

@@ -9,7 +9,6 @@ institutions, dataset lists) are quoted once, and each line is one f-string.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Iterable
 from typing import IO, Any, cast
 from zoneinfo import ZoneInfo
@@ -19,21 +18,12 @@ from sqlalchemy import cast as sql_cast
 from sqlalchemy.orm import Session
 
 from steward.db.models import AccessRequest
-from steward.services.reports_format import LocalTimes, duration_text
+from steward.domain.change_log import csv_field, duration_text, nonneg
+from steward.services.reports_format import LocalTimes
 from steward.services.reports_scope import Scope
 
 CRLF = "\r\n"
 BATCH = 20_000
-_QUOTED = re.compile(r'[,"\r\n]')
-
-
-def _text(value: str | None) -> str:
-    """A text field as the csv module writes it (``QUOTE_MINIMAL``)."""
-    if value is None:
-        return ""
-    if _QUOTED.search(value):
-        return '"' + value.replace('"', '""') + '"'
-    return value
 
 
 def _cached(cache: dict[Any, str], convert: Callable[[Any], str]) -> Callable[[Any], str]:
@@ -46,7 +36,7 @@ def _cached(cache: dict[Any, str], convert: Callable[[Any], str]) -> Callable[[A
     return get
 
 
-def _utc_text(column: Any, dialect: str) -> Any:
+def _utccsv_field(column: Any, dialect: str) -> Any:
     """A timestamp column as UTC text 'YYYY-MM-DD HH:MM:SS.ffffff' (SQLite stores it so)."""
     if dialect == "sqlite":
         return column
@@ -66,8 +56,8 @@ def query(sc: Scope, dialect: str, total: Any) -> Select[Any]:
         r.intended_use,
         r.reviewer,
         sql_cast(r.datasets, Text),
-        _utc_text(r.created_at, dialect),
-        _utc_text(r.updated_at, dialect),
+        _utccsv_field(r.created_at, dialect),
+        _utccsv_field(r.updated_at, dialect),
         total,
     )
     return cast(Select[Any], q.order_by(r.created_at, r.id))
@@ -77,13 +67,11 @@ def write_csv(
     s: Session,
     sc: Scope,
     total: Any,
-    nonneg: Callable[[float, str], float | None],
     tz: ZoneInfo,
     out: IO[str],
     header: str,
 ) -> int:
-    """Stream the tracking table as CSV; ``total`` is its duration column (in seconds) and
-    ``nonneg`` what a negative one becomes (an error, or zero within a millisecond)."""
+    """Stream the tracking table as CSV; ``total`` is its duration column (in seconds)."""
     conn = s.connection()
     utc = tz.key == "UTC"
     local = LocalTimes(tz).iso_of_utc_text
@@ -97,10 +85,10 @@ def write_csv(
 
     def datasets(text: str) -> str:
         value = json.loads(text)
-        return _text("; ".join(list(value)))
+        return csv_field("; ".join(list(value)))
 
     same: dict[Any, str] = {}
-    people = _cached(same, _text)
+    people = _cached(same, csv_field)
     lists = _cached({}, datasets)
     out.write(header)
     n = 0
@@ -114,7 +102,7 @@ def write_csv(
             for rid, project, title, state, requester, inst, lead, use, rev, ds, c, u, t in rows:
                 took = "" if t is None else duration_text(t if t >= 0 else nonneg(t, rid))
                 put(
-                    f"{rid},{people(project)},{_text(title)},{state},{people(requester)},"
+                    f"{rid},{people(project)},{csv_field(title)},{state},{people(requester)},"
                     f"{people(inst)},{people(lead)},{people(use)},{people(rev)},{lists(ds)},"
                     f"{at(c)},{at(u)},{took}{CRLF}"
                 )

@@ -667,6 +667,26 @@ def test_report_changelog(consortium: Consortium, cli: Cli, history: dict[str, s
     assert "10d 0h" in table
 
 
+def test_report_screen_shows_a_limited_number_of_rows(
+    consortium: Consortium, cli: Cli, history: dict[str, str]
+) -> None:
+    """On screen a report stops after --limit rows and says how many it has; files and JSON
+    hold every row."""
+    every = records(cli("report", "changelog", "-f", "csv", "--as", "sam"))
+    assert len(every) > 3
+    shown = ok(cli("report", "changelog", "--limit", "3", "--as", "sam")).out
+    assert f"the first 3 of {len(every)} rows" in shown
+    assert every[0]["request"] in shown
+    assert every[-1]["request"] not in shown
+    full = ok(cli("report", "changelog", "--limit", "0", "--as", "sam")).out
+    assert f"{len(every)} row(s)" in full
+    assert every[-1]["request"] in full
+    as_json = data(cli("report", "changelog", "--limit", "3", "--format", "json", "--as", "sam"))
+    assert len(as_json) == len(every)
+    refused = cli("report", "changelog", "--limit", "-1", "--as", "sam")
+    assert refused.code == 2
+
+
 def test_report_changelog_times_are_exact(
     consortium: Consortium, cli: Cli, history: dict[str, str]
 ) -> None:

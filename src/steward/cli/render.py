@@ -38,7 +38,8 @@ def cell(value: Any, col: Column, tz: ZoneInfo) -> str:
     return str(value)
 
 
-def show_table(table: Table, *, limit_width: Sequence[str] = ()) -> None:
+def show_table(table: Table, *, limit_width: Sequence[str] = (), limit: int | None = None) -> None:
+    """``table`` on screen (or as JSON with ``--json``); on screen at most ``limit`` rows."""
     st = STATE
     if st.json:
         emit_json(list(table.records(st.tz)))
@@ -66,12 +67,19 @@ def show_table(table: Table, *, limit_width: Sequence[str] = ()) -> None:
             no_wrap=col.name in limit_width or col.name in ("id", "request"),
             max_width=40 if col.name in limit_width else None,
         )
-    for row in table.rows:
+    rows = table.rows if not limit else table.rows[:limit]
+    for row in rows:
         rt.add_row(*(cell(row[i], table.columns[i], st.tz) for i in shown))
     st.out.print(rt)
     hidden = len(table.columns) - len(shown)
     note = f"; {hidden} more column(s) in --json, --format csv/xlsx" if hidden else ""
-    st.out.print(f"[dim]{len(table.rows)} row(s); times in {st.tz.key}{note}[/dim]")
+    count = f"{len(table.rows):,} row(s)"
+    if len(rows) < len(table.rows):
+        count = (
+            f"the first {len(rows):,} of {len(table.rows):,} rows (--limit 0 shows all; "
+            "--format csv/json/xlsx --output FILE writes all)"
+        )
+    st.out.print(f"[dim]{count}; times in {st.tz.key}{note}[/dim]")
 
 
 def to_jsonable(value: Any) -> Any:

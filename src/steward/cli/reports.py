@@ -15,12 +15,15 @@ from steward.services import reports as svc
 from steward.services.requests import RequestFilter
 from steward.tables import FORMATS
 
+SCREEN_ROWS = 500
+"""Rows a report shows on screen by default: a million-row change log belongs in a file."""
+
 app = typer.Typer(
     help="Reports over access requests, derived from the event log.", no_args_is_help=True
 )
 
 
-def _run(name: str, flt: RequestFilter, fmt: str, output: Path | None) -> None:
+def _run(name: str, flt: RequestFilter, fmt: str, output: Path | None, limit: int) -> None:
     if fmt not in FORMATS:
         raise ValidationFailed(
             f"unknown format {fmt!r}",
@@ -56,7 +59,7 @@ def _run(name: str, flt: RequestFilter, fmt: str, output: Path | None) -> None:
 
         write_json(table, sys.stdout, STATE.tz)
         return
-    render.show_table(table, limit_width=("title", "intended_use", "reason"))
+    render.show_table(table, limit_width=("title", "intended_use", "reason"), limit=limit)
 
 
 def _command(name: str, doc: str) -> None:
@@ -78,11 +81,20 @@ def _command(name: str, doc: str) -> None:
                 "--output", "-o", help="Write to this file (atomically) instead of the screen."
             ),
         ] = None,
+        limit: Annotated[
+            int,
+            typer.Option(
+                "--limit",
+                min=0,
+                help="On screen, show at most this many rows (0: all). Files, CSV and JSON "
+                "always hold every row.",
+            ),
+        ] = SCREEN_ROWS,
     ) -> None:
         flt = o.request_filter(
             project, state, requester, reviewer, created_from, created_to, decided_from, decided_to
         )
-        _run(name, flt, fmt, output)
+        _run(name, flt, fmt, output, limit)
 
     handler.__doc__ = doc
     app.command(name)(handler)

@@ -44,6 +44,20 @@ class Table:
     caption: str = ""
     brief: tuple[str, ...] = ()
     """Columns worth a narrow terminal; files and JSON always get every column."""
+    total: int | None = None
+    """The report's number of rows, when ``rows`` holds only the first of them (a screen's
+    worth); ``None`` when ``rows`` is the whole report."""
+
+    @property
+    def size(self) -> int:
+        return len(self.rows) if self.total is None else self.total
+
+    def first(self, limit: int | None) -> Table:
+        """This table cut to its first ``limit`` rows (all, when ``None``)."""
+        if limit is None or len(self.rows) <= limit:
+            return self
+        self.total, self.rows = self.size, self.rows[:limit]
+        return self
 
     def records(self, tz: ZoneInfo) -> Iterator[dict[str, Any]]:
         for row in self.rows:

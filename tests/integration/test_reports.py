@@ -457,6 +457,25 @@ def test_csv_exports_of_narrowed_and_wide_reports_match_their_tables(
     assert all(sizes[i] for i in (0, 2, 3, 4, 5))
 
 
+def test_the_first_rows_of_a_report_are_those_of_the_whole(
+    consortium: Consortium, story: Story
+) -> None:
+    """A screen's worth (``limit``) is read alone, and is the start of the whole report, with
+    the same times in states (the last row's comes from the next change, read too)."""
+    c = consortium
+    for name, fn in reports.REPORTS.items():
+        whole = fn(c.db, actor=c.steward, flt=ALL, now=NOW)
+        assert whole.total is None
+        assert whole.size == len(whole.rows) >= 2, name
+        for limit in (1, 2, len(whole.rows) - 1, len(whole.rows), len(whole.rows) + 5):
+            first = fn(c.db, actor=c.steward, flt=ALL, now=NOW, limit=limit)
+            assert first.rows == whole.rows[:limit], (name, limit)
+            assert first.size == len(whole.rows), (name, limit)
+    log = reports.change_log(c.db, actor=c.steward, flt=ALL, now=NOW, limit=4)
+    assert log.total is not None
+    assert len(log.rows) == 4
+
+
 # ---- exports ---------------------------------------------------------------------------------
 
 

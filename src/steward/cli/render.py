@@ -38,8 +38,9 @@ def cell(value: Any, col: Column, tz: ZoneInfo) -> str:
     return str(value)
 
 
-def show_table(table: Table, *, limit_width: Sequence[str] = (), limit: int | None = None) -> None:
-    """``table`` on screen (or as JSON with ``--json``); on screen at most ``limit`` rows."""
+def show_table(table: Table, *, limit_width: Sequence[str] = ()) -> None:
+    """``table`` on screen (or as JSON with ``--json``), saying when it holds only the first
+    rows of a longer report."""
     st = STATE
     if st.json:
         emit_json(list(table.records(st.tz)))
@@ -67,16 +68,16 @@ def show_table(table: Table, *, limit_width: Sequence[str] = (), limit: int | No
             no_wrap=col.name in limit_width or col.name in ("id", "request"),
             max_width=40 if col.name in limit_width else None,
         )
-    rows = table.rows if not limit else table.rows[:limit]
+    rows, size = table.rows, table.size
     for row in rows:
         rt.add_row(*(cell(row[i], table.columns[i], st.tz) for i in shown))
     st.out.print(rt)
     hidden = len(table.columns) - len(shown)
     note = f"; {hidden} more column(s) in --json, --format csv/xlsx" if hidden else ""
-    count = f"{len(table.rows):,} row(s)"
-    if len(rows) < len(table.rows):
+    count = f"{size:,} row(s)"
+    if len(rows) < size:
         count = (
-            f"the first {len(rows):,} of {len(table.rows):,} rows (--limit 0 shows all; "
+            f"the first {len(rows):,} of {size:,} rows (--limit 0 shows all; "
             "--format csv/json/xlsx --output FILE writes all)"
         )
     st.out.print(f"[dim]{count}; times in {st.tz.key}{note}[/dim]")

@@ -51,7 +51,8 @@ def _run(name: str, flt: RequestFilter, fmt: str, output: Path | None, limit: in
     if fmt == "csv":
         svc.print_report_csv(STATE.db, name, actor=STATE.actor, flt=flt, tz=STATE.tz)
         return
-    table = svc.REPORTS[name](STATE.db, actor=STATE.actor, flt=flt)
+    screen = None if STATE.json or fmt == "json" or not limit else limit
+    table = svc.REPORTS[name](STATE.db, actor=STATE.actor, flt=flt, limit=screen)
     if fmt == "json":
         import sys
 
@@ -59,7 +60,7 @@ def _run(name: str, flt: RequestFilter, fmt: str, output: Path | None, limit: in
 
         write_json(table, sys.stdout, STATE.tz)
         return
-    render.show_table(table, limit_width=("title", "intended_use", "reason"), limit=limit)
+    render.show_table(table, limit_width=("title", "intended_use", "reason"))
 
 
 def _command(name: str, doc: str) -> None:

@@ -93,7 +93,12 @@ def _total_duration(now: datetime) -> ColumnElement[Any]:
 
 
 def tracking_table(
-    db: Database, *, actor: str | None, flt: RequestFilter, now: datetime | None = None
+    db: Database,
+    *,
+    actor: str | None,
+    flt: RequestFilter,
+    now: datetime | None = None,
+    limit: int | None = None,
 ) -> Table:
     now = now or utcnow()
     with reading(db) as s:
@@ -140,7 +145,7 @@ def tracking_table(
         columns=list(TRACKING_COLUMNS),
         rows=rows,
         brief=("request", "title", "state", "requester", "reviewer", "created", "total_duration"),
-    )
+    ).first(limit)
 
 
 _CHANGELOG_CAPTION = (
@@ -151,12 +156,22 @@ _CHANGELOG_CAPTION = (
 
 
 def change_log(
-    db: Database, *, actor: str | None, flt: RequestFilter, now: datetime | None = None
+    db: Database,
+    *,
+    actor: str | None,
+    flt: RequestFilter,
+    now: datetime | None = None,
+    limit: int | None = None,
 ) -> Table:
+    """The change log, or its first ``limit`` rows (read alone: a screen's worth of a
+    million-row log costs no more than that)."""
     now = now or utcnow()
     with reading(db) as s:
-        rows = changelog.rows(s, scope(s, actor, flt), now)
+        sc = scope(s, actor, flt)
+        rows = changelog.rows(s, sc, now, limit)
+        total = None if limit is None or len(rows) < limit else changelog.count(s, sc)
     return Table(
+        total=total,
         title="changelog",
         caption=_CHANGELOG_CAPTION,
         columns=list(changelog.COLUMNS),
@@ -166,7 +181,12 @@ def change_log(
 
 
 def time_in_state(
-    db: Database, *, actor: str | None, flt: RequestFilter, now: datetime | None = None
+    db: Database,
+    *,
+    actor: str | None,
+    flt: RequestFilter,
+    now: datetime | None = None,
+    limit: int | None = None,
 ) -> Table:
     now = now or utcnow()
     with reading(db) as s:
@@ -197,11 +217,16 @@ def time_in_state(
             Column("over_sla", "int"),
         ],
         rows=rows,
-    )
+    ).first(limit)
 
 
 def sla_breaches(
-    db: Database, *, actor: str | None, flt: RequestFilter, now: datetime | None = None
+    db: Database,
+    *,
+    actor: str | None,
+    flt: RequestFilter,
+    now: datetime | None = None,
+    limit: int | None = None,
 ) -> Table:
     """Requests sitting in a state longer than its SLA right now."""
     now = now or utcnow()
@@ -242,7 +267,7 @@ def sla_breaches(
         ],
         rows=rows,
         brief=("request", "title", "state", "in_state_for", "sla", "over_by", "reviewer"),
-    )
+    ).first(limit)
 
 
 Report = Callable[..., Table]

@@ -95,7 +95,17 @@ def _transitions(sc: Scope, *columns: Any) -> Select[Any]:
 # ---- in memory ------------------------------------------------------------------------------
 
 
-def rows(s: Session, sc: Scope, now: datetime) -> list[Sequence[Any]]:
+def count(s: Session, sc: Scope) -> int:
+    """How many rows the change log has (from the kept logs: no event is read)."""
+    log = ChangeLog
+    q = select(func.coalesce(func.sum(log.moves), 0)).where(
+        log.subject_kind == domain.KIND, sc.covers(log.project_id, log.subject_id)
+    )
+    return int(s.execute(q).scalar_one())
+
+
+def rows(s: Session, sc: Scope, now: datetime, limit: int | None = None) -> list[Sequence[Any]]:
+    """The change log's rows, or its first ``limit`` rows (a screen's worth)."""
     conn = s.connection()
     e = Event
     at, as_time = exact_time(e.at, conn.dialect)
@@ -109,6 +119,8 @@ def rows(s: Session, sc: Scope, now: datetime) -> list[Sequence[Any]]:
         reason_of(conn.dialect),
         e.stay_seconds,
     )
+    if limit is not None:
+        q = q.limit(limit + 1)  # and the next change of the last row's request, if any
     result = conn.execute(q)
     try:
         fetched: Iterable[Any] = (
@@ -120,6 +132,8 @@ def rows(s: Session, sc: Scope, now: datetime) -> list[Sequence[Any]]:
         append = out.append
         prev_id, order = None, 0
         for (sid, src, dst, when, who, why, stay), nxt in pairwise(chain(fetched, (None,))):
+            if len(out) == limit:
+                break
             order = order + 1 if sid == prev_id else 1
             prev_id = sid
             left = stay if stay is None or stay >= 0 else nonneg(stay, sid)

@@ -40,7 +40,8 @@ def upgrade() -> None:
         )
     from steward.db import change_logs
 
-    change_logs.rebuild(op.get_bind())
+    if change_logs.rebuild(op.get_bind()):
+        op.execute("ANALYZE change_logs")  # statistics for the planner, as after an import
 
 
 def downgrade() -> None:

@@ -39,6 +39,19 @@ class LocalTimes:
         text = first.isoformat()  # 'YYYY-MM-DDTHH:00:00+HH:MM'
         return text[:13], text[19:]
 
+    def iso_of_utc_texts(self, texts: list[str]) -> list[str]:
+        """``iso_of_utc_text`` of many times at once (none ending in '.000000'): one lookup
+        per time, no function call, the hours missing from the cache computed once each."""
+        cache = self._hours
+        hours = [t[:13] for t in texts]
+        for hour in set(hours).difference(cache):
+            cache[hour] = self._hour(hour)
+        one = self.iso_of_utc_text
+        return [
+            one(t) if found is None else found[0] + t[13:] + found[1]
+            for found, t in zip(map(cache.__getitem__, hours), texts, strict=True)
+        ]
+
     def iso_of_utc_text(self, text: str) -> str:
         """A UTC time written 'YYYY-MM-DDTHH:MM:SS[.ffffff]' (as the database renders it)."""
         if text.endswith(".000000"):

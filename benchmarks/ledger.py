@@ -44,6 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # for tests.pg (the throwaway PostgreSQL cluster)
     sys.path.insert(0, str(ROOT))
 
+from steward.cli.reports import SCREEN_ROWS  # noqa: E402
 from steward.config import Settings  # noqa: E402
 from steward.db.session import Database  # noqa: E402
 from steward.domain import requests as domain  # noqa: E402
@@ -450,6 +451,27 @@ def run_backend(
                 )
             )
             print(f"[{backend}] {step}: {ours_s:.2f}s (raw SQL {theirs_s:.2f}s)", flush=True)
+            if step == "changelog":
+                # what `steward report changelog` shows on screen: its first rows, read alone
+
+                def screen(fn: reports.Report = fn) -> Table:
+                    return fn(db, actor=STEWARD, flt=flt, now=now, limit=SCREEN_ROWS)
+
+                screen_s, first = best_of(repeat, screen)
+                figures.append(
+                    Figure(
+                        backend,
+                        f"{step} (screen: first {SCREEN_ROWS} rows)",
+                        screen_s,
+                        theirs_s,
+                        "raw SQL (DB-API), all rows",
+                        rows=len(first.rows),
+                        check="same rows"
+                        if first.rows == table.rows[:SCREEN_ROWS] and first.size == len(table.rows)
+                        else "MISMATCH",
+                    )
+                )
+                print(f"[{backend}] {step} on screen: {screen_s:.2f}s", flush=True)
 
             def export(step: str = step) -> int:
                 return reports.export_report(

@@ -21,8 +21,9 @@ import pytest
 from sqlalchemy import select
 
 from steward.config import Settings
-from steward.db.models import AccessRequest, Event
+from steward.db.models import AccessRequest, ChangeLog, Event
 from steward.db.session import Database
+from steward.domain import change_log
 from steward.domain.requests import RequestFields
 from steward.services import requests
 from tests.conftest import Consortium
@@ -151,6 +152,8 @@ def submitted_requests(c: Consortium, n: int) -> list[str]:
 
 
 def ledger_of(c: Consortium, rid: str) -> tuple[AccessRequest, list[Event]]:
+    """A request's read model and events, after checking that its kept change log is the one
+    its events give (the losers of a race left no line behind)."""
     with c.db.transaction() as s:
         row = s.get(AccessRequest, rid)
         assert row is not None
@@ -161,6 +164,21 @@ def ledger_of(c: Consortium, rid: str) -> tuple[AccessRequest, list[Event]]:
                 .order_by(Event.seq)
             )
         )
+        kept = s.get(ChangeLog, ("access_request", rid))
+        assert kept is not None
+        want = change_log.Builder(rid)
+        for e in evs:
+            if e.from_state != e.to_state:
+                want.add(
+                    e.from_state,
+                    e.to_state,
+                    e.at,
+                    e.actor,
+                    change_log.reason_of(e.data),
+                    e.stay_seconds,
+                )
+        assert (kept.lines, kept.moves, kept.state) == (want.text, want.moves, row.state)
+        assert kept.since == row.state_since
         return row, evs
 
 

@@ -1,10 +1,11 @@
 """Which requests (and which of their events) a report covers, and the transaction it reads in.
 
 Every report starts from ``visible_query`` — the same permission check and filters as
-``request list`` — and reads events only of those requests. When the caller sees every request
-of one project, the events are picked by their own ``project_id`` instead of
-``subject_id IN (visible requests)``: the indexes on events lead with the project, so one
-project's events come in index order (request by request, or state by state) without a sort.
+``request list`` — and reads events (or kept change logs) only of those requests. When the
+caller sees every request of some projects, the rows are picked by their own ``project_id``
+instead of ``subject_id IN (visible requests)``: the indexes on events and change logs lead
+with the project, so one project's rows come in index order (request by request, or state by
+state) without a sort.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ WORK_MEM = "64MB"
 events to disk)."""
 
 EVERY_PROJECT = None
+"""``Scope.projects`` of a report over every project (an admin's, unfiltered)."""
 
 
 @dataclass(frozen=True)

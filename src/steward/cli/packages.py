@@ -17,7 +17,7 @@ from steward.packaging.manifest import DEFAULT_LAYOUT
 from steward.services import package_build, packages
 from steward.services.packages import PackageFilter, PackageSpec, PackageView
 from steward.tables import Column, Table
-from steward.timeutil import format_duration, format_time
+from steward.timeutil import format_time
 
 app = typer.Typer(
     help="Data packages: a manifest becomes a BagIt/RO-Crate bag with an HTML report.",
@@ -233,12 +233,7 @@ def show(package_id: PackageId) -> None:
                     ("id", p.id),
                     ("name", p.name),
                     ("project", p.project_id),
-                    (
-                        "state",
-                        f"{p.state} for {format_duration(detail.current_state_for)}"
-                        if detail.current_state_for is not None
-                        else p.state,
-                    ),
+                    ("state", render.state_for(p.state, detail.current_state_for)),
                     ("failure", p.failure_reason),
                     ("mode", p.mode),
                     ("layout", p.layout),

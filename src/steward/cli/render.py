@@ -83,6 +83,11 @@ def show_table(table: Table, *, limit_width: Sequence[str] = ()) -> None:
     st.out.print(f"[dim]{count}; times in {st.tz.key}{note}[/dim]")
 
 
+def state_for(state: str, seconds: float | None) -> str:
+    """A subject's state and how long it has been in it ("submitted for 3d 4h")."""
+    return state if seconds is None else f"{state} for {format_duration(seconds)}"
+
+
 def to_jsonable(value: Any) -> Any:
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json")

@@ -16,7 +16,7 @@ from steward.services import importer
 from steward.services import requests as svc
 from steward.services.requests import RequestView
 from steward.tables import Column, Table
-from steward.timeutil import format_duration, format_time
+from steward.timeutil import format_time
 
 app = typer.Typer(
     help="Access requests: researchers ask for controlled data; reviewers decide.",
@@ -310,12 +310,7 @@ def show(request_id: RequestId) -> None:
                     ("id", r.id),
                     ("project", r.project_id),
                     ("title", r.title),
-                    (
-                        "state",
-                        f"{r.state} for {format_duration(detail.current_state_for)}"
-                        if detail.current_state_for is not None
-                        else r.state,
-                    ),
+                    ("state", render.state_for(r.state, detail.current_state_for)),
                     ("requester", r.requester),
                     ("institution", r.institution),
                     ("project lead", r.project_lead),

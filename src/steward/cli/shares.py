@@ -16,7 +16,7 @@ from steward.errors import Detail, ValidationFailed
 from steward.services import shares
 from steward.services.shares import ShareFilter, ShareView
 from steward.tables import Column, Table
-from steward.timeutil import format_duration, format_time, parse_duration
+from steward.timeutil import format_time, parse_duration
 
 app = typer.Typer(
     help="Shares: send a built package somewhere, or give a recipient a download script.",
@@ -218,12 +218,7 @@ def show(
                     ("package", v.package_id),
                     ("method", v.method),
                     ("destination", v.destination),
-                    (
-                        "state",
-                        f"{v.state} for {format_duration(detail.current_state_for)}"
-                        if detail.current_state_for is not None
-                        else v.state,
-                    ),
+                    ("state", render.state_for(v.state, detail.current_state_for)),
                     ("failure", v.failure_reason),
                     (
                         "registry",

@@ -4,7 +4,7 @@ PYTHON ?= python3
 # uv from PATH, else a private copy in .tools/ (installed with pip into its own venv).
 UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
 
-.PHONY: help setup demo test test-sqlite test-postgres lint bench clean
+.PHONY: help setup system-deps demo test test-sqlite test-postgres lint bench clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -19,10 +19,13 @@ $(UV):
 
 setup: .venv/.synced  ## install Steward and its dev tools into .venv
 
+system-deps:  ## install (as root) or name the system programs the tests drive: PostgreSQL, curl, Chromium…
+	@scripts/system-deps
+
 demo: setup  ## build the demo consortium in ./.steward and print its reports
 	$(UV) run --frozen steward demo
 
-test: setup  ## run every test (SQLite and a throwaway PostgreSQL)
+test: setup system-deps  ## run every test (SQLite and a throwaway PostgreSQL)
 	$(UV) run --frozen pytest -q
 
 test-sqlite: setup  ## only the SQLite half of the suite

@@ -72,6 +72,18 @@ class NotFound(StewardError):
     http_status = 404
 
 
+@dataclass(eq=False)
+class Concealed(NotFound):
+    """Refused because the caller may not see the subject at all.
+
+    It reads exactly as :class:`NotFound` (same code, message and details) so that probing ids
+    tells a stranger neither who owns a thing nor which project holds it; ``reason`` is for the
+    audit log only and never rendered.
+    """
+
+    reason: str = ""
+
+
 class Forbidden(StewardError):
     code = "forbidden"
     title = "Forbidden"

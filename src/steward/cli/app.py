@@ -10,7 +10,7 @@ import typer
 from rich.tree import Tree
 
 from steward import __version__
-from steward.cli import render
+from steward.cli import helpfmt, render
 from steward.cli.state import STATE, reset
 from steward.domain import duo
 from steward.domain.packages import WORKFLOW as PACKAGE
@@ -23,10 +23,11 @@ from steward.services.catalog import TreeNode
 if TYPE_CHECKING:
     from steward.services.demo_package import DemoPackage
 
+helpfmt.install()
 app = typer.Typer(
     name="steward",
-    help="Steward: access requests, data packages, dataset tracking, run delivery and "
-    "federated jobs for a research consortium — one program, one database.\n\n"
+    help="Steward: access requests and data packages for a research consortium — one "
+    "program, one database, every change an event in one ledger.\n\n"
     "Say who you are with --as USER (or STEWARD_USER). Add --json to any command for "
     "machine-readable output.",
     no_args_is_help=True,
@@ -66,8 +67,8 @@ def _root(
     ] = False,
 ) -> None:
     STATE.actor_flag, STATE.json, STATE.tz_name = as_user, json_out, tz
-    if tz:
-        _ = STATE.tz  # fail early on an unknown zone
+    if tz is not None:
+        _ = STATE.tz  # fail early on an unknown (or empty) zone
 
 
 # ---- setup ---------------------------------------------------------------------------------
@@ -489,6 +490,7 @@ def _register_groups() -> None:
 
 
 _register_groups()
+helpfmt.reflow(app)
 
 
 def hoist_globals(argv: list[str]) -> list[str]:
@@ -513,11 +515,88 @@ def hoist_globals(argv: list[str]) -> list[str]:
     return front + rest
 
 
+def _group_missing_command(args: list[str]) -> ValidationFailed | None:
+    """With ``--json``, a group named without a command: the problem, instead of Typer's help
+    screen (which Rich would print on stdout before any error could be raised)."""
+    from typer.core import TyperGroup
+
+    command = typer.main.get_command(app)
+    path = ["steward"]
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        name = arg.split("=", 1)[0]
+        if name in GLOBAL_FLAGS:
+            i += 2 if GLOBAL_FLAGS[name] and "=" not in arg else 1
+            continue
+        if arg in ("-h", "--help", "--version") or not isinstance(command, TyperGroup):
+            return None
+        sub = command.get_command(typer.Context(command), arg)
+        if sub is None:
+            return None  # an unknown command: the parser says so
+        command, i = sub, i + 1
+        path.append(arg)
+    if not isinstance(command, TyperGroup):
+        return None
+    names = ", ".join(sorted(command.list_commands(typer.Context(command))))
+    return ValidationFailed(
+        f"{' '.join(path)}: a command is missing",
+        [Detail("missing command", field="command", accepted=names)],
+    )
+
+
+def _usage_problem(exc: typer.TyperException) -> ValidationFailed:
+    """A parser error as the same problem document every other error is."""
+    ctx = getattr(exc, "ctx", None)
+    where = ctx.command_path if ctx is not None else "steward"
+    param = getattr(exc, "param", None)
+    field = None
+    if param is not None:
+        field = param.opts[0] if getattr(param, "opts", None) else param.name
+    return ValidationFailed(
+        f"{where}: {exc.format_message()}", [Detail("usage error", field=field)]
+    )
+
+
+def _internal_error(exc: BaseException) -> int:
+    """An error Steward did not foresee: a short message, the traceback in a private log file.
+
+    People never see a Python traceback; whoever reports the bug attaches the log.
+    """
+    import traceback
+
+    from steward.timeutil import utcnow
+
+    log_note = ""
+    try:
+        folder = STATE.settings.home / "logs"
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path = folder / f"error-{utcnow():%Y%m%dT%H%M%S%f}.log"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as log:
+            log.write("".join(traceback.format_exception(exc)))  # LEAD-TODO redact
+        log_note = f"; details in {path}"
+    except Exception:  # the log is a courtesy; the message still goes out
+        log_note = ""
+    problem = StewardError(
+        f"internal error ({type(exc).__name__}): {str(exc)[:300]}{log_note} — "
+        "this is a bug in Steward; please report it with the command you ran",
+    )
+    render.show_error(problem)
+    return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: runs a command and turns every error into a message and an exit code."""
     reset()
     args = hoist_globals(list(sys.argv[1:] if argv is None else argv))
+    # Known before parsing, so a usage error in --json mode is JSON too.
+    STATE.json = "--json" in args[: args.index("--")] if "--" in args else "--json" in args
     try:
+        missing = _group_missing_command(args) if STATE.json else None
+        if missing is not None:
+            render.show_error(missing)
+            return 2
         rv = app(args=args, prog_name="steward", standalone_mode=False)
         # Without standalone mode a raised typer.Exit comes back as its exit code.
         return rv if isinstance(rv, int) else 0
@@ -525,8 +604,8 @@ def main(argv: list[str] | None = None) -> int:
         return int(exc.exit_code)
     except typer.TyperException as exc:
         # Typer's own parser errors (unknown option, missing argument, bad value): usage, exit 2.
-        if STATE.json and type(exc).__name__ != "NoArgsIsHelpError":
-            render.show_error(ValidationFailed(exc.format_message(), [Detail("usage error")]))
+        if STATE.json:
+            render.show_error(_usage_problem(exc))
         else:
             show = getattr(exc, "show", None)
             if show is not None:
@@ -534,14 +613,30 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 STATE.err.print(f"error: {exc.format_message()}", markup=False)
         return 2
-    except typer.Abort:
-        STATE.err.print("aborted")
+    except (typer.Abort, KeyboardInterrupt):
+        render.show_error(StewardError("interrupted; nothing half-written was kept"))
         return 130
+    except BrokenPipeError:
+        # The reader went away (`steward … | head`): what it wanted was written; that is success.
+        _silence_stdout()
+        return 0
     except StewardError as exc:
         render.show_error(exc)
         return exc.exit_code
+    except Exception as exc:  # last line of defence: never a traceback
+        return _internal_error(exc)
     finally:
         STATE.close()
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 def run() -> None:

@@ -17,6 +17,9 @@ States = Annotated[
     list[str] | None,
     typer.Option("--state", "-s", help="Only these states (repeat the option for several)."),
 ]
+Limit = Annotated[
+    int | None, typer.Option(min=0, help="At most this many rows (0 or absent: all).")
+]
 Requester = Annotated[str | None, typer.Option(help="Only requests filed by this user.")]
 Reviewer = Annotated[str | None, typer.Option(help="Only requests assigned to this reviewer.")]
 CreatedFrom = Annotated[
@@ -69,6 +72,12 @@ def parse_bound(text: str | None, field: str, *, end: bool) -> datetime | None:
         ) from None
 
 
+def states(given: list[str] | None) -> tuple[str, ...]:
+    """State names as typed: case and surrounding spaces do not matter (DUO codes ignore case
+    too), so `--state Approved` means approved."""
+    return tuple(s.strip().lower() for s in given or ())
+
+
 def request_filter(
     project: str | None,
     state: list[str] | None,
@@ -82,7 +91,7 @@ def request_filter(
 ) -> RequestFilter:
     flt = RequestFilter(
         project=project,
-        states=tuple(state or ()),
+        states=states(state),
         requester=requester,
         reviewer=reviewer,
         created_from=parse_bound(created_from, "created_from", end=False),

@@ -91,7 +91,13 @@ def create(
         str | None, typer.Option(help="Staff only: file the request for this requester.")
     ] = None,
     idempotency_key: Key = None,
-    submit: Annotated[bool, typer.Option(help="Submit straight away.")] = False,
+    submit: Annotated[
+        bool,
+        typer.Option(
+            help="Submit straight away; if the request is not complete enough to submit, no "
+            "draft is kept either."
+        ),
+    ] = False,
 ) -> None:
     """Start a draft request (and optionally submit it)."""
     view = svc.create(
@@ -101,15 +107,8 @@ def create(
         fields=_fields(title, institution, project_lead, intended_use, dataset, duo),
         requester=on_behalf_of,
         idempotency_key=idempotency_key,
+        submit=submit,
     )
-    if submit:
-        view = svc.act(
-            STATE.db,
-            actor=STATE.actor,
-            request_id=view.id,
-            command="submit",
-            idempotency_key=f"{idempotency_key}:submit" if idempotency_key else None,
-        )
     _done(view, "created")
 
 
@@ -246,7 +245,7 @@ def list_(
     created_to: o.CreatedTo = None,
     decided_from: o.DecidedFrom = None,
     decided_to: o.DecidedTo = None,
-    limit: Annotated[int | None, typer.Option(help="At most this many rows.")] = None,
+    limit: o.Limit = None,
 ) -> None:
     """List the requests you may see; every filter combines with the others."""
     flt = o.request_filter(

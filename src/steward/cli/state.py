@@ -14,9 +14,16 @@ from steward.errors import ConfigurationError, Detail
 from steward.timeutil import zone
 
 
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        # Rich exits with status 1 when the reader goes away (`steward … | head`); raise instead
+        # so the entry point can call it what it is: the reader had what it wanted.
+        raise BrokenPipeError
+
+
 def _console() -> Console:
     # Piped output has no width of its own: use a wide page rather than Rich's 80 columns.
-    return Console(soft_wrap=False, width=None if sys.stdout.isatty() else 180)
+    return _Console(soft_wrap=False, width=None if sys.stdout.isatty() else 180)
 
 
 @dataclass
@@ -61,7 +68,7 @@ class CliState:
 
     @property
     def tz(self) -> ZoneInfo:
-        return zone(self.tz_name or self.settings.timezone)
+        return zone(self.tz_name if self.tz_name is not None else self.settings.timezone)
 
     def close(self) -> None:
         if self._db is not None:

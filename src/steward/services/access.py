@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from steward.db.models import AuditEntry, Membership, Project, User
 from steward.db.session import Database
 from steward.domain.roles import ALL_ROLES, Role
-from steward.errors import Detail, Forbidden, NotFound, Unauthenticated, ValidationFailed
+from steward.errors import Concealed, Detail, Forbidden, NotFound, Unauthenticated, ValidationFailed
 from steward.timeutil import utcnow
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -50,11 +50,34 @@ def require_user(session: Session, user_id: str | None) -> User:
         )
     user = session.get(User, user_id)
     if user is None:
+        if session.scalar(select(User.id).limit(1)) is None:
+            raise Unauthenticated(
+                f"unknown user {user_id!r}: this Steward has no users yet; run "
+                f"`steward init --admin {user_id}` first",
+                [Detail("no users yet", field="user", value=user_id)],
+            )
         raise Unauthenticated(
             f"unknown user {user_id!r}; an admin can add it with `steward user add {user_id}`",
             [Detail("unknown user", field="user", value=user_id)],
         )
     return user
+
+
+def require_visible_project(session: Session, user: User, project_id: str) -> None:
+    """A project named as a filter must exist and be the caller's (or the caller an admin);
+    otherwise "no project", the same words either way, rather than a silent empty list."""
+    if session.get(Project, project_id) is None or not roles_in(session, user, project_id):
+        raise NotFound(
+            f"no project {project_id!r}",
+            [
+                Detail(
+                    "unknown project",
+                    field="project",
+                    value=project_id,
+                    accepted="your projects (`steward project list`)",
+                )
+            ],
+        )
 
 
 def require_project(session: Session, project_id: str) -> Project:
@@ -112,7 +135,8 @@ def audited(
     """Record a refusal in the audit log, in its own transaction, then let it propagate."""
     try:
         yield
-    except Forbidden as exc:
+    except (Forbidden, Concealed) as exc:
+        reason = exc.reason if isinstance(exc, Concealed) else exc.message
         with db.transaction() as s:
             s.add(
                 AuditEntry(
@@ -123,7 +147,7 @@ def audited(
                     subject_id=subject_id,
                     action=action,
                     outcome="denied",
-                    reason=exc.message,
+                    reason=reason,
                 )
             )
         raise

@@ -16,10 +16,16 @@ from steward.db.session import Database
 from steward.domain import requests as domain
 from steward.domain.roles import STAFF, Role
 from steward.domain.workflow import Context
-from steward.errors import Conflict, Detail, Forbidden, NotFound, ValidationFailed
+from steward.errors import Concealed, Conflict, Detail, Forbidden, NotFound, ValidationFailed
 from steward.ids import new_id
 from steward.services import ledger
-from steward.services.access import audited, require_member, require_user, roles_in
+from steward.services.access import (
+    audited,
+    require_member,
+    require_user,
+    require_visible_project,
+    roles_in,
+)
 from steward.services.timeline import TimelineEntry, check_filter, history, within
 from steward.timeutil import require_aware, utcnow
 
@@ -75,6 +81,15 @@ class RequestFilter:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
+        if self.limit is not None and self.limit < 0:
+            raise ValidationFailed(
+                f"--limit {self.limit} is negative",
+                [
+                    Detail(
+                        "negative", field="limit", value=str(self.limit), accepted="0 (all) or more"
+                    )
+                ],
+            )
         check_filter(
             domain.WORKFLOW,
             self.states,
@@ -102,23 +117,36 @@ def _context(
     return Context(actor=user.id, roles=roles, subject=subject, data=dict(data or {}))
 
 
-def _load(session: Session, request_id: str) -> AccessRequest:
+def _missing(request_id: str, *, reason: str | None = None) -> NotFound:
+    """What a caller hears of a request that does not exist or that they may not see: the same
+    words, so probing ids tells a stranger nothing (the audit log keeps ``reason``)."""
+    message = f"no access request {request_id!r}"
+    details = [Detail("unknown request", field="request", value=request_id)]
+    if reason is None:
+        return NotFound(message, details)
+    return Concealed(message, details, reason=reason)
+
+
+def _load_visible(
+    session: Session, actor: str | None, request_id: str
+) -> tuple[AccessRequest, Context]:
+    """The request and the caller's context, if the caller may see it; else "not found"."""
+    user = require_user(session, actor)
     row = session.get(AccessRequest, request_id)
     if row is None:
-        raise NotFound(
-            f"no access request {request_id!r}",
-            [Detail("unknown request", field="request", value=request_id)],
-        )
-    return row
-
-
-def _check_visible(ctx: Context, row: AccessRequest) -> None:
-    reason = domain.GUARDS["can_see"](Context(ctx.actor, ctx.roles, {"requester": row.requester}))
-    if reason is not None:
-        raise Forbidden(
-            f"{ctx.actor} may not see {row.id}: {reason}",
-            [Detail("not yours", field="request", value=row.id)],
-        )
+        raise _missing(request_id)
+    roles = roles_in(session, user, row.project_id)
+    if not roles:
+        raise _missing(request_id, reason=f"{user.id} is not a member of {row.project_id}")
+    ctx = Context(
+        actor=user.id,
+        roles=roles,
+        subject={"requester": row.requester, "reviewer": row.reviewer},
+    )
+    hidden = domain.GUARDS["can_see"](ctx)
+    if hidden is not None:
+        raise _missing(request_id, reason=f"{user.id} may not see {row.id}: {hidden}")
+    return row, ctx
 
 
 def catalog_names(session: Session, project_id: str) -> set[str]:
@@ -160,7 +188,10 @@ def create(
     requester: str | None = None,
     idempotency_key: str | None = None,
     at: datetime | None = None,
+    submit: bool = False,
 ) -> RequestView:
+    """A new draft; with ``submit`` also submitted, in the same transaction, so a request that
+    is not complete enough to submit leaves no draft behind (re-running it adds none)."""
     require_aware(at=at)
     with (
         audited(db, actor=actor, action="create", project_id=project, subject_kind=domain.KIND),
@@ -200,7 +231,16 @@ def create(
                 "this idempotency key was already used for a different command",
                 [Detail("reused key", field="idempotency_key", value=idempotency_key)],
             )
-        return _view(done)
+        if not submit:
+            return _view(done)
+        return _apply(
+            s,
+            done,
+            _context(s, actor, project, done),
+            "submit",
+            idempotency_key=f"{idempotency_key}:submit" if idempotency_key else None,
+            at=at,
+        )
 
 
 def act(
@@ -236,60 +276,90 @@ def act(
         ),
         db.transaction() as s,
     ):
-        row = _load(s, request_id)
-        ctx = _context(s, actor, row.project_id, row)
-        _check_visible(ctx, row)
-        prior = ledger.replayed(
-            s, kind=KIND, subject_id=row.id, command=command, idempotency_key=idempotency_key
-        )
-        if prior is not None:
-            return _view_at(s, row, prior)
-        # A stale caller hears "changed since you looked" before any verdict on the new state.
-        ledger.check_version(row, expected_version)
-        decision = domain.WORKFLOW.decide(command, row.state, ctx)
-        data: dict[str, Any] = {}
-        if reason:
-            data["reason"] = reason.strip()
-        if command in domain.REASON_REQUIRED and not data.get("reason"):
-            raise ValidationFailed(
-                f"{command} needs a reason the requester can read",
-                [Detail("required", field="reason")],
-            )
-        if command in ("submit", "resubmit"):
-            missing = domain.check_ready_to_submit(
-                {n: getattr(row, n) for n in domain.REQUIRED_TO_SUBMIT}
-            )
-            if missing:
-                raise ValidationFailed(f"{row.id} is not complete enough to {command}", missing)
-        if command == "approve" and expires_at is not None:
-            if expires_at <= (at or utcnow()):
-                raise ValidationFailed(
-                    "the expiry must be in the future",
-                    [Detail("in the past", field="expires_at", value=expires_at.isoformat())],
-                )
-            data["expires_at"] = expires_at.isoformat()
-        if command == "assign-reviewer":
-            data["reviewer"] = _check_reviewer(s, row, reviewer)
-        if command == "comment":
-            if not (text or "").strip():
-                raise ValidationFailed("a comment needs text", [Detail("required", field="text")])
-            data["text"] = (text or "").strip()
-        if command == "edit":
-            data.update(_edit_changes(s, row, changes))
-        ledger.record(
+        row, ctx = _load_visible(s, actor, request_id)
+        return _apply(
             s,
-            kind=KIND,
-            row=row,
-            command=command,
-            ctx=ctx,
-            data=data,
-            at=at,
+            row,
+            ctx,
+            command,
+            reason=reason,
+            reviewer=reviewer,
+            expires_at=expires_at,
+            text=text,
+            changes=changes,
             idempotency_key=idempotency_key,
             expected_version=expected_version,
-            decision=decision,
+            at=at,
         )
-        s.refresh(row)
-        return _view(row)
+
+
+def _apply(
+    s: Session,
+    row: AccessRequest,
+    ctx: Context,
+    command: str,
+    *,
+    reason: str | None = None,
+    reviewer: str | None = None,
+    expires_at: datetime | None = None,
+    text: str | None = None,
+    changes: domain.RequestFields | None = None,
+    idempotency_key: str | None = None,
+    expected_version: int | None = None,
+    at: datetime | None = None,
+) -> RequestView:
+    """One command on a loaded, visible request, inside the caller's transaction."""
+    prior = ledger.replayed(
+        s, kind=KIND, subject_id=row.id, command=command, idempotency_key=idempotency_key
+    )
+    if prior is not None:
+        return _view_at(s, row, prior)
+    # A stale caller hears "changed since you looked" before any verdict on the new state.
+    ledger.check_version(row, expected_version)
+    decision = domain.WORKFLOW.decide(command, row.state, ctx)
+    data: dict[str, Any] = {}
+    if reason:
+        data["reason"] = reason.strip()
+    if command in domain.REASON_REQUIRED and not data.get("reason"):
+        raise ValidationFailed(
+            f"{command} needs a reason the requester can read",
+            [Detail("required", field="reason")],
+        )
+    if command in ("submit", "resubmit"):
+        missing = domain.check_ready_to_submit(
+            {n: getattr(row, n) for n in domain.REQUIRED_TO_SUBMIT}
+        )
+        if missing:
+            raise ValidationFailed(f"{row.id} is not complete enough to {command}", missing)
+    if command == "approve" and expires_at is not None:
+        if expires_at <= (at or utcnow()):
+            raise ValidationFailed(
+                "the expiry must be in the future",
+                [Detail("in the past", field="expires_at", value=expires_at.isoformat())],
+            )
+        data["expires_at"] = expires_at.isoformat()
+    if command == "assign-reviewer":
+        data["reviewer"] = _check_reviewer(s, row, reviewer)
+    if command == "comment":
+        if not (text or "").strip():
+            raise ValidationFailed("a comment needs text", [Detail("required", field="text")])
+        data["text"] = (text or "").strip()
+    if command == "edit":
+        data.update(_edit_changes(s, row, changes))
+    ledger.record(
+        s,
+        kind=KIND,
+        row=row,
+        command=command,
+        ctx=ctx,
+        data=data,
+        at=at,
+        idempotency_key=idempotency_key,
+        expected_version=expected_version,
+        decision=decision,
+    )
+    s.refresh(row)
+    return _view(row)
 
 
 def _view_at(s: Session, row: AccessRequest, prior: Event) -> RequestView:
@@ -377,9 +447,7 @@ def get(
         audited(db, actor=actor, action="show", subject_kind=domain.KIND, subject_id=request_id),
         db.transaction() as s,
     ):
-        row = _load(s, request_id)
-        ctx = _context(s, actor, row.project_id, row)
-        _check_visible(ctx, row)
+        row, ctx = _load_visible(s, actor, request_id)
         h = history(s, workflow=domain.WORKFLOW, row=row, now=now)
         return RequestDetail(
             request=_view(row),
@@ -406,6 +474,7 @@ def visible_query(s: Session, actor: str | None, flt: RequestFilter) -> Select[A
             | (AccessRequest.project_id.in_(own_only) & (AccessRequest.requester == user.id))
         )
     if flt.project:
+        require_visible_project(s, user, flt.project)
         q = q.where(AccessRequest.project_id == flt.project)
     if flt.states:
         q = q.where(AccessRequest.state.in_(list(flt.states)))

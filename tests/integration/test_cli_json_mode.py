@@ -1,0 +1,207 @@
+"""`--json` prints only JSON, whatever goes wrong; no traceback in any mode; help that teaches."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import typer
+from typer.core import TyperGroup
+
+from steward.cli.app import app
+from tests.conftest import CliResult, Consortium
+
+Cli = Callable[..., CliResult]
+SQLITE_ONLY = pytest.mark.parametrize("backend", ["sqlite"])
+
+
+def _commands() -> Iterator[tuple[list[str], object]]:
+    """Every command path under ``steward`` with its click command, groups included."""
+    root = typer.main.get_command(app)
+
+    def walk(path: list[str], command: object) -> Iterator[tuple[list[str], object]]:
+        yield path, command
+        if isinstance(command, TyperGroup):
+            ctx = typer.Context(command)
+            for name in command.list_commands(ctx):
+                yield from walk([*path, name], command.get_command(ctx, name))
+
+    yield from walk([], root)
+
+
+COMMANDS = [path for path, _ in _commands() if path]
+LEAVES = [path for path, c in _commands() if path and not isinstance(c, TyperGroup)]
+GROUPS = [path for path, c in _commands() if isinstance(c, TyperGroup)]
+NEEDS_ARGUMENTS = [
+    path
+    for path, c in _commands()
+    if path
+    and not isinstance(c, TyperGroup)
+    and any(p.required for p in c.params)  # type: ignore[attr-defined]
+]
+
+
+def only_json(result: CliResult) -> object:
+    """The whole of stdout is one JSON document and nothing went to stderr."""
+    assert result.err == "", result.err
+    assert "Traceback" not in result.out
+    return json.loads(result.out)
+
+
+def test_the_walk_finds_every_command() -> None:
+    # A guard on the parametrisation below: if the walk broke, the other tests would pass empty.
+    assert ["request", "create"] in LEAVES
+    assert ["share", "push"] in LEAVES
+    assert ["report", "changelog"] in LEAVES
+    assert [] in GROUPS and ["request"] in GROUPS
+    assert ["request", "show"] in NEEDS_ARGUMENTS
+
+
+@SQLITE_ONLY
+@pytest.mark.parametrize("path", LEAVES, ids=" ".join)
+def test_unknown_option_is_a_json_problem(
+    consortium: Consortium, cli: Cli, path: list[str]
+) -> None:
+    result = cli(*path, "--no-such-option", "--as", "sam", "--json")
+    assert result.code == 2
+    doc = only_json(result)
+    assert isinstance(doc, dict)
+    assert doc["code"] == "validation-failed"
+    assert "--no-such-option" in doc["detail"]
+    assert doc["detail"].startswith("steward " + " ".join(path))
+
+
+@SQLITE_ONLY
+@pytest.mark.parametrize("path", NEEDS_ARGUMENTS, ids=" ".join)
+def test_missing_arguments_are_a_json_problem(
+    consortium: Consortium, cli: Cli, path: list[str]
+) -> None:
+    result = cli(*path, "--as", "sam", "--json")
+    assert result.code == 2
+    doc = only_json(result)
+    assert isinstance(doc, dict)
+    assert doc["code"] == "validation-failed"
+    assert "Missing" in doc["detail"]
+
+
+@SQLITE_ONLY
+@pytest.mark.parametrize("path", GROUPS, ids=lambda p: " ".join(p) or "steward")
+def test_a_group_without_a_command_is_a_json_problem(cli: Cli, path: list[str]) -> None:
+    result = cli("--json", *path)
+    assert result.code == 2
+    doc = only_json(result)
+    assert isinstance(doc, dict)
+    assert doc["detail"] == " ".join(["steward", *path]) + ": a command is missing"
+    assert doc["errors"][0]["field"] == "command"
+    assert doc["errors"][0]["accepted"]
+
+
+@SQLITE_ONLY
+def test_unknown_command_is_a_json_problem(cli: Cli) -> None:
+    doc = only_json(cli("--json", "nosuchcommand"))
+    assert isinstance(doc, dict)
+    assert "nosuchcommand" in doc["detail"]
+
+
+@SQLITE_ONLY
+def test_an_unforeseen_error_is_a_message_and_a_private_log(
+    consortium: Consortium, cli: Cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A bug (here: a service raising something Steward did not foresee) never shows a
+    traceback; the traceback goes to a private log file the message names."""
+    from steward.services import access
+
+    def broken(*_a: object, **_k: object) -> object:
+        raise RuntimeError("the flux capacitor is empty")
+
+    monkeypatch.setattr(access, "list_users", broken)
+    text = cli("user", "list", "--as", "admin")
+    assert text.code == 1
+    assert "Traceback" not in text.out + text.err
+    assert "internal error (RuntimeError): the flux capacitor is empty" in text.err
+    assert "this is a bug in Steward" in text.err
+    doc = only_json(cli("user", "list", "--as", "admin", "--json"))
+    assert isinstance(doc, dict)
+    assert "the flux capacitor is empty" in doc["detail"]
+    logs = sorted((tmp_path / "home" / "logs").glob("error-*.log"))
+    assert len(logs) == 2
+    assert "Traceback" in logs[0].read_text()
+    assert "flux capacitor" in logs[0].read_text()
+    assert stat.S_IMODE(logs[0].stat().st_mode) == 0o600
+    assert stat.S_IMODE(logs[0].parent.stat().st_mode) == 0o700
+
+
+@SQLITE_ONLY
+def test_empty_timezone_is_refused(consortium: Consortium, cli: Cli) -> None:
+    """`--tz "$UNSET"` is a mistake, not a request for UTC."""
+    result = cli("--tz", "", "request", "list", "--as", "sam")
+    assert result.code == 2
+    assert "unknown time zone ''" in result.err
+    doc = only_json(cli("--tz", "", "request", "list", "--as", "sam", "--json"))
+    assert isinstance(doc, dict)
+    assert doc["errors"][0]["field"] == "tz"
+
+
+@SQLITE_ONLY
+@pytest.mark.parametrize("json_mode", [False, True], ids=["table", "json"])
+def test_a_reader_that_goes_away_is_not_a_failure(
+    consortium: Consortium, cli: Cli, tmp_path: Path, json_mode: bool
+) -> None:
+    """`steward report … | head -1` exits 0, quietly, like any other Unix tool."""
+    for i in range(40):
+        cli(
+            "request", "create", "p1", "--title", f"Study {i}", "--institution", "Uni",
+            "--project-lead", "Prof", "--intended-use", "Research", "-d", "raw/wgs",
+            "--as", "ada",
+        )  # fmt: skip
+    env = {**os.environ, "STEWARD_USER": "sam"}
+    argv = [sys.executable, "-m", "steward", "request", "list", "--limit", "0"]
+    argv += ["--json"] if json_mode else []
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        first = proc.stdout.read(64)
+        proc.stdout.close()  # the reader goes away, as `head` does
+        err = proc.stderr.read().decode()
+        assert proc.wait(timeout=60) == 0, err
+    assert first
+    assert err == ""
+
+
+def _help(cli: Cli, path: list[str]) -> str:
+    result = cli(*path, "--help")
+    assert result.code == 0
+    return result.out + result.err
+
+
+@SQLITE_ONLY
+@pytest.mark.parametrize("path", COMMANDS, ids=" ".join)
+def test_help_shows_flags_as_flags(cli: Cli, path: list[str]) -> None:
+    text = _help(cli, path)
+    assert "<bool>" not in text
+    assert "list[" not in text
+
+
+@SQLITE_ONLY
+def test_help_paragraphs_are_reflowed(cli: Cli) -> None:
+    """Source docstrings wrapped at 100 columns used to come out ragged at the terminal's."""
+    text = _help(cli, ["package", "create"])
+    assert "continues the same package (no duplicates): a build that was interrupted" in " ".join(
+        line.strip() for line in text.splitlines()
+    )
+    for line in text.splitlines():
+        # A ragged line is a short line followed by the rest of its sentence.
+        assert line.strip() != "build that"
+
+
+@SQLITE_ONLY
+def test_top_level_help_claims_only_what_exists(cli: Cli) -> None:
+    text = _help(cli, [])
+    for absent in ("dataset tracking", "run delivery", "federated"):
+        assert absent not in text.lower()
+    assert "access requests" in text.lower()

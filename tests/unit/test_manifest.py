@@ -211,7 +211,85 @@ def test_utf8_bom_is_fine_and_utf16_is_named(tree: Path) -> None:
     assert load_manifest(tree / "bom.csv").rows[0].sample_id == "S1"
     (tree / "u16.csv").write_bytes(text.encode("utf-16"))
     exc = fails(tree / "u16.csv")
-    assert [d.message for d in exc.value.details] == ["the file is UTF-16 text"]
+    assert [d.message.split(" (")[0] for d in exc.value.details] == [
+        "the file is UTF-16 little-endian text"
+    ]
+
+
+SAMPLE_TEXT = ",".join(HEADER) + "\n" + ",".join(map(str, row())) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("encoding", "named"),
+    [
+        ("utf-16-le", "UTF-16 little-endian text without a byte-order mark"),
+        ("utf-16-be", "UTF-16 big-endian text without a byte-order mark"),
+        ("utf-32-le", "UTF-32 little-endian text without a byte-order mark"),
+        ("utf-32", "UTF-32 little-endian text (it starts with that encoding's byte-order mark"),
+    ],
+)
+def test_wide_encodings_are_named_not_blamed_on_columns(
+    tree: Path, encoding: str, named: str
+) -> None:
+    # read as UTF-8, NUL bytes decode "fine" and the header matched no column at all
+    (tree / "m.csv").write_bytes(SAMPLE_TEXT.encode(encoding))
+    exc = fails(tree / "m.csv")
+    (only,) = exc.value.details
+    assert named in only.message
+    assert "read as UTF-8" in only.message
+    assert (only.field, only.row) == ("m.csv", 1)
+    assert only.value is not None
+    assert only.value.startswith("first bytes: ")
+    assert only.accepted is not None
+    assert only.accepted.startswith("UTF-8 text")
+
+
+def test_a_workbook_saved_under_a_text_name_is_named(tree: Path) -> None:
+    write_xlsx(tree / "m.xlsx", [HEADER, row()])
+    (tree / "m.csv").write_bytes((tree / "m.xlsx").read_bytes())
+    (only,) = fails(tree / "m.csv").value.details
+    assert "zip archive (an Excel .xlsx workbook?)" in only.message
+    assert "name it .xlsx" in only.message
+
+
+def test_a_stray_latin1_byte_names_encoding_line_and_offset(tree: Path) -> None:
+    header = (",".join(HEADER) + "\n").encode()
+    raw = header + "S\xe9,L1,P1,PRJ,fastq,R1,1,d/a.fq,,\n".encode("latin-1")
+    (tree / "m.csv").write_bytes(raw)
+    exc = fails(tree / "m.csv")
+    # the only row is unreadable: that is the one problem, not "a header but no rows"
+    (only,) = exc.value.details
+    assert (only.field, only.row) == ("m.csv", 2)
+    assert "0xe9 is not UTF-8" in only.message
+    assert f"byte offset {len(header) + 1} of the file, position 2 of the line" in only.message
+    assert "in Windows-1252/Latin-1 it is 'é'" in only.message
+    assert only.value == "Sé,L1,P1,PRJ,fastq,R1,1,d/a.fq,,"
+    assert only.accepted is not None
+    assert "UTF-8" in only.accepted
+
+
+@pytest.mark.parametrize("column", ["sample_id", "lane", "note"])
+def test_a_nul_character_in_any_value_is_refused(tree: Path, column: str) -> None:
+    # PostgreSQL cannot store NUL, in a column or in JSON: refused by line, not a crash later
+    values = dict(zip([*HEADER, "note"], [*row(), "fine"], strict=True))
+    values[column] = f"{values[column]}\x00x"
+    write(tree / "m.csv", [[*HEADER, "note"], list(values.values())])
+    details = fails(tree / "m.csv").value.details
+    (only,) = [d for d in details if "NUL character" in d.message]
+    assert (only.field, only.row, only.value) == (
+        f"m.csv:{column}",
+        2,
+        f"{values[column][:-2]}\\0x",
+    )
+
+
+def test_an_undecodable_sample_line_does_not_accuse_the_workflow_rows(tree: Path) -> None:
+    raw = SAMPLE_TEXT.encode() + "S\xe9,L2,P1,PRJ,fastq,R1,1,d/b.fq,,\n".encode("latin-1")
+    (tree / "s.csv").write_bytes(raw)
+    write(tree / "w.csv", [WF_HEADER, ["L2", "tn", "a1", "d/c.bam"]])
+    exc = fails(tree / "s.csv", tree / "w.csv")
+    # L2 is on the unreadable line: "library L2 is not in s.csv" would be false
+    assert problems(exc) == {("s.csv", 3)}
 
 
 def test_ragged_rows_truncation_and_unclosed_quotes(tree: Path) -> None:
@@ -600,6 +678,80 @@ def test_many_problems_are_all_reported_with_line_and_column(tree: Path) -> None
     )
     wf_missing = exc.value.details[12]
     assert (wf_missing.value, wf_missing.message) == ("NOPE", "library NOPE is not in samples.csv")
+
+
+# --- ids that only look alike ----------------------------------------------------------------
+
+
+def test_look_alike_library_ids_warn_by_default_and_are_refused_when_strict(tree: Path) -> None:
+    data(tree, "d/d.fq")
+    rows = [
+        HEADER,
+        row("L1", "d/a.fq"),
+        row("l1", "d/b.fq"),  # letter case
+        row("L1\u200b", "d/c.bam", data_type="bam"),  # a zero-width space
+        row("L2", "d/d.fq", sample_id="S2"),
+    ]
+    write(tree / "m.csv", rows)
+    m = load_manifest(tree / "m.csv")
+    assert len(m.rows) == 4  # accepted, but not silently
+    (warning,) = m.warnings
+    assert (warning.field, warning.row) == ("m.csv:library_id", 3)
+    assert "'L1' (line 2), 'l1' (line 3) and 'L1<U+200B>' (line 4)" in warning.message
+    assert "letter case" in warning.message
+    assert "U+200B ZERO WIDTH SPACE" in warning.message
+    exc = fails(tree / "m.csv", strict_ids=True)
+    (problem,) = exc.value.details
+    assert problem.message.startswith(warning.message.split("; ")[0])
+    assert "--strict-ids" in problem.message
+    assert problem.accepted == "one spelling for each of the libraries, e.g. 'L1'"
+
+
+@pytest.mark.parametrize(
+    ("hidden", "name"),
+    [
+        ("\u00a0", "U+00A0 NO-BREAK SPACE"),
+        ("\ufeff", "U+FEFF ZERO WIDTH NO-BREAK SPACE"),
+        ("\u200d", "U+200D ZERO WIDTH JOINER"),
+        ("\u2060", "U+2060 WORD JOINER"),
+    ],
+)
+def test_ids_with_invisible_characters(tree: Path, hidden: str, name: str) -> None:
+    write(tree / "m.csv", [HEADER, row(sample_id=f"S{hidden}1")])
+    (warning,) = load_manifest(tree / "m.csv").warnings
+    assert (warning.field, warning.row) == ("m.csv:sample_id", 2)
+    assert name in warning.message
+    assert warning.value == f"'S<U+{ord(hidden):04X}>1'"
+    (problem,) = fails(tree / "m.csv", strict_ids=True).value.details
+    assert name in problem.message
+
+
+def test_case_twins_in_other_id_columns(tree: Path) -> None:
+    write(
+        tree / "m.csv",
+        [HEADER, row(project_id="PRJ"), row("L2", "d/b.fq", project_id="prj", run_id="r1")],
+    )
+    warnings = {w.field: w for w in load_manifest(tree / "m.csv").warnings}
+    assert set(warnings) == {"m.csv:project_id", "m.csv:run_id"}
+    assert "kept as different projects" in warnings["m.csv:project_id"].message
+
+
+def test_a_workflow_library_that_only_looks_like_one_is_named(tree: Path) -> None:
+    write(tree / "s.csv", [HEADER, row()])
+    write(tree / "w.csv", [WF_HEADER, ["L1\u200b", "tn", "a1", "d/c.bam"]])
+    exc = fails(tree / "s.csv", tree / "w.csv")
+    (problem,) = [d for d in exc.value.details if d.field == "w.csv:library_id"]
+    assert problem.message == (
+        "library 'L1<U+200B>' is not in s.csv; 'L1' is, which differs only by characters "
+        "nobody can see (U+200B ZERO WIDTH SPACE)"
+    )
+
+
+def test_a_filter_value_that_only_looks_like_one_is_named(tree: Path) -> None:
+    write(tree / "m.csv", [HEADER, row()])
+    with pytest.raises(ValidationFailed) as exc:
+        filter_manifest(load_manifest(tree / "m.csv"), samples=["s1"])
+    assert exc.value.details[0].message == "no sample 's1' in the manifest (did you mean 'S1'?)"
 
 
 # --- workflow manifests --------------------------------------------------------------------

@@ -32,6 +32,7 @@ from steward.packaging.manifest_columns import (
     resolve_columns,
 )
 from steward.packaging.manifest_files import check_files as _check_files
+from steward.packaging.manifest_ids import check_ids, near_miss, shown, visible
 from steward.packaging.manifest_model import (
     DATA_TYPES,
     SECTIONS,
@@ -85,13 +86,15 @@ def load_manifest(
     stat: Stat | None = local_stat,
     check_files: bool = True,
     workers: int = 32,
+    strict_ids: bool = False,
 ) -> Manifest:
     """Read, join and check the manifests; raise one ``ValidationFailed`` listing every problem.
 
     Relative paths resolve against ``base_dir``, or else each manifest's own folder. ``stat``
     looks files up (the services pass one built on the storage adapter, which knows S3);
     ``check_files=False`` skips existence and size checks entirely. ``aliases`` adds header
-    spellings: ``{"library_id": ["lims_library"]}``.
+    spellings: ``{"library_id": ["lims_library"]}``. Ids that only look alike (letter case,
+    invisible characters) are warnings, or problems with ``strict_ids``.
     """
     table = merge_aliases(aliases)
     problems: list[Detail] = []
@@ -113,6 +116,13 @@ def load_manifest(
             roots = Roots.make(base_dir or path.parent, allowed_roots)
             parsed[kind] = parse_rows(sheet, cols, kind, roots, problems)
 
+    check_ids(
+        parsed["samples"],
+        parsed["workflow"],
+        strict=strict_ids,
+        problems=problems,
+        warnings=warnings,
+    )
     everything = parsed["samples"] + parsed["workflow"]
     check_duplicates(everything, problems)
     libraries = check_libraries(parsed["samples"], problems)
@@ -175,12 +185,14 @@ def filter_manifest(
     problems: list[Detail] = []
     for name, (values, existing) in wanted.items():
         for value in sorted(values - set(existing)):
+            twin = near_miss(value, existing)
+            hint = f" (did you mean {visible(twin)}?)" if twin is not None else ""
             problems.append(
                 Detail(
-                    f"no {name} {value!r} in the manifest",
+                    f"no {name} {value!r} in the manifest{hint}",
                     field=name,
                     value=value,
-                    accepted=some(existing),
+                    accepted=some(shown(v) for v in existing),
                 )
             )
     for value in sorted(types - set(m.data_types)):

@@ -7,7 +7,6 @@ what they mean is checked in :mod:`steward.packaging.manifest_rows`.
 
 from __future__ import annotations
 
-import codecs
 import csv
 import io
 import zipfile
@@ -16,6 +15,7 @@ from datetime import date, datetime, time
 from pathlib import Path
 
 from steward.errors import Detail
+from steward.packaging.manifest_text import decode
 
 SUFFIXES = {".csv": ",", ".tsv": "\t", ".tab": "\t", ".txt": "\t", ".xlsx": None}
 ACCEPTED_FILES = "CSV (.csv), TSV (.tsv, .tab, tab-separated .txt) or Excel (.xlsx)"
@@ -94,40 +94,18 @@ def read_sheet(
     return sheet
 
 
-def _decode(raw: bytes, sheet: Sheet, problems: list[Detail]) -> tuple[str, set[int]]:
-    """Text with undecodable lines replaced, and the numbers of those lines (each reported)."""
-    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        problems.append(
-            detail(sheet.label, None, "the file is UTF-16 text", row=1, accepted="UTF-8 text")
-        )
-        sheet.complete = False
-        return "", {1}
-    try:
-        return raw.decode("utf-8-sig"), set()
-    except UnicodeDecodeError:
-        pass
-    bad: set[int] = set()
-    for number, line in enumerate(raw.split(b"\n"), start=1):
-        try:
-            line.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            bad.add(number)
-            problems.append(
-                detail(
-                    sheet.label,
-                    None,
-                    f"byte 0x{line[exc.start]:02x} is not UTF-8 text",
-                    row=number,
-                    accepted="UTF-8 (save or export the manifest as UTF-8)",
-                )
-            )
-    return raw.decode("utf-8-sig", errors="replace"), bad
-
-
 def _read_text(
     path: Path, raw: bytes, delimiter: str, sheet: Sheet, problems: list[Detail]
 ) -> None:
-    text, bad_lines = _decode(raw, sheet, problems)
+    decoded = decode(raw, sheet.label, problems)
+    if not decoded.usable:
+        sheet.complete = False
+        return
+    text, bad_lines = decoded.text, decoded.bad_lines
+    if bad_lines:
+        # the rows on those lines are unknown: "header but no rows" or "library not in the
+        # sample manifest" would blame the file for what its encoding hid
+        sheet.complete = False
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     previous = 0
     rows: list[tuple[int, int, list[str]]] = []

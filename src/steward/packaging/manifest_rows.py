@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 
 from steward.errors import Detail
 from steward.packaging.manifest_columns import Columns
+from steward.packaging.manifest_ids import how_they_differ, near_miss, shown, visible
 from steward.packaging.manifest_model import DATA_TYPES, ManifestRow, Source
 from steward.packaging.manifest_paths import PathRejected, Roots, normalise_uri
 from steward.packaging.manifest_read import Record, Sheet, detail
@@ -82,6 +83,11 @@ def _parse(
         )
 
     v = {c: cols.value(rec, c) for c in cols.index}
+    extra = {name: rec.cells[i] for name, i in cols.extra.items() if rec.cells[i]}
+    for column, value in (*v.items(), *extra.items()):
+        if "\x00" in value and column != "uri":  # the path check names it for uri
+            # PostgreSQL cannot store it (in a column or in JSON): refuse it here, by line
+            bad(column, "a NUL character (byte 0x00) in the value", value.replace("\x00", "\\0"))
     data_type = v.get("data_type", "").lower()
     for column in _required(kind, v, data_type):
         if not v.get(column):
@@ -135,7 +141,7 @@ def _parse(
         md5=sums["md5"],
         sha256=sums["sha256"],
         workflow_name=v.get("workflow_name") if kind == "workflow" else None,
-        extra={name: rec.cells[i] for name, i in cols.extra.items() if rec.cells[i]},
+        extra=extra,
     )
 
 
@@ -192,6 +198,14 @@ def check_libraries(parsed: Sequence[Parsed], problems: list[Detail]) -> dict[st
     return first
 
 
+def _look_alike(lib: str, libraries: Iterable[str]) -> str:
+    """ "; 'L1' is, which differs only by letter case" — or nothing."""
+    twin = near_miss(lib, libraries)
+    if twin is None:
+        return ""
+    return f"; {visible(twin)} is, which differs only by {how_they_differ(lib, twin)}"
+
+
 def join_workflow(
     parsed: Sequence[Parsed],
     libraries: dict[str, ManifestRow],
@@ -205,14 +219,15 @@ def join_workflow(
             continue
         known = libraries.get(lib)
         if known is None:
+            twin = _look_alike(lib, libraries)
             problems.append(
                 detail(
                     p.label,
                     "library_id",
-                    f"library {lib} is not in {samples_label}",
+                    f"library {shown(lib)} is not in {samples_label}{twin}",
                     row=p.row.line,
                     value=lib,
-                    accepted=some(libraries),
+                    accepted=some(shown(v) for v in libraries),
                 )
             )
             continue

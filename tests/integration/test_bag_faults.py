@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -238,3 +239,141 @@ def test_an_object_overwritten_in_s3_during_the_read_is_detected(
     (detail,) = err.value.details
     assert detail.field == "data/big.bin"
     assert "ETag" in (detail.value or "")
+
+
+def _open_paths() -> set[str]:
+    """The files this process has open right now."""
+    paths = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            paths.add(os.readlink(f"/proc/self/fd/{fd}"))
+        except OSError:
+            continue
+    return paths
+
+
+def _finishes(action: Callable[[], object], guard: float = 120) -> object:
+    """``action()``'s result or exception, failing (instead of hanging the test run) if it
+    never returns — a hung pool would block forever."""
+    out: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            out["result"] = action()
+        except BaseException as exc:
+            out["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(guard)
+    assert not thread.is_alive(), "the build hangs"
+    if "error" in out:
+        raise out["error"]  # type: ignore[misc]
+    return out.get("result")
+
+
+@pytest.mark.parametrize("mode", ["copy", "link", "fetch"])
+def test_files_shrinking_or_vanishing_mid_build_are_named_and_the_rest_is_built(
+    tmp_path: Path, mode: bag.Mode
+) -> None:
+    big = 6 << 20  # read in many chunks, each hashed on the shared pool's threads
+    files = {"A/shrinks.bam": os.urandom(big), "B/vanishes.bam": os.urandom(big - 1)}
+    files |= {f"C/f{i:02d}.txt": os.urandom(300_000 + i) for i in range(12)}
+    entries = write_sources(tmp_path / "src", files)
+    shrinks, vanishes = tmp_path / "src/A/shrinks.bam", tmp_path / "src/B/vanishes.bam"
+    fired = threading.Event()
+
+    def progress(nbytes: int, _files: int) -> None:
+        # progress calls are serialised: while one waits here, no other reader gets past its
+        # first chunk, so both victims are open and unfinished when they change
+        if nbytes and not fired.is_set():
+            deadline = time.monotonic() + 60
+            while {str(shrinks), str(vanishes)} - _open_paths():
+                assert time.monotonic() < deadline, "the victims were never read together"
+                time.sleep(0.001)
+            os.truncate(shrinks, big // 3)
+            vanishes.unlink()
+            fired.set()
+
+    out = tmp_path / "bag"
+    with pytest.raises(ValidationFailed) as err:
+        _finishes(
+            lambda: bag.build_payload(
+                out, entries, mode=mode, workers=3, chunk_size=256 << 10, on_progress=progress
+            )
+        )
+    assert fired.is_set()
+    by_field = {d.field: d for d in err.value.details}
+    assert set(by_field) == {"data/A/shrinks.bam", "data/B/vanishes.bam"}
+    assert "shrinks.bam changed while it was being read" in by_field["data/A/shrinks.bam"].message
+    assert f"{big // 3} bytes" in (by_field["data/A/shrinks.bam"].value or "")
+    assert "vanishes.bam was removed while it was being read" in (
+        by_field["data/B/vanishes.bam"].message
+    )
+    assert list(out.rglob("*.steward-part")) == []
+    if mode != "fetch":
+        assert not (out / "data/A/shrinks.bam").exists()
+        assert sorted(p.name for p in (out / "data/C").iterdir()) == sorted(
+            rel.split("/")[1] for rel in files if rel.startswith("C/")
+        )
+
+    # put the sources back: the same call finishes the bag on the same (not hung) threads
+    for rel in ("A/shrinks.bam", "B/vanishes.bam"):
+        (tmp_path / "src" / rel).write_bytes(files[rel])
+    built = _finishes(lambda: bag.build_payload(out, entries, mode=mode, workers=3))
+    assert isinstance(built, list)
+    assert {b.relpath for b in built if not b.reused} == {"A/shrinks.bam", "B/vanishes.bam"}
+    bag.finish_bag(out, INFO, built, fetch=mode == "fetch")
+    assert bag.validate_bag(out, full=True) == []
+
+
+def _wrong_size_build(
+    out: Path, entries: list[bag.BagEntry], mode: bag.Mode, **kwargs: object
+) -> tuple[ValidationFailed, int]:
+    read: list[int] = []
+    with pytest.raises(ValidationFailed) as err:
+        bag.build_payload(
+            out,
+            entries,
+            mode=mode,
+            workers=1,
+            on_progress=lambda nbytes, _files: read.append(nbytes),
+            **kwargs,  # type: ignore[arg-type]
+        )
+    return err.value, sum(read)
+
+
+@pytest.mark.parametrize("mode", ["copy", "link", "fetch"])
+def test_a_wrong_manifest_size_fails_before_the_file_is_read(
+    tmp_path: Path, mode: bag.Mode
+) -> None:
+    entries = write_sources(
+        tmp_path / "src", {"A/wrong.bam": os.urandom(3 << 20), "B/right.txt": b"right"}
+    )
+    entries[0] = bag.BagEntry("A/wrong.bam", entries[0].source_uri, size=999)
+    err, read = _wrong_size_build(tmp_path / "bag", entries, mode)
+    (detail,) = err.details
+    assert detail.field == "data/A/wrong.bam"
+    assert (detail.value, detail.accepted) == (str(3 << 20), "999")
+    assert "the manifest says 999" in detail.message
+    assert read == len(b"right")  # not one byte of the 3 MiB file was read
+    assert not (tmp_path / "bag/data/A/wrong.bam").exists()
+
+
+@pytest.mark.parametrize("mode", ["copy", "fetch"])
+def test_a_wrong_manifest_size_of_an_object_fails_before_it_is_downloaded(
+    tmp_path: Path, seaweedfs: s3.SeaweedFS, s3_bucket: str, mode: bag.Mode
+) -> None:
+    cfg = seaweedfs.config()
+    store = open_store(f"s3://{s3_bucket}", cfg)
+    store.write("runs/wrong.bin", os.urandom(2 << 20))
+    store.write("runs/right.bin", b"right")
+    entries = [
+        bag.BagEntry("wrong.bin", f"s3://{s3_bucket}/runs/wrong.bin", size=12345),
+        bag.BagEntry("right.bin", f"s3://{s3_bucket}/runs/right.bin"),
+    ]
+    err, read = _wrong_size_build(tmp_path / "bag", entries, mode, s3=cfg)
+    (detail,) = err.details
+    assert detail.field == "data/wrong.bin"
+    assert (detail.value, detail.accepted) == (str(2 << 20), "12345")
+    assert read == len(b"right")

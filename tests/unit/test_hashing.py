@@ -5,12 +5,14 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from steward.packaging.hash_pool import INLINE_BELOW, HashPool, shared_pool
 from steward.packaging.hashing import (
     DEFAULT_ALGORITHMS,
     MultiHash,
@@ -164,3 +166,86 @@ def test_in_kernel_copy_declines_what_it_cannot_copy(tmp_path: Path) -> None:
     finally:
         os.close(read_end)
         os.close(fd_out)
+
+
+PARALLEL_CHUNK = 2 * INLINE_BELOW  # chunks this large are hashed on the pool's threads
+EDGE_SIZES = [
+    0,
+    1,
+    PARALLEL_CHUNK - 1,
+    PARALLEL_CHUNK,
+    PARALLEL_CHUNK + 1,
+    9 * PARALLEL_CHUNK + 7,  # many chunks, the ring of buffers reused several times
+]
+
+
+@pytest.fixture(params=["two threads", "three threads", "shared"])
+def any_pool(request: pytest.FixtureRequest) -> Iterator[HashPool]:
+    if request.param == "shared":
+        yield shared_pool()
+        return
+    with HashPool(2 if request.param == "two threads" else 3) as pool:
+        yield pool
+
+
+@pytest.mark.parametrize("size", EDGE_SIZES)
+def test_parallel_digests_equal_hashlib_at_edge_sizes(
+    tmp_path: Path, size: int, any_pool: HashPool
+) -> None:
+    data = os.urandom(size)
+    path = tmp_path / "f.bin"
+    path.write_bytes(data)
+    seen: list[int] = []
+    got = hash_file(path, chunk_size=PARALLEL_CHUNK, on_chunk=seen.append, pool=any_pool)
+    assert dict(got.hexdigests) == _separately(data)
+    assert got.size == size == sum(seen)
+
+    mh = MultiHash()
+    assert pump_stream(io.BytesIO(data), mh, chunk_size=PARALLEL_CHUNK, pool=any_pool) == size
+    assert mh.digests() == got
+
+
+@pytest.mark.parametrize("size", EDGE_SIZES)
+@pytest.mark.parametrize("in_kernel", [True, False])
+def test_parallel_copies_write_and_hash_the_same_bytes_at_edge_sizes(
+    tmp_path: Path, size: int, in_kernel: bool, any_pool: HashPool
+) -> None:
+    data = os.urandom(size)
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.write_bytes(data)
+    fd_in = os.open(src, os.O_RDONLY)
+    fd_out = os.open(dst, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        if in_kernel:
+            mh = MultiHash()
+            copied = copy_range_and_hash(
+                fd_in, fd_out, mh, chunk_size=PARALLEL_CHUNK, pool=any_pool
+            )
+            assert copied == size
+            got = mh.digests()
+        else:
+            got = copy_and_hash(fd_in, fd_out, chunk_size=PARALLEL_CHUNK, pool=any_pool)
+    finally:
+        os.close(fd_in)
+        os.close(fd_out)
+    assert dst.read_bytes() == data
+    assert got.size == size
+    assert dict(got.hexdigests) == _separately(data)
+
+
+def test_a_file_shrinking_mid_read_gives_the_digests_of_what_was_read(
+    tmp_path: Path, any_pool: HashPool
+) -> None:
+    data = os.urandom(8 * PARALLEL_CHUNK)
+    path = tmp_path / "f.bin"
+    path.write_bytes(data)
+    cut = 3 * PARALLEL_CHUNK + 5
+
+    def shrink_once(n: int) -> None:
+        if os.path.getsize(path) > cut:
+            os.truncate(path, cut)
+
+    got = hash_file(path, chunk_size=PARALLEL_CHUNK, on_chunk=shrink_once, pool=any_pool)
+    # every chunk read before and after the cut was hashed once, in order, and nothing else
+    assert got.size == cut
+    assert dict(got.hexdigests) == _separately(data[:cut])

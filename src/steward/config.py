@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -110,6 +110,14 @@ class Settings(BaseSettings):
             "Threads for hashing, copying and pushing. 0 = automatic: for builds one per CPU "
             "core (up to 8; more for S3 sources, which wait on the network); pushes send 4 "
             "objects at once."
+        ),
+    )
+
+    manifest_ids: Literal["warn", "refuse"] = Field(
+        default="warn",
+        description=(
+            "Manifest ids (library, sample, subject, project, run) that differ only in letter "
+            "case or by invisible characters: warn, or refuse the manifest."
         ),
     )
 

@@ -150,3 +150,72 @@ def test_admin_can_see_packages_of_any_project(
     access.create_project(consortium.db, actor="admin", project_id="p2")
     listed = json.loads(cli("--as", "admin", "--json", "package", "list").out)
     assert [v["id"] for v in listed] == [view["id"]]
+
+
+def _add_to_manifest(data: Dataset, *rows: str, note: bool = True) -> None:
+    """Append rows (comma-separated, in the manifest's columns) and a column nobody asked for."""
+    lines = data.manifest.read_text().splitlines()
+    if note:
+        lines = [lines[0] + ",Note"] + [line + "," for line in lines[1:]]
+    data.manifest.write_text("\n".join([*lines, *rows]) + "\n")
+
+
+def test_create_and_show_print_the_manifest_warnings(
+    cli: Cli, consortium: Consortium, data: Dataset
+) -> None:
+    (data.root / "runs" / "RUN1" / "empty.fastq.gz").write_bytes(b"")
+    _add_to_manifest(
+        data,
+        "S000,l000,SBJ000,PRJA,fastq,RUN1,2,runs/RUN1/empty.fastq.gz,",  # l000 looks like L000
+    )
+    r = cli("--as", "sam", "package", "create", "cup", "-p", "p1", "-m", str(data.manifest))
+    assert r.code == 0, r.out + r.err
+    warnings = [line for line in r.err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 3, r.err
+    assert "columns kept but not used: Note" in warnings[0]
+    assert "'L000' (line 2, 3) and 'l000' (line 9)" in r.err.replace("lines ", "line ")
+    assert "1 file is empty (0 bytes): data/PRJA/fastq/RUN1/l000/empty.fastq.gz" in r.err
+    pkg = r.out.split()[0]
+    shown = cli("--as", "vic", "package", "show", pkg)
+    assert shown.code == 0, shown.err
+    section = shown.out[shown.out.index("warnings (from the manifest and its files):") :]
+    for text in (
+        "columns kept but not used: Note",
+        "differ only by letter case",
+        "empty (0 bytes)",
+    ):
+        assert text in section
+    # --json is unchanged apart from additions: the package's own warnings, and all of them
+    detail = json.loads(cli("--as", "vic", "--json", "package", "show", pkg).out)
+    assert len(detail["package"]["warnings"]) == 2
+    assert detail["warnings"][:2] == detail["package"]["warnings"]
+    assert "empty (0 bytes)" in detail["warnings"][2]
+
+
+def test_look_alike_ids_are_refused_with_strict_ids_or_the_setting(
+    cli: Cli, consortium: Consortium, data: Dataset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (data.root / "runs" / "RUN1" / "more.fastq.gz").write_bytes(b"ACGT")
+    _add_to_manifest(
+        data, "S000,L000\u200b,SBJ000,PRJA,fastq,RUN1,2,runs/RUN1/more.fastq.gz", note=False
+    )
+    args = ("--as", "sam", "package", "create", "cup", "-p", "p1", "-m", str(data.manifest))
+    strict = cli(*args, "--strict-ids", "--no-build")
+    assert strict.code == 2
+    assert "U+200B ZERO WIDTH SPACE" in strict.err
+    assert "refused because ids are checked strictly" in strict.err
+    monkeypatch.setenv("STEWARD_MANIFEST_IDS", "refuse")
+    assert cli(*args, "--no-build").code == 2
+    assert json.loads(cli("--as", "sam", "--json", "package", "list").out) == []
+    lenient = cli(*args, "--lenient-ids", "--no-build")
+    assert lenient.code == 0, lenient.err
+    assert "warning:" in lenient.err
+    assert "U+200B ZERO WIDTH SPACE" in lenient.err
+
+
+def test_allow_root_help_says_what_it_allows(cli: Cli) -> None:
+    r = cli("package", "create", "--help")
+    text = " ".join(r.out.replace("│", " ").split())
+    assert "Also let the manifest name local files inside this folder" in text
+    assert "(judged after following symbolic links)" in text
+    assert "limits s3:// files to that prefix" in text

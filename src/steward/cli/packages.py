@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import webbrowser
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.panel import Panel
 
 from steward.cli import options as o
 from steward.cli import render
 from steward.cli.progress import bar
 from steward.cli.state import STATE
+from steward.errors import Detail, StewardError
 from steward.packaging.manifest import DEFAULT_LAYOUT
 from steward.services import package_build, packages
 from steward.services.packages import PackageFilter, PackageSpec, PackageView
@@ -36,15 +39,80 @@ def _done(view: PackageView, verb: str) -> None:
         STATE.out.print(f"{view.id} {verb}: now [bold]{view.state}[/bold] (version {view.version})")
 
 
+@dataclass
+class _Count:
+    """Files the build reported finished, for the message after Ctrl-C."""
+
+    total: int | None = None
+    done: int = 0
+
+
 def _build(package_id: str) -> PackageView:
-    with bar("building") as (start, advance):
-        return package_build.build(
-            STATE.db,
-            STATE.settings,
-            actor=STATE.actor,
-            package_id=package_id,
-            progress=package_build.BuildProgress(start=start, advance=advance),
+    """Build with a progress bar; after Ctrl-C, say what happened and how to continue."""
+    count = _Count()
+    try:
+        with bar("building") as (start, advance):
+
+            def started(nbytes: int, nfiles: int) -> None:
+                count.total = nfiles
+                start(nbytes, nfiles)
+
+            def advanced(nbytes: int, nfiles: int) -> None:
+                count.done += nfiles
+                advance(nbytes, nfiles)
+
+            return package_build.build(
+                STATE.db,
+                STATE.settings,
+                actor=STATE.actor,
+                package_id=package_id,
+                progress=package_build.BuildProgress(start=started, advance=advanced),
+            )
+    except KeyboardInterrupt:
+        _interrupted(package_id, count)
+        raise typer.Exit(130) from None
+
+
+def _interrupted(package_id: str, count: _Count) -> None:
+    """Ctrl-C: what was done, that nothing is corrupt, and the command that continues."""
+    try:
+        view = packages.get(STATE.db, STATE.settings, actor=STATE.actor, package_id=package_id)
+        state, mode = view.package.state, view.package.mode
+    except StewardError:
+        state, mode = "unknown", "copy"
+    verb = {"copy": "copied", "link": "linked", "fetch": "read"}.get(mode, "copied")
+    done = (
+        f"{count.done} of {count.total} file(s) were {verb} and verified"
+        if count.total is not None
+        else "no file was done yet"
+    )
+    if state == "failed":
+        then = (
+            f"{done}, and they are kept. Nothing is corrupt: a file appears in the bag only "
+            "once it is complete and verified, and the bag is not marked finished. "
+            f"{package_id} is now failed; `steward package retry {package_id}` continues "
+            "where it stopped."
         )
+    elif state == "built":
+        then = f"{package_id} had already been built; nothing was lost."
+    else:
+        then = f"{done}. {package_id} is {state}; `steward package show {package_id}` says more."
+    message = "interrupted (Ctrl-C) during the build: " + then
+    if STATE.json:
+        render.show_error(
+            StewardError(
+                message,
+                [Detail("interrupted", field="package", value=package_id, accepted=state)],
+            )
+        )
+    else:
+        STATE.err.print(message, markup=False, highlight=False)
+
+
+def _warn(lines: list[str]) -> None:
+    """Manifest warnings on stderr, so stdout keeps only the result."""
+    for line in lines:
+        STATE.err.print(f"[yellow]warning:[/yellow] {escape(line)}", highlight=False)
 
 
 @app.command()
@@ -100,12 +168,24 @@ def create(
     allow_root: Annotated[
         Multi,
         typer.Option(
-            help="Absolute paths in the manifest must lie under one of these (repeatable)."
+            help="Also let the manifest name local files inside this folder (judged after "
+            "following symbolic links); by default only the manifest's folder (or --base-dir) "
+            "is allowed. An s3://bucket/prefix instead limits s3:// files to that prefix (S3 "
+            "files are otherwise not limited). Repeatable.",
         ),
     ] = None,
     build: Annotated[
         bool, typer.Option(help="Build straight away (--no-build only records the request).")
     ] = True,
+    strict_ids: Annotated[
+        bool | None,
+        typer.Option(
+            "--strict-ids/--lenient-ids",
+            help="Refuse (--strict-ids) or only warn about (--lenient-ids) manifest ids that "
+            "differ only in letter case or by invisible characters. Default: the manifest_ids "
+            "setting (warn).",
+        ),
+    ] = None,
 ) -> None:
     """Check a manifest and build its package; nothing is written while any row has a problem.
 
@@ -131,6 +211,7 @@ def create(
             description=description,
             base_dir=base_dir,
             allowed_roots=tuple(allow_root or ()),
+            strict_ids=strict_ids,
         ),
     )
     if not STATE.json:
@@ -138,6 +219,7 @@ def create(
         STATE.out.print(
             f"{view.id} {verb}: {view.file_count} file(s), {render.size(view.total_size)}"
         )
+        _warn(packages.warnings(STATE.db, actor=STATE.actor, package_id=view.id))
     if build and view.state in ("pending", "building", "failed"):  # failed: says to retry
         view = _build(view.id)
     _done(view, "created" if new else "ready")
@@ -262,6 +344,10 @@ def show(package_id: PackageId) -> None:
             ],
         )
     )
+    if detail.warnings:
+        STATE.out.print("[bold yellow]warnings[/bold yellow] (from the manifest and its files):")
+        for line in detail.warnings:
+            STATE.out.print(f"  - {line}", markup=False, highlight=False)
     render.show_timeline(detail.timeline)
 
 

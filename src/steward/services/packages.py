@@ -94,6 +94,8 @@ class PackageDetail(BaseModel):
     available_actions: list[str]
     files_by_data_type: dict[str, int]
     bytes_by_data_type: dict[str, int]
+    warnings: list[str] = []
+    """The manifest's warnings and those its file list gives (empty files), as people see them."""
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,8 @@ class PackageSpec:
     description: str = ""
     base_dir: Path | None = None
     allowed_roots: Sequence[str] = ()
+    strict_ids: bool | None = None
+    """Refuse look-alike ids instead of warning; ``None``: the ``manifest_ids`` setting."""
 
     def filters(self) -> dict[str, list[str]]:
         chosen = {
@@ -195,6 +199,9 @@ def _plan(
         base_dir=spec.base_dir,
         allowed_roots=spec.allowed_roots,
         stat=manifest_stat(settings),
+        strict_ids=(
+            settings.manifest_ids == "refuse" if spec.strict_ids is None else spec.strict_ids
+        ),
     )
     manifest = mf.filter_manifest(
         manifest,
@@ -434,7 +441,32 @@ def get(
             available_actions=domain.WORKFLOW.available(row.state, ctx),
             files_by_data_type={t: int(n) for t, n, _ in by_type},
             bytes_by_data_type={t: int(b or 0) for t, _, b in by_type},
+            warnings=_warnings(s, row),
         )
+
+
+def _warnings(s: Session, row: Package) -> list[str]:
+    """The stored manifest warnings, and empty files (known from the file list; the report
+    finds them itself, so they are not stored among the manifest's warnings)."""
+    empty = select(PackageFile.relpath).where(
+        PackageFile.package_id == row.id, PackageFile.size == 0
+    )
+    count = s.scalar(select(func.count()).select_from(empty.subquery())) or 0
+    out = list(row.warnings or [])
+    if count:
+        names = list(s.scalars(empty.order_by(PackageFile.relpath).limit(5)))
+        more = f" and {count - len(names)} more" if count > len(names) else ""
+        noun = "file is" if count == 1 else "files are"
+        out.append(f"{count} {noun} empty (0 bytes): {', '.join(names)}{more}")
+    return out
+
+
+def warnings(db: Database, *, actor: str | None, package_id: str) -> list[str]:
+    """What ``package create`` prints before building, the same list ``get`` returns."""
+    with db.transaction() as s:
+        row = load(s, package_id)
+        require_reader(context(s, actor, row.project_id), row.id)
+        return _warnings(s, row)
 
 
 def files(db: Database, *, actor: str | None, package_id: str) -> list[PackageFileView]:

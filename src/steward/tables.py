@@ -1,7 +1,8 @@
 """Tabular results and their exports (CSV, JSON, XLSX), shared by every surface.
 
 Exports are written to a temporary file beside the target and renamed into place, so a report
-is either complete or absent, never half-written (the seed wiped its tables before rewriting).
+is either complete or absent, never half-written (the seed wiped its tables before rewriting);
+they hold no secrets, so their mode follows the umask.
 """
 
 from __future__ import annotations
@@ -9,8 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from typing import IO, Any, Literal
 from zoneinfo import ZoneInfo
 
 from steward.errors import Detail, ValidationFailed
+from steward.outfiles import atomic_file
 
 ColumnKind = Literal["text", "int", "float", "time", "duration", "list"]
 FORMATS = ("table", "csv", "json", "xlsx")
@@ -81,19 +81,15 @@ def _machine(value: Any, col: Column, tz: ZoneInfo) -> Any:
 
 @contextmanager
 def atomic_writer(path: Path, mode: str = "w") -> Iterator[IO[Any]]:
-    """Open a temporary sibling of ``path``; rename it into place only on success."""
+    """Write ``path`` whole or not at all, with the umask's mode, creating its folder.
+
+    For files in places Steward or a caller chose (``export``, the package report); a file a
+    person names on the command line goes through :func:`steward.outfiles.open_output`, which
+    also refuses missing folders and existing files.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        kwargs: dict[str, Any] = {} if "b" in mode else {"encoding": "utf-8", "newline": ""}
-        with os.fdopen(fd, mode, **kwargs) as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path, binary="b" in mode) as fh:
+        yield fh
 
 
 def _csv_column(col: Column, values: tuple[Any, ...], tz: ZoneInfo) -> Sequence[Any]:
@@ -187,12 +183,28 @@ WRITERS: dict[str, tuple[str, Callable[[Table, Any, ZoneInfo], None]]] = {
 }
 
 
-def export(table: Table, fmt: str, path: Path, tz: ZoneInfo) -> Path:
+def check_format(fmt: str) -> None:
     if fmt not in WRITERS:
         raise ValidationFailed(
             f"cannot write {fmt!r} to a file",
             [Detail("unknown format", field="format", value=fmt, accepted=", ".join(WRITERS))],
         )
+
+
+def is_binary(fmt: str) -> bool:
+    """Whether ``fmt`` is written to a binary file (XLSX) rather than UTF-8 text."""
+    check_format(fmt)
+    return "b" in WRITERS[fmt][0]
+
+
+def write_table(table: Table, fmt: str, out: IO[Any], tz: ZoneInfo) -> None:
+    """``table`` as ``fmt`` to an open file (text for CSV and JSON, binary for XLSX)."""
+    check_format(fmt)
+    WRITERS[fmt][1](table, out, tz)
+
+
+def export(table: Table, fmt: str, path: Path, tz: ZoneInfo) -> Path:
+    check_format(fmt)
     mode, writer = WRITERS[fmt]
     with atomic_writer(path, mode) as fh:
         writer(table, fh, tz)

@@ -743,6 +743,7 @@ def test_report_files(
     header = list(expected[0])
 
     csv_path = tmp_path / "out" / f"{name}.csv"
+    csv_path.parent.mkdir()  # --output never creates folders
     result = ok(cli("report", name, "--format", "csv", "--output", str(csv_path), "--as", "sam"))
     assert f"Wrote {len(expected)} row(s) to {csv_path}" in result.out
     written = list(csv.DictReader(io.StringIO(csv_path.read_text(encoding="utf-8"))))

@@ -11,9 +11,11 @@ from steward.cli import options as o
 from steward.cli import render
 from steward.cli.state import STATE
 from steward.errors import Detail, ValidationFailed
+from steward.outfiles import open_output
+from steward.services import places
 from steward.services import reports as svc
 from steward.services.requests import RequestFilter
-from steward.tables import FORMATS
+from steward.tables import FORMATS, is_binary, write_table
 
 SCREEN_ROWS = 500
 """Rows a report shows on screen by default: a million-row change log belongs in a file."""
@@ -23,7 +25,28 @@ app = typer.Typer(
 )
 
 
-def _run(name: str, flt: RequestFilter, fmt: str, output: Path | None, limit: int) -> None:
+def _export(name: str, flt: RequestFilter, fmt: str, output: Path, force: bool) -> int:
+    """Write the whole report to ``output``: checked first (an existing folder, no file in
+    the way unless --force, not inside a package's bag), complete or absent, umask's mode."""
+    places.refuse_steward_file(STATE.settings, output, field="output")
+    with open_output(output, binary=is_binary(fmt), overwrite=force) as out:
+        if fmt == "csv":
+            return svc.write_report_csv(
+                STATE.db, name, actor=STATE.actor, flt=flt, out=out, tz=STATE.tz
+            )
+        table = svc.REPORTS[name](STATE.db, actor=STATE.actor, flt=flt)
+        write_table(table, fmt, out, STATE.tz)
+        return len(table.rows)
+
+
+def _run(
+    name: str,
+    flt: RequestFilter,
+    fmt: str,
+    output: Path | None,
+    limit: int,
+    force: bool = False,
+) -> None:
     if fmt not in FORMATS:
         raise ValidationFailed(
             f"unknown format {fmt!r}",
@@ -34,15 +57,7 @@ def _run(name: str, flt: RequestFilter, fmt: str, output: Path | None, limit: in
             "xlsx needs --output FILE", [Detail("required for xlsx", field="output")]
         )
     if output is not None:
-        rows = svc.export_report(
-            STATE.db,
-            name,
-            actor=STATE.actor,
-            flt=flt,
-            fmt="csv" if fmt == "table" else fmt,
-            path=output,
-            tz=STATE.tz,
-        )
+        rows = _export(name, flt, "csv" if fmt == "table" else fmt, output, force)
         if STATE.json:
             render.emit_json({"report": name, "rows": rows, "output": str(output)})
         else:
@@ -79,7 +94,10 @@ def _command(name: str, doc: str) -> None:
         output: Annotated[
             Path | None,
             typer.Option(
-                "--output", "-o", help="Write to this file (atomically) instead of the screen."
+                "--output",
+                "-o",
+                help="Write to this new file (atomically) instead of the screen; its folder "
+                "must exist.",
             ),
         ] = None,
         limit: Annotated[
@@ -91,11 +109,14 @@ def _command(name: str, doc: str) -> None:
                 "always hold every row.",
             ),
         ] = SCREEN_ROWS,
+        force: Annotated[
+            bool, typer.Option("--force", help="Replace the --output file if it exists.")
+        ] = False,
     ) -> None:
         flt = o.request_filter(
             project, state, requester, reviewer, created_from, created_to, decided_from, decided_to
         )
-        _run(name, flt, fmt, output, limit)
+        _run(name, flt, fmt, output, limit, force)
 
     handler.__doc__ = doc
     app.command(name)(handler)

@@ -90,6 +90,7 @@ class Share:
             created_at=min(now, expires - timedelta(minutes=1)),
             expires_at=expires,
             created_by="Dana Steward",
+            overwrite=True,  # some tests make a script of the same name again
         )
 
 
@@ -108,16 +109,25 @@ def work(tmp_path: Path) -> Path:
     return w
 
 
-def run(shell: list[str], script: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def run(
+    shell: list[str],
+    script: Path,
+    *args: str,
+    cwd: Path,
+    path_first: Path | None = None,
+) -> subprocess.CompletedProcess[str]:
     exe = shutil.which(shell[0])
     if exe is None:
         pytest.fail(f"{shell[0]} is not installed (.ci/run installs it)")
     if shutil.which("curl") is None:
         pytest.fail("curl is not installed (.ci/run installs it)")
+    env = s3.loopback_env()  # no CA bundle or proxy variables for plain HTTP to loopback
+    if path_first is not None:
+        env["PATH"] = f"{path_first}{os.pathsep}{env.get('PATH', '')}"
     return subprocess.run(
         [exe, *shell[1:], str(script), *args],
         cwd=cwd,
-        env=s3.loopback_env(),  # no CA bundle or proxy variables for plain HTTP to loopback
+        env=env,
         capture_output=True,
         text=True,
         timeout=300,
@@ -352,3 +362,35 @@ def test_destination_with_spaces_and_quotes(shell: list[str], share: Share, work
     assert_complete(dest)
     assert sorted(p.name for p in work.iterdir()) == ["my data"]
     assert f"The files are in {dest}\n" in result.stdout
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_links_never_appear_on_a_command_line(
+    shell: list[str], share: Share, work: Path, tmp_path: Path
+) -> None:
+    """Every local user can read another's command lines (ps, /proc/PID/cmdline): a presigned
+    link there is a leaked password. A curl on PATH that records its arguments and then runs
+    the real curl shows what the script passes."""
+    real = shutil.which("curl")
+    assert real is not None
+    shim_dir = tmp_path / "shim"
+    shim_dir.mkdir()
+    log = tmp_path / "curl-argv.log"
+    shim = shim_dir / "curl"
+    shim.write_text(
+        "#!/bin/sh\n"
+        f"for arg in \"$@\"; do printf '%s\\n' \"$arg\" >>'{log}'; done\n"
+        f"printf '%s\\n' '-- end of a command line --' >>'{log}'\n"
+        f"exec '{real}' \"$@\"\n"
+    )
+    shim.chmod(0o755)
+    result = run(shell, share.script(), "--dest", "out", cwd=work, path_first=shim_dir)
+    assert result.returncode == EXIT_OK, result.stdout + result.stderr
+    assert_complete(work / "out")
+    argv = log.read_text().splitlines()
+    calls = argv.count("-- end of a command line --")
+    assert calls == sum(1 for data in FILES.values() if data)  # empty files need no download
+    leaked = [a for a in argv if "://" in a or "x-amz-" in a.lower() or "signature" in a.lower()]
+    assert leaked == []
+    assert "--fail" in argv
+    assert argv.count("--config") == calls

@@ -500,7 +500,10 @@ def test_missing_tools_exit_4(tmp_path: Path, work: Path) -> None:
 # -- writing the file --------------------------------------------------------------------
 
 
-def test_write_is_atomic_and_executable(tmp_path: Path) -> None:
+@pytest.mark.parametrize("umask", [0o000, 0o022])
+def test_write_is_atomic_private_and_never_overwrites_unasked(tmp_path: Path, umask: int) -> None:
+    """The links work like passwords: 0700 whatever the umask, and an existing file (another
+    recipient's script, say) is replaced only when asked."""
     target = tmp_path / "out" / "download-P1.sh"
     target.parent.mkdir()
     target.write_text("old")
@@ -512,9 +515,23 @@ def test_write_is_atomic_and_executable(tmp_path: Path) -> None:
         "expires_at": NOW + timedelta(days=7),
         "created_by": "alice",
     }
-    written = write_download_script([entry("a.txt")], path=target, **kwargs)  # type: ignore[arg-type]
+    with pytest.raises(ValidationFailed) as refused:
+        write_download_script([entry("a.txt")], path=target, **kwargs)  # type: ignore[arg-type]
+    assert refused.value.details[0].field == "path"
+    assert "already exists" in refused.value.message
+    assert target.read_text() == "old"
+    old_umask = os.umask(umask)
+    try:
+        written = write_download_script(
+            [entry("a.txt")],
+            path=target,
+            overwrite=True,
+            **kwargs,  # type: ignore[arg-type]
+        )
+    finally:
+        os.umask(old_umask)
     assert written == target
-    assert stat.S_IMODE(target.stat().st_mode) == 0o755
+    assert stat.S_IMODE(target.stat().st_mode) == 0o700
     text = target.read_text()
     assert text == render_download_script([entry("a.txt")], **kwargs, script_name=target.name)  # type: ignore[arg-type]
     assert "sh download-P1.sh --dest DIR" in text
@@ -524,5 +541,5 @@ def test_write_is_atomic_and_executable(tmp_path: Path) -> None:
         write_download_script([entry("a.txt")], path=tmp_path / "missing" / "x.sh", **kwargs)  # type: ignore[arg-type]
     assert caught.value.details[0].field == "path"
     with pytest.raises(ValidationFailed):  # bad input: nothing written, old file kept
-        write_download_script([entry("/abs")], path=target, **kwargs)  # type: ignore[arg-type]
+        write_download_script([entry("/abs")], path=target, overwrite=True, **kwargs)  # type: ignore[arg-type]
     assert target.read_text() == text

@@ -33,12 +33,15 @@ __all__ = [
     "Writer",
     "normalize_key",
     "open_store",
+    "parse_destination",
     "split_url",
 ]
 
 _MAX_KEY_BYTES = 1024
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
+DESTINATION_ACCEPTED = "an absolute folder (/srv/out), file:///srv/out or s3://bucket[/prefix]"
 
 
 @dataclass(frozen=True)
@@ -217,6 +220,79 @@ def open_store(url: str | Path, s3: S3Config | None = None) -> Store:
         f"{text!r}: storage of kind {scheme!r} is not supported",
         [Detail("unknown scheme", field="url", value=scheme, accepted="s3://, file:// or a path")],
     )
+
+
+def _bad_destination(text: str, why: str, field: str) -> ValidationFailed:
+    shown = text.encode("unicode_escape").decode("ascii") if _CONTROL.search(text) else text
+    return ValidationFailed(
+        f"{field} {shown!r} is not a usable destination: {why}",
+        [Detail(why, field=field, value=shown, accepted=DESTINATION_ACCEPTED)],
+    )
+
+
+def parse_destination(text: str, *, field: str = "destination") -> str:
+    """Where a person asked Steward to write, checked strictly and returned as ``open_store``
+    takes it: ``s3://bucket/prefix`` or an absolute path.
+
+    Nothing is guessed: an empty value (an unset shell variable) once became ``/NAME``, and
+    ``s3://`` without a bucket a local folder ``./s3:/NAME``. Relative paths are refused too
+    (they depend on where the command happens to run), as are URLs with a query, a fragment
+    or an unknown scheme.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise _bad_destination(
+            text if isinstance(text, str) else "", "it is empty (an unset variable?)", field
+        )
+    if text != text.strip():
+        raise _bad_destination(text, "it starts or ends with white space", field)
+    if _CONTROL.search(text):
+        raise _bad_destination(text, "it contains control characters", field)
+    scheme_match = _SCHEME.match(text)
+    scheme = scheme_match.group(1).lower() if scheme_match else ""
+    if "://" not in text:
+        if scheme in ("s3", "file"):
+            raise _bad_destination(text, f"a {scheme}:// URL needs two slashes", field)
+        if text.startswith("~"):
+            raise _bad_destination(
+                text, "'~' is not expanded here: give the folder's absolute path", field
+            )
+        if not text.startswith("/"):
+            raise _bad_destination(
+                text, "a relative path: give an absolute folder or a file:/// URL", field
+            )
+        return str(PurePosixPath(text))
+    parts = urlsplit(text)
+    if parts.query or parts.fragment or "?" in text or "#" in text:
+        raise _bad_destination(text, "a URL with '?' or '#'", field)
+    if scheme == "s3":
+        if not parts.netloc:
+            raise _bad_destination(text, "no bucket after s3://", field)
+        if not _BUCKET.match(parts.netloc) or ".." in parts.netloc:
+            raise _bad_destination(
+                text,
+                f"{parts.netloc!r} is not a bucket name (3-63 lower-case letters, digits, dots "
+                "and hyphens)",
+                field,
+            )
+        try:
+            prefix = normalize_key(unquote(parts.path).lstrip("/"), field=field, allow_empty=True)
+        except ValidationFailed as exc:
+            raise _bad_destination(text, "; ".join(d.message for d in exc.details), field) from None
+        return f"s3://{parts.netloc}" + (f"/{prefix}" if prefix else "")
+    if scheme == "file":
+        if parts.netloc not in ("", "localhost"):
+            raise _bad_destination(
+                text,
+                f"file://{parts.netloc}/… names a host; a local folder is file:///absolute/path",
+                field,
+            )
+        path = unquote(parts.path)
+        if not path.startswith("/"):
+            raise _bad_destination(text, "no folder after file://", field)
+        if _CONTROL.search(path):
+            raise _bad_destination(text, "it contains control characters", field)
+        return str(PurePosixPath(path))
+    raise _bad_destination(text, f"storage of kind {scheme!r} is not supported", field)
 
 
 def split_url(url: str | Path, s3: S3Config | None = None) -> tuple[Store, str]:

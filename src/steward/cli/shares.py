@@ -55,7 +55,8 @@ def push(
         typer.Option(
             "--to",
             help="s3://bucket/prefix/ (endpoint and keys from settings) or a folder "
-            "(file:///dir or a path). The package lands in a sub-folder named after it.",
+            "(file:///dir or an absolute path). The package lands in a sub-folder named after "
+            "it, which may not lie in STEWARD_HOME or the package's source folders.",
         ),
     ],
     concurrency: Annotated[
@@ -92,18 +93,26 @@ def presign(
     output: Annotated[
         Path | None,
         typer.Option(
-            "--output", "-o", help="Where to write the script (default: under STEWARD_HOME)."
+            "--output",
+            "-o",
+            help="Where to write the script, in an existing folder (default: "
+            "STEWARD_HOME/shares/SHARE/download-PACKAGE.sh).",
         ),
     ] = None,
     from_share: Annotated[
         str | None,
         typer.Option(help="Use the objects of this push share (default: the latest to S3)."),
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace the --output file if it exists.")
+    ] = False,
 ) -> None:
     """Write a POSIX sh download script with presigned links to a pushed package.
 
     The script downloads with curl (--fail, retries, resume), checks every sha256, skips
-    files already complete and says plainly when its links have expired.
+    files already complete and says plainly when its links have expired. Its links work like
+    passwords, so it is written readable by you alone (0700) and hands them to curl on
+    standard input, never on a command line other users can see.
     """
     try:
         lifetime = parse_duration(expires)
@@ -120,6 +129,7 @@ def presign(
         expires=lifetime,
         output=output,
         from_share=from_share,
+        force=force,
     )
     if STATE.json:
         render.emit_json(view)

@@ -13,9 +13,7 @@ refuses any value that did not pass through it (see ``_finalize``), so a file na
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,6 +24,7 @@ from pathlib import Path
 import jinja2
 
 from steward.errors import Detail, ValidationFailed
+from steward.outfiles import PRIVATE_SCRIPT, write_output
 
 EXIT_OK = 0
 EXIT_SOME_FAILED = 1
@@ -36,6 +35,7 @@ EXIT_MISSING_TOOL = 4
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _URL_SCHEME = re.compile(r"https?://", re.IGNORECASE)
+_NOT_IN_URL = re.compile(r'[\s"\\]')
 
 
 @dataclass(frozen=True)
@@ -178,14 +178,17 @@ def _check_entries(entries: Sequence[ScriptEntry]) -> list[Detail]:
             else:
                 seen[entry.path] = row
         url = entry.url
-        if not isinstance(url, str) or not _URL_SCHEME.match(url) or re.search(r"\s", url):
+        # The script hands each link to curl in a config file on stdin (``url = "…"``), where
+        # a double quote or a backslash would be read as quoting: a real presigned link has
+        # neither.
+        if not isinstance(url, str) or not _URL_SCHEME.match(url) or _NOT_IN_URL.search(url):
             problems.append(
                 Detail(
                     "not a download link",
                     field="url",
                     row=row,
                     value=_redact_url(url) if isinstance(url, str) else repr(url),
-                    accepted="an http:// or https:// URL without spaces",
+                    accepted="an http:// or https:// URL without spaces, quotes or backslashes",
                 )
             )
         size = entry.size
@@ -387,11 +390,17 @@ def write_download_script(
     expires_at: datetime,
     created_by: str,
     recipient: str | None = None,
+    overwrite: bool = False,
+    parents: bool = False,
+    field: str = "path",
 ) -> Path:
-    """Render and save the script executable (0755) in one atomic rename.
+    """Render and save the script, mode 0700 whatever the umask, in one atomic rename.
 
-    A half-written script would run and fail confusingly on the recipient's machine, so the
-    text goes to a temporary file next to ``path`` first. Returns the absolute path.
+    Its links work like passwords until they expire, so only its owner may read (and run) it;
+    an existing file is kept unless ``overwrite``, and a missing folder is an error unless
+    ``parents`` (then created 0700). A half-written script would run and fail confusingly on
+    the recipient's machine, so the text goes to a temporary file next to ``path`` first.
+    Returns the absolute path.
     """
     text = render_download_script(
         entries,
@@ -404,23 +413,11 @@ def write_download_script(
         recipient=recipient,
         script_name=path.name,
     )
-    target = path.absolute()
-    tmp: str | None = None
-    try:
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, 0o755)
-        os.replace(tmp, target)
-        tmp = None
-    except OSError as exc:
-        raise ValidationFailed(
-            f"cannot write the download script to {target}: {exc.strerror or exc}",
-            [Detail(exc.strerror or str(exc), field="path", value=str(target))],
-        ) from None
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-    return target
+    return write_output(
+        path,
+        text,
+        mode=PRIVATE_SCRIPT,
+        overwrite=overwrite,
+        parents=parents,
+        field=field,
+    )

@@ -20,8 +20,9 @@ from pydantic import BaseModel
 from sqlalchemy import Select, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from steward import outfiles
 from steward.adapters import transfer as tx
-from steward.adapters.storage import Store, open_store
+from steward.adapters.storage import Store, open_store, parse_destination
 from steward.config import Settings
 from steward.db.models import Membership, Package, PackageFile, Share, ShareObject
 from steward.db.session import Database
@@ -36,7 +37,7 @@ from steward.errors import (
 )
 from steward.ids import new_id
 from steward.packaging import script
-from steward.services import leases, ledger
+from steward.services import leases, ledger, places
 from steward.services import packages as pkgs
 from steward.services.access import audited, require_user
 from steward.services.timeline import TimelineEntry, check_filter, history, within
@@ -153,7 +154,16 @@ def _built_package(s: Session, package_id: str) -> Package:
 
 
 def _dest_root(destination: str, package_name: str) -> str:
+    """The package's own folder below a checked destination (see ``parse_destination``)."""
     return destination.rstrip("/") + "/" + package_name
+
+
+def _source_uris(s: Session, package_id: str) -> list[str]:
+    return list(
+        s.scalars(
+            select(PackageFile.source_uri).where(PackageFile.package_id == package_id).distinct()
+        )
+    )
 
 
 def _tag_digest(path: Path) -> str:
@@ -335,13 +345,22 @@ def push(
     concurrency: int | None = None,
     progress: PushProgress | None = None,
 ) -> ShareView:
-    """Send a built package to ``destination`` (s3://bucket/prefix or a folder) and verify it."""
+    """Send a built package to ``destination`` (s3://bucket/prefix, file:///dir or an
+    absolute folder) and verify it.
+
+    The destination is refused before anything moves when it is empty, relative or malformed,
+    or when the package's folder there would lie in (or hold) STEWARD_HOME, a bag or one of
+    the package's source folders.
+    """
+    where = parse_destination(destination, field="destination")
     with db.transaction() as s:
         pkg = _built_package(s, package_id)
         ctx = pkgs.context(s, actor, pkg.project_id)
         domain.WORKFLOW.decide_create(ctx)
         name, project_id = pkg.name, pkg.project_id
-    dest = open_store(_dest_root(destination, name), settings.s3_config())
+        sources = _source_uris(s, pkg.id)
+    dest = open_store(_dest_root(where, name), settings.s3_config())
+    places.refuse_push_target(settings, dest, destination, sources, field="destination")
     dest.check_writable()  # a missing bucket or a refused key stops us before any data moves
     with audited(db, actor=actor, action="push", project_id=project_id, subject_kind=domain.KIND):
         share, claimed = _claim_push(db, actor=actor, package_id=package_id, destination=dest.url)
@@ -436,8 +455,14 @@ def presign(
     expires: timedelta,
     output: Path | None = None,
     from_share: str | None = None,
+    force: bool = False,
 ) -> ShareView:
-    """Write a download script with presigned links to the package's pushed objects."""
+    """Write a download script with presigned links to the package's pushed objects.
+
+    The script is 0700 (its links work like passwords). ``output`` is checked before anything
+    is recorded: an existing file is kept unless ``force``, a missing folder is not created,
+    and no script goes into a bag, a source folder or STEWARD_HOME outside ``shares/``.
+    """
     if expires <= timedelta(0) or expires > MAX_LINK_LIFETIME:
         raise ValidationFailed(
             "presigned links must live between one second and 7 days",
@@ -449,6 +474,9 @@ def presign(
         pkg = _built_package(s, package_id)
         ctx = pkgs.context(s, actor, pkg.project_id)
         source = _pushed_to_s3(s, pkg.id, from_share)
+        if output is not None:
+            places.refuse_script_target(settings, output, _source_uris(s, pkg.id), field="output")
+            outfiles.check_target(output, overwrite=force, field="output")
         objects = list(
             s.scalars(
                 select(ShareObject)
@@ -481,8 +509,9 @@ def presign(
             )
             for o in objects
         ]
-        target = output or (settings.home / "shares" / share_id / script.script_file_name(pkg_name))
-        target.parent.mkdir(parents=True, exist_ok=True)
+        target = output or (
+            settings.home / places.SHARES_FOLDER / share_id / script.script_file_name(pkg_name)
+        )
         written = script.write_download_script(
             entries,
             package_name=pkg_name,
@@ -492,6 +521,9 @@ def presign(
             expires_at=links_expire,
             created_by=created_by,
             path=target,
+            overwrite=force,
+            parents=output is None,  # Steward's own folder for this share, made 0700
+            field="output",
         )
     except BaseException as exc:
         _fail(db, actor=actor, share_id=share_id, reason=_reason(exc))

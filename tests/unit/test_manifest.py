@@ -182,7 +182,7 @@ def test_unsupported_kinds_of_file(tree: Path, name: str) -> None:
 
 def test_missing_manifest_file(tmp_path: Path) -> None:
     exc = fails(tmp_path / "nope.csv")
-    assert exc.value.details[0].message == "no such file"
+    assert exc.value.details[0].message == f"no such file: {tmp_path / 'nope.csv'}"
 
 
 def test_empty_file_and_header_only(tmp_path: Path) -> None:
@@ -449,7 +449,7 @@ def test_duplicate_rows_and_files(tree: Path) -> None:
     exc = fails(write(tree / "m.csv", rows))
     assert [(d.field, d.row, d.message) for d in exc.value.details] == [
         ("m.csv", 3, "this row repeats line 2"),
-        ("m.csv:uri", 5, "this file is already listed at line 4"),
+        ("m.csv:uri", 5, f"this file ({(tree / 'd/b.fq').as_uri()}) is already listed at line 4"),
     ]
 
 
@@ -546,7 +546,8 @@ def test_missing_files_and_wrong_sizes(tree: Path) -> None:
     details = {(d.field, d.row): d for d in exc.value.details}
     assert set(details) == {("m.csv:size", 3), ("m.csv:uri", 4), ("m.csv:uri", 5)}
     assert details[("m.csv:size", 3)].accepted == "9"
-    assert details[("m.csv:uri", 5)].message == "no such file"  # a folder is not a file
+    folder = (tree / "d").as_uri()
+    assert details[("m.csv:uri", 5)].message == f"no such file: {folder}"  # not a file
     assert load_manifest(tree / "m.csv", check_files=False).rows[2].size is None
 
 
@@ -555,7 +556,7 @@ def test_storage_errors_become_details(tree: Path) -> None:
     (tree / "d" / "loop2").symlink_to("loop1")
     exc = fails(write(tree / "m.csv", [HEADER, row(uri="d/loop1")]))
     assert [(d.row, d.message) for d in exc.value.details] == [
-        (2, "cannot check this file: Too many levels of symbolic links")
+        (2, f"cannot check {(tree / 'd' / 'loop1').as_uri()}: Too many levels of symbolic links")
     ]
 
 
@@ -594,9 +595,9 @@ def test_s3_files_through_a_stat(tree: Path) -> None:
     exc = fails(write(tree / "m.csv", rows), stat=bucket)
     details = {(d.field, d.row): d.message for d in exc.value.details}
     assert details == {
-        ("m.csv:md5", 3): "the manifest's md5 differs from the one storage reports",
-        ("m.csv:uri", 4): "no such file",
-        ("m.csv:uri", 5): "cannot check this file: access denied to the bucket",
+        ("m.csv:md5", 3): f"the manifest says md5 {'f' * 32}; storage reports {md5}",
+        ("m.csv:uri", 4): "no such file: s3://bkt/gone.fq",
+        ("m.csv:uri", 5): "cannot check s3://bkt/boom: access denied to the bucket",
     }
     write(tree / "m.csv", rows[:2] + rows[-1:])
     m = load_manifest(tree / "m.csv", stat=bucket)
@@ -608,7 +609,7 @@ def test_s3_files_without_a_stat_are_one_problem(tree: Path) -> None:
     exc = fails(write(tree / "m.csv", rows))
     assert [(d.row, d.message) for d in exc.value.details] == [
         (2, "2 s3:// file(s) cannot be checked without storage access (no stat was given)"),
-        (4, "no such file"),
+        (4, f"no such file: {(tree / 'd' / 'nope.fq').as_uri()}"),
     ]
     assert load_manifest(tree / "m.csv", check_files=False).rows[0].uri == "s3://bkt/a.fq"
 
@@ -676,6 +677,9 @@ def test_many_problems_are_all_reported_with_line_and_column(tree: Path) -> None
     assert str(exc.value) == (
         "the manifests have 15 problems (samples.csv: 10, wf.tsv: 5); nothing was built"
     )
+    # what was given is in every message, not only in the JSON's "value"
+    for d in exc.value.details:
+        assert d.value is None or d.value in str(d), d
     wf_missing = exc.value.details[12]
     assert (wf_missing.value, wf_missing.message) == ("NOPE", "library NOPE is not in samples.csv")
 
@@ -792,7 +796,11 @@ def test_a_file_in_both_manifests_is_a_duplicate(tree: Path) -> None:
     write(tree / "w.csv", [WF_HEADER, ["L1", "tn", "a1", "d/a.fq"]])
     exc = fails(tree / "s.csv", tree / "w.csv")
     assert [(d.field, d.row, d.message) for d in exc.value.details] == [
-        ("w.csv:uri", 2, "this file is already listed at line 2 of s.csv"),
+        (
+            "w.csv:uri",
+            2,
+            f"this file ({(tree / 'd/a.fq').as_uri()}) is already listed at line 2 of s.csv",
+        ),
     ]
 
 

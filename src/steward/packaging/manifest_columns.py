@@ -267,7 +267,7 @@ def _check_widths(sheet: Sheet, problems: list[Detail]) -> None:
                     detail(
                         sheet.label,
                         f"column {i + 1}",
-                        "a value in a column without a header",
+                        f"a value in a column without a header: {cells[i][:200]!r}",
                         row=rec.line,
                         value=cells[i],
                     )

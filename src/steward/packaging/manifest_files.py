@@ -73,12 +73,14 @@ def check_files(
         if isinstance(outcome, str):
             problems.append(
                 detail(
-                    label, "uri", f"cannot check this file: {outcome}", row=line, value=p.row.uri
+                    label, "uri", f"cannot check {p.row.uri}: {outcome}", row=line, value=p.row.uri
                 )
             )
             continue
         if outcome is None:
-            problems.append(detail(label, "uri", "no such file", row=line, value=p.row.uri))
+            problems.append(
+                detail(label, "uri", f"no such file: {p.row.uri}", row=line, value=p.row.uri)
+            )
             continue
         if p.row.size is not None and p.row.size != outcome.size:
             problems.append(
@@ -96,7 +98,7 @@ def check_files(
                 detail(
                     label,
                     "md5",
-                    "the manifest's md5 differs from the one storage reports",
+                    f"the manifest says md5 {p.row.md5}; storage reports {outcome.md5.lower()}",
                     row=line,
                     value=p.row.md5,
                     accepted=outcome.md5.lower(),

@@ -64,7 +64,7 @@ def read_sheet(
             detail(
                 label,
                 None,
-                "unsupported kind of file",
+                f"unsupported kind of file: {suffix or path.name!r}",
                 value=suffix or path.name,
                 accepted=ACCEPTED_FILES,
             )
@@ -77,7 +77,7 @@ def read_sheet(
         else:
             _read_text(path, path.read_bytes(), SUFFIXES[suffix] or ",", sheet, problems)
     except FileNotFoundError:
-        problems.append(detail(label, None, "no such file", value=str(path)))
+        problems.append(detail(label, None, f"no such file: {path}", value=str(path)))
         sheet.complete = False
         return sheet
     except OSError as exc:

@@ -98,30 +98,45 @@ def _parse(
         try:
             uri, file_name = normalise_uri(v["uri"], roots)
         except PathRejected as exc:
-            bad("uri", exc.message, v["uri"], exc.accepted or "")
+            bad("uri", f"{exc.message}: {v['uri'][:200]!r}", v["uri"], exc.accepted or "")
     if kind == "workflow" and not data_type and file_name:
         data_type = infer_data_type(file_name)
     if data_type and data_type not in DATA_TYPES:
-        bad("data_type", "unknown data type", v["data_type"], ", ".join(DATA_TYPES))
+        bad(
+            "data_type",
+            f"unknown data type {v['data_type']!r}",
+            v["data_type"],
+            ", ".join(DATA_TYPES),
+        )
 
     lane = v.get("lane") or None
     if lane is not None:
         if lane.isascii() and lane.isdigit() and int(lane) > 0:
             lane = str(int(lane))
         else:
-            bad("lane", "the lane must be a whole number from 1", lane, "1, 2, 3, …")
+            bad("lane", f"the lane must be a whole number from 1, not {lane!r}", lane, "1, 2, 3, …")
     size = None
     if v.get("size"):
         if v["size"].isascii() and v["size"].isdigit():
             size = int(v["size"])
         else:
-            bad("size", "the size must be a whole number of bytes", v["size"], "0, 1, 2, …")
+            bad(
+                "size",
+                f"the size must be a whole number of bytes, not {v['size']!r}",
+                v["size"],
+                "0, 1, 2, …",
+            )
     sums: dict[str, str | None] = {}
     for algo, pattern in _HEX.items():
         text = v.get(algo) or None
         if text is not None and not pattern.fullmatch(text):
             digits = 32 if algo == "md5" else 64
-            bad(algo, f"not a {algo} checksum", text, f"{digits} hexadecimal digits")
+            bad(
+                algo,
+                f"{text[:80]!r} is not a {algo} checksum",
+                text,
+                f"{digits} hexadecimal digits",
+            )
             text = None
         sums[algo] = text.lower() if text else None
 
@@ -167,7 +182,7 @@ def check_duplicates(parsed: Sequence[Parsed], problems: list[Detail]) -> None:
                 detail(
                     p.label,
                     "uri",
-                    f"this file is already listed at {where}",
+                    f"this file ({p.row.uri}) is already listed at {where}",
                     row=p.row.line,
                     value=p.row.uri,
                 )
@@ -189,7 +204,8 @@ def check_libraries(parsed: Sequence[Parsed], problems: list[Detail]) -> dict[st
                     detail(
                         p.label,
                         column,
-                        f"library {lib} has {column} {theirs!r} at line {known.line}",
+                        f"library {lib} has {column} {theirs!r} at line {known.line}; "
+                        f"this row says {mine!r}",
                         row=p.row.line,
                         value=mine,
                         accepted=theirs,
@@ -239,7 +255,7 @@ def join_workflow(
                         p.label,
                         column,
                         f"library {lib} has {column} {theirs!r} in {samples_label} "
-                        f"(line {known.line})",
+                        f"(line {known.line}); this row says {mine!r}",
                         row=p.row.line,
                         value=mine,
                         accepted=theirs,

@@ -41,9 +41,7 @@ GROUPS = [path for path, c in _commands() if isinstance(c, TyperGroup)]
 NEEDS_ARGUMENTS = [
     path
     for path, c in _commands()
-    if path
-    and not isinstance(c, TyperGroup)
-    and any(p.required for p in c.params)  # type: ignore[attr-defined]
+    if path and not isinstance(c, TyperGroup) and any(p.required for p in c.params)  # type: ignore[attr-defined]
 ]
 
 
@@ -59,7 +57,8 @@ def test_the_walk_finds_every_command() -> None:
     assert ["request", "create"] in LEAVES
     assert ["share", "push"] in LEAVES
     assert ["report", "changelog"] in LEAVES
-    assert [] in GROUPS and ["request"] in GROUPS
+    assert [] in GROUPS
+    assert ["request"] in GROUPS
     assert ["request", "show"] in NEEDS_ARGUMENTS
 
 
@@ -164,7 +163,8 @@ def test_a_reader_that_goes_away_is_not_a_failure(
     argv = [sys.executable, "-m", "steward", "request", "list", "--limit", "0"]
     argv += ["--json"] if json_mode else []
     with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env) as proc:
-        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout is not None
+        assert proc.stderr is not None
         first = proc.stdout.read(64)
         proc.stdout.close()  # the reader goes away, as `head` does
         err = proc.stderr.read().decode()

@@ -102,7 +102,10 @@ def run(
     built = package_build.build(
         db, settings, actor=STEWARD, package_id=view.id, progress=build_progress
     )
-    recipient = settings.home / "demo-recipient"
+    # The recipient is beside STEWARD_HOME, not in it: shares never write into Steward's own
+    # folders (its database and bags), and the demo plays by the same rule.
+    home = settings.home.resolve()
+    recipient = home.parent / f"{home.name}-demo-recipient"
     share = shares.push(
         db,
         settings,

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from steward.config import Settings
 from steward.db.models import Event, Package, PackageFile
-from steward.errors import Conflict, Forbidden, InvalidTransition, ValidationFailed
+from steward.errors import Conflict, Forbidden, InvalidTransition, NotFound, ValidationFailed
 from steward.services import package_build, packages
 from steward.services.packages import PackageFilter, PackageSpec
 from steward.timeutil import utcnow
@@ -184,10 +184,18 @@ def test_only_staff_create_and_requesters_see_nothing(
     assert (
         packages.list_packages(consortium.db, actor=consortium.requester, flt=PackageFilter()) == []
     )
-    with pytest.raises(Forbidden):
-        packages.get(consortium.db, settings, actor=consortium.requester, package_id=view.id)
-    with pytest.raises(Forbidden):
-        packages.get(consortium.db, settings, actor=consortium.outsider, package_id=view.id)
+    for who in (consortium.requester, consortium.outsider):
+        with pytest.raises(NotFound) as hidden:
+            packages.get(consortium.db, settings, actor=who, package_id=view.id)
+        # The same words as for an id that does not exist: no project, no owner.
+        assert hidden.value.message == f"no package {view.id!r}"
+        assert consortium.project not in str(hidden.value.as_problem())
+        for command in ("comment", "abort"):
+            with pytest.raises(NotFound):
+                packages.act(
+                    consortium.db, settings, actor=who, package_id=view.id, command=command,
+                    reason="x",
+                )  # fmt: skip
 
 
 def test_list_filters_by_name_state_and_dates(

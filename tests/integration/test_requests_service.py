@@ -338,11 +338,21 @@ def test_non_member_is_forbidden_and_audited(consortium: Consortium) -> None:
     c = consortium
     rid = submitted(c)
     before = event_count(c)
-    with pytest.raises(Forbidden, match="not a member"):
+    # A stranger probing an id learns neither that it exists nor which project holds it: the
+    # words are exactly those for an id that does not exist.
+    with pytest.raises(NotFound) as unknown:
+        requests.get(c.db, actor=c.outsider, request_id="req_00000000000000000000000000")
+    with pytest.raises(NotFound) as hidden:
         requests.act(c.db, actor=c.outsider, request_id=rid, command="approve")
-    with pytest.raises(Forbidden):
+    assert hidden.value.as_problem() == {
+        **unknown.value.as_problem(),
+        "detail": unknown.value.message.replace("req_00000000000000000000000000", rid),
+        "errors": [{"message": "unknown request", "field": "request", "value": rid}],
+    }
+    assert c.project not in str(hidden.value.as_problem())
+    with pytest.raises(NotFound):
         requests.act(c.db, actor=c.outsider, request_id=rid, command="comment", text="hi")
-    with pytest.raises(Forbidden):
+    with pytest.raises(NotFound):
         requests.get(c.db, actor=c.outsider, request_id=rid)
     with pytest.raises(Forbidden):
         requests.create(c.db, actor=c.outsider, project=c.project, fields=FULL)
@@ -357,6 +367,15 @@ def test_non_member_is_forbidden_and_audited(consortium: Consortium) -> None:
         (c.outsider, "create", None, "denied"),
     ]
     assert rows[0][2] == c.project
+    reasons = [r[0] for r in _audit_reasons(c)]
+    assert reasons[:3] == [f"{c.outsider} is not a member of {c.project}"] * 3
+
+
+def _audit_reasons(c: Consortium) -> list[tuple[str]]:
+    from steward.db.models import AuditEntry
+
+    with c.db.transaction() as s:
+        return [(r,) for r in s.scalars(select(AuditEntry.reason).order_by(AuditEntry.id))]
 
 
 def test_nobody_decides_their_own_request(consortium: Consortium) -> None:
@@ -396,10 +415,13 @@ def test_requesters_see_only_their_own(consortium: Consortium) -> None:
     c = consortium
     mine = submitted(c, actor=c.requester)
     theirs = submitted(c, actor=c.requester2)
-    with pytest.raises(Forbidden, match="may not see"):
+    with pytest.raises(NotFound) as hidden:
         requests.get(c.db, actor=c.requester2, request_id=mine)
+    # Not "only the requester (ada) may …": who filed it is none of bea's business.
+    assert c.requester not in str(hidden.value.as_problem())
+    assert hidden.value.message == f"no access request {mine!r}"
     for command in ("comment", "cancel", "edit"):
-        with pytest.raises(Forbidden):
+        with pytest.raises(NotFound):
             requests.act(
                 c.db,
                 actor=c.requester2,

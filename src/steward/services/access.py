@@ -63,6 +63,17 @@ def require_user(session: Session, user_id: str | None) -> User:
     return user
 
 
+def not_found(what: str, field: str, ident: str, *, reason: str | None = None) -> NotFound:
+    """What a caller hears of a thing that does not exist *or* that they may not see: the same
+    words either way, so probing ids tells a stranger neither that it exists nor who owns it.
+    ``reason`` (why it is hidden) goes to the audit log only."""
+    message = f"no {what} {ident!r}"
+    details = [Detail(f"unknown {field}", field=field, value=ident)]
+    if reason is None:
+        return NotFound(message, details)
+    return Concealed(message, details, reason=reason)
+
+
 def require_visible_project(session: Session, user: User, project_id: str) -> None:
     """A project named as a filter must exist and be the caller's (or the caller an admin);
     otherwise "no project", the same words either way, rather than a silent empty list."""
@@ -199,7 +210,7 @@ def add_user(
 
 
 def list_users(db: Database, *, actor: str | None) -> list[UserView]:
-    with db.transaction() as s:
+    with db.read() as s:
         require_user(s, actor)
         return [
             UserView.model_validate(u, from_attributes=True)
@@ -252,7 +263,7 @@ def add_member(
 
 
 def list_members(db: Database, *, actor: str | None, project_id: str) -> list[MemberView]:
-    with db.transaction() as s:
+    with db.read() as s:
         user = require_user(s, actor)
         if not user.is_admin:
             require_member(s, user, project_id)
@@ -270,7 +281,7 @@ def list_members(db: Database, *, actor: str | None, project_id: str) -> list[Me
 
 
 def list_projects(db: Database, *, actor: str | None) -> list[tuple[str, str]]:
-    with db.transaction() as s:
+    with db.read() as s:
         user = require_user(s, actor)
         q = select(Project.id, Project.title).order_by(Project.id)
         if not user.is_admin:

@@ -23,7 +23,7 @@ from steward.errors import Conflict, Detail, InvalidTransition, StewardError, Va
 from steward.packaging import bag, report
 from steward.services import leases, ledger, packages
 from steward.services.access import audited
-from steward.services.packages import KIND, PackageView, bag_dir, context, load, view
+from steward.services.packages import KIND, PackageView, bag_dir, load, view, visible
 from steward.timeutil import utcnow
 
 
@@ -38,8 +38,7 @@ class BuildProgress:
 def _claim(db: Database, *, actor: str | None, package_id: str) -> PackageView:
     """Move pending → building, or take over a building package whose builder is gone."""
     with db.transaction() as s:
-        row = load(s, package_id)
-        ctx = context(s, actor, row.project_id)
+        row, ctx = visible(s, actor, package_id)
         if row.state == "built":
             return view(row)
         if row.state == "building":
@@ -79,7 +78,7 @@ def _renew(db: Database, package_id: str, owner: str) -> Callable[[Any], None]:
 
 
 def _entries(db: Database, package_id: str) -> tuple[list[PackageFile], Package]:
-    with db.transaction() as s:
+    with db.read() as s:
         files = list(
             s.scalars(
                 select(PackageFile)
@@ -154,10 +153,9 @@ def _fail(db: Database, *, actor: str | None, package_id: str, reason: str) -> s
 
     Returns the state the package is in afterwards."""
     with db.transaction() as s:
-        row = load(s, package_id)
+        row, ctx = visible(s, actor, package_id)
         if row.state not in ("pending", "building"):
             return row.state
-        ctx = context(s, actor, row.project_id)
         ledger.record(s, kind=KIND, row=row, command="fail", ctx=ctx, data={"reason": reason})
         return "failed"
 
@@ -249,8 +247,7 @@ def _finish(
     keep_days: int,
 ) -> PackageView:
     with db.transaction() as s:
-        row = load(s, package_id)
-        ctx = context(s, actor, row.project_id)
+        row, ctx = visible(s, actor, package_id)
         # ORM bulk UPDATE by primary key: one executemany, not a statement per file.
         s.execute(
             update(PackageFile),

@@ -32,7 +32,7 @@ from steward.packaging import bag
 from steward.packaging import manifest as mf
 from steward.packaging.bagit_files import CRATE_FILE
 from steward.services import leases, ledger
-from steward.services.access import audited, require_member, require_user
+from steward.services.access import audited, not_found, require_member, require_user, roles_in
 from steward.services.storage_facts import manifest_stat
 from steward.services.timeline import TimelineEntry, check_filter, history, within
 from steward.timeutil import utcnow
@@ -170,6 +170,25 @@ def load(session: Session, package_id: str) -> Package:
             [Detail("unknown package", field="package", value=package_id)],
         )
     return row
+
+
+def visible(session: Session, actor: str | None, package_id: str) -> tuple[Package, Context]:
+    """The package and the caller's context, when the caller may see packages of its project;
+    otherwise the same "not found" as for an id that does not exist."""
+    user = require_user(session, actor)
+    row = session.get(Package, package_id)
+    if row is None:
+        raise not_found("package", "package", package_id)
+    roles = roles_in(session, user, row.project_id)
+    if not roles & READERS:
+        raise not_found(
+            "package",
+            "package",
+            package_id,
+            reason=f"{user.id} may not see {package_id}: packages are visible to project staff, "
+            "reviewers and viewers",
+        )
+    return row, Context(actor=user.id, roles=roles)
 
 
 def context(session: Session, actor: str | None, project_id: str) -> Context:
@@ -374,8 +393,7 @@ def act(
         ),
         db.transaction() as s,
     ):
-        row = load(s, package_id)
-        ctx = context(s, actor, row.project_id)
+        row, ctx = visible(s, actor, package_id)
         builder, lease = row.builder, row.lease_until
         data: dict[str, Any] = {}
         if reason:
@@ -416,11 +434,9 @@ def get(
     now = now or utcnow()
     with (
         audited(db, actor=actor, action="show", subject_kind=domain.KIND, subject_id=package_id),
-        db.transaction() as s,
+        db.read() as s,
     ):
-        row = load(s, package_id)
-        ctx = context(s, actor, row.project_id)
-        require_reader(ctx, row.id)
+        row, ctx = visible(s, actor, package_id)
         h = history(s, workflow=domain.WORKFLOW, row=row, now=now)
         by_type = s.execute(
             select(
@@ -464,15 +480,13 @@ def _warnings(s: Session, row: Package) -> list[str]:
 def warnings(db: Database, *, actor: str | None, package_id: str) -> list[str]:
     """What ``package create`` prints before building, the same list ``get`` returns."""
     with db.transaction() as s:
-        row = load(s, package_id)
-        require_reader(context(s, actor, row.project_id), row.id)
+        row, _ = visible(s, actor, package_id)
         return _warnings(s, row)
 
 
 def files(db: Database, *, actor: str | None, package_id: str) -> list[PackageFileView]:
-    with db.transaction() as s:
-        row = load(s, package_id)
-        require_reader(context(s, actor, row.project_id), row.id)
+    with db.read() as s:
+        visible(s, actor, package_id)
         rows = s.scalars(
             select(PackageFile)
             .where(PackageFile.package_id == package_id)
@@ -502,7 +516,7 @@ def visible_query(s: Session, actor: str | None, flt: PackageFilter) -> Select[P
 
 
 def list_packages(db: Database, *, actor: str | None, flt: PackageFilter) -> list[PackageView]:
-    with db.transaction() as s:
+    with db.read() as s:
         q = visible_query(s, actor, flt).order_by(Package.created_at, Package.id)
         if flt.limit:
             q = q.limit(flt.limit)
@@ -546,8 +560,7 @@ class ValidationReport(BaseModel):
 
 
 def _built_bag(s: Session, settings: Settings, actor: str | None, package_id: str) -> Path:
-    row = load(s, package_id)
-    require_reader(context(s, actor, row.project_id), row.id)
+    row, _ = visible(s, actor, package_id)
     if row.state != "built":
         raise ValidationFailed(
             f"{row.id} is {row.state}; only a built package has a bag to look at",
@@ -560,7 +573,7 @@ def validate(
     db: Database, settings: Settings, *, actor: str | None, package_id: str, full: bool
 ) -> ValidationReport:
     """Check the bag on disk: completeness always, every checksum with ``full``."""
-    with db.transaction() as s:
+    with db.read() as s:
         path = _built_bag(s, settings, actor, package_id)
         mode = s.scalar(select(Package.mode).where(Package.id == package_id))
         q = select(PackageFile.relpath, PackageFile.size).where(
@@ -596,7 +609,7 @@ def _size_problems(path: Path, sizes: dict[str, int | None]) -> list[str]:
 
 
 def report_path(db: Database, settings: Settings, *, actor: str | None, package_id: str) -> Path:
-    with db.transaction() as s:
+    with db.read() as s:
         path = _built_bag(s, settings, actor, package_id) / "report.html"
     if not path.is_file():
         raise NotFound(

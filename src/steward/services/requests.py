@@ -16,11 +16,12 @@ from steward.db.session import Database
 from steward.domain import requests as domain
 from steward.domain.roles import STAFF, Role
 from steward.domain.workflow import Context
-from steward.errors import Concealed, Conflict, Detail, Forbidden, NotFound, ValidationFailed
+from steward.errors import Conflict, Detail, Forbidden, NotFound, ValidationFailed
 from steward.ids import new_id
 from steward.services import ledger
 from steward.services.access import (
     audited,
+    not_found,
     require_member,
     require_user,
     require_visible_project,
@@ -118,13 +119,7 @@ def _context(
 
 
 def _missing(request_id: str, *, reason: str | None = None) -> NotFound:
-    """What a caller hears of a request that does not exist or that they may not see: the same
-    words, so probing ids tells a stranger nothing (the audit log keeps ``reason``)."""
-    message = f"no access request {request_id!r}"
-    details = [Detail("unknown request", field="request", value=request_id)]
-    if reason is None:
-        return NotFound(message, details)
-    return Concealed(message, details, reason=reason)
+    return not_found("access request", "request", request_id, reason=reason)
 
 
 def _load_visible(
@@ -445,7 +440,7 @@ def get(
     now = now or utcnow()
     with (
         audited(db, actor=actor, action="show", subject_kind=domain.KIND, subject_id=request_id),
-        db.transaction() as s,
+        db.read() as s,
     ):
         row, ctx = _load_visible(s, actor, request_id)
         h = history(s, workflow=domain.WORKFLOW, row=row, now=now)
@@ -488,7 +483,7 @@ def visible_query(s: Session, actor: str | None, flt: RequestFilter) -> Select[A
 
 
 def list_requests(db: Database, *, actor: str | None, flt: RequestFilter) -> list[RequestView]:
-    with db.transaction() as s:
+    with db.read() as s:
         q = visible_query(s, actor, flt).order_by(AccessRequest.created_at, AccessRequest.id)
         if flt.limit:
             q = q.limit(flt.limit)

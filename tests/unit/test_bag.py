@@ -418,13 +418,18 @@ def test_rebuilding_a_finished_bag_unfinishes_it_first(tmp_path: Path) -> None:
 
 
 def test_validation_finds_a_missing_file(tmp_path: Path) -> None:
-    out, _, _ = build(tmp_path, FILES)
+    out, _, summary = build(tmp_path, FILES)
     (out / "data/CUP/S2/calls.vcf.gz").unlink()
     found = bag.validate_bag(out, full=False)
     assert any(
         d.field == "data/CUP/S2/calls.vcf.gz" and d.message.startswith("missing") for d in found
     )
-    assert any(d.message == "Payload-Oxum file count differs" for d in found)
+    files = int(summary.payload_oxum.split(".")[1])
+    assert any(
+        d.message
+        == f"Payload-Oxum file count differs: it says {files} files; the bag has {files - 1} files"
+        for d in found
+    )
 
 
 def test_validation_finds_an_extra_file(tmp_path: Path) -> None:
@@ -442,10 +447,13 @@ def test_only_full_validation_finds_a_same_size_corruption(tmp_path: Path) -> No
     target.write_bytes(bytes(data))
     assert bag.validate_bag(out, full=False) == []
     found = bag.validate_bag(out, full=True)
-    assert [(d.field, d.message) for d in found] == [
+    assert [(d.field, d.message.split(":")[0]) for d in found] == [
         ("data/CUP/S1/L1_R2.fastq.gz", "md5 differs from manifest-md5.txt"),
         ("data/CUP/S1/L1_R2.fastq.gz", "sha256 differs from manifest-sha256.txt"),
     ]
+    assert found[1].message.endswith(
+        f": it is {sha256(bytes(data))}, the manifest says {built[1].sha256}"
+    )
     assert found[1].accepted == built[1].sha256
     assert found[1].value == sha256(bytes(data))
 
@@ -454,20 +462,26 @@ def test_validation_finds_a_wrong_payload_oxum(tmp_path: Path) -> None:
     out, _, summary = build(tmp_path, FILES)
     info = out / "bag-info.txt"
     info.write_text(info.read_text().replace(summary.payload_oxum, "1.1"))
-    found = {(d.field, d.message) for d in bag.validate_bag(out, full=False)}
+    found = {(d.field, d.message.split(": it ")[0]) for d in bag.validate_bag(out, full=False)}
+    files, size = summary.payload_oxum.split(".")[1], summary.payload_oxum.split(".")[0]
     assert ("bag-info.txt", "Payload-Oxum file count differs") in found
     assert ("bag-info.txt", "Payload-Oxum byte count differs") in found
     assert (
         "bag-info.txt",
         "sha256 differs from tagmanifest-sha256.txt (the file was changed)",
     ) in found
+    messages = [d.message for d in bag.validate_bag(out, full=False)]
+    assert (
+        f"Payload-Oxum file count differs: it says 1 files; the bag has {files} files" in messages
+    )
+    assert f"Payload-Oxum byte count differs: it says 1 bytes; the bag has {size} bytes" in messages
 
 
 def test_validation_finds_a_tampered_tag_file(tmp_path: Path) -> None:
     out, _, _ = build(tmp_path, FILES)
     (out / "report.html").write_bytes(b"<p>forged</p>")
     (out / "notes.txt").write_bytes(b"added later")
-    found = [(d.field, d.message) for d in bag.validate_bag(out, full=False)]
+    found = [(d.field, d.message.split(": it ")[0]) for d in bag.validate_bag(out, full=False)]
     assert ("report.html", "md5 differs from tagmanifest-md5.txt (the file was changed)") in found
     assert (
         "notes.txt",
@@ -508,12 +522,14 @@ def test_validation_of_an_unfinished_build_says_so(tmp_path: Path) -> None:
     entries = make_sources(tmp_path, FILES)
     bag.build_payload(tmp_path / "bag", entries)
     found = {(d.field, d.message) for d in bag.validate_bag(tmp_path / "bag", full=False)}
-    assert ("bagit.txt", "missing") in found
+    assert ("bagit.txt", "missing: the bag has no bagit.txt") in found
     assert (".steward/", "the build did not finish (its work folder is still there)") in found
 
 
 def test_validation_of_a_folder_that_is_not_there(tmp_path: Path) -> None:
-    assert [d.message for d in bag.validate_bag(tmp_path / "nothing")] == ["not a folder"]
+    assert [d.message for d in bag.validate_bag(tmp_path / "nothing")] == [
+        "not a folder: there is nothing at this path"
+    ]
 
 
 def test_bags_written_by_bagit_python_with_a_literal_percent_still_validate(

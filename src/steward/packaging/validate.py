@@ -1,5 +1,9 @@
 """Checking a bag on disk: every problem, each naming the path, what was expected and found.
 
+Both are in the message itself (not only in the detail's ``value`` and ``accepted``), since the
+message is what a person reads: "Payload-Oxum says 205 files; the bag has 204", never a bare
+"differs".
+
 Fast mode checks completeness — declarations, manifests, every listed file present, no file
 that no manifest lists, Payload-Oxum, tag-file checksums (a few KB, so always checked). Full
 mode also recomputes every payload checksum with every manifest's algorithm, reading each file
@@ -76,18 +80,29 @@ def _read(check: BagCheck, name: str, *, required: bool = True) -> str | None:
         raw = path.read_bytes()
     except FileNotFoundError:
         if required:
-            check.add("missing", name, accepted=f"a {name} file")
+            check.add(f"missing: the bag has no {name}", name, accepted=f"a {name} file")
         return None
     except OSError as exc:
-        check.add(f"cannot be read: {exc.strerror}", name)
+        check.add(f"cannot be read: {exc.strerror}", name, accepted="a readable file")
         return None
     if raw.startswith(b"\xef\xbb\xbf"):
-        check.add("starts with a byte-order mark", name, accepted="UTF-8 without BOM")
+        check.add(
+            "starts with a UTF-8 byte-order mark (bytes ef bb bf)",
+            name,
+            value="ef bb bf",
+            accepted="UTF-8 without a byte-order mark",
+        )
         raw = raw[3:]
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        check.add(f"is not UTF-8 (byte {exc.start})", name, accepted="UTF-8 text")
+        byte = f"0x{raw[exc.start]:02x}"
+        check.add(
+            f"is not UTF-8: byte {byte} at byte offset {exc.start}",
+            name,
+            value=byte,
+            accepted="UTF-8 text",
+        )
         return None
 
 
@@ -99,18 +114,12 @@ def _check_declaration(check: BagCheck) -> None:
     version = parsed.get("BagIt-Version")
     encoding = parsed.get("Tag-File-Character-Encoding")
     if version not in (["1.0"], ["0.97"]):
-        check.add(
-            "BagIt-Version is wrong",
-            "bagit.txt",
-            value=", ".join(version) or "none",
-            accepted="1.0",
-        )
+        found = ", ".join(version) or "missing"
+        check.add(f"BagIt-Version is {found}", "bagit.txt", value=found, accepted="1.0 (or 0.97)")
     if [e.upper() for e in encoding] != ["UTF-8"]:
+        found = ", ".join(encoding) or "missing"
         check.add(
-            "Tag-File-Character-Encoding is wrong",
-            "bagit.txt",
-            value=", ".join(encoding) or "none",
-            accepted="UTF-8",
+            f"Tag-File-Character-Encoding is {found}", "bagit.txt", value=found, accepted="UTF-8"
         )
 
 
@@ -121,16 +130,35 @@ def _check_info(check: BagCheck) -> tuple[int, int] | None:
         return None
     parsed = parse_bag_info(text)
     for bad in parsed.bad_lines:
-        check.add("not a 'Label: value' line", "bag-info.txt", row=bad.number, value=bad.text)
+        check.add(
+            f"not a 'Label: value' line: {bad.text!r}",
+            "bag-info.txt",
+            row=bad.number,
+            value=bad.text,
+            accepted="Label: value",
+        )
     oxum = parsed.get("Payload-Oxum")
     if not oxum:
-        check.add("no Payload-Oxum", "bag-info.txt", accepted="Payload-Oxum: BYTES.FILES")
+        check.add(
+            "no Payload-Oxum line", "bag-info.txt", accepted="Payload-Oxum: BYTES.FILES (once)"
+        )
         return None
     if len(oxum) > 1:
-        check.add("Payload-Oxum appears more than once", "bag-info.txt", value=", ".join(oxum))
+        found = ", ".join(oxum)
+        check.add(
+            f"Payload-Oxum appears {len(oxum)} times: {found}",
+            "bag-info.txt",
+            value=found,
+            accepted="one Payload-Oxum line",
+        )
     m = _OXUM_RE.match(oxum[0])
     if not m:
-        check.add("malformed Payload-Oxum", "bag-info.txt", value=oxum[0], accepted="BYTES.FILES")
+        check.add(
+            f"malformed Payload-Oxum {oxum[0]!r}",
+            "bag-info.txt",
+            value=oxum[0],
+            accepted="BYTES.FILES, e.g. 1048576.12",
+        )
         return None
     return int(m.group(1)), int(m.group(2))
 
@@ -149,6 +177,7 @@ def _manifests(
             check.add(
                 f"unsupported checksum algorithm {alg!r}",
                 child.name,
+                value=alg,
                 accepted=", ".join(DIGEST_HEX_LENGTH),
             )
             continue
@@ -157,27 +186,57 @@ def _manifests(
             continue
         lines, bad = parse_manifest(text)
         for b in bad:
-            check.add("not a 'checksum  path' line", child.name, row=b.number, value=b.text)
+            check.add(
+                f"not a 'checksum  path' line: {b.text!r}",
+                child.name,
+                row=b.number,
+                value=b.text,
+                accepted="CHECKSUM  PATH",
+            )
         good = []
-        seen: set[str] = set()
+        seen: dict[str, int] = {}
         for line in lines:
             if len(line.digest) != DIGEST_HEX_LENGTH[alg] or not all(
                 c in "0123456789abcdef" for c in line.digest
             ):
-                check.add(f"not a {alg} checksum", child.name, row=line.number, value=line.digest)
+                check.add(
+                    f"{line.digest!r} is not a {alg} checksum",
+                    child.name,
+                    row=line.number,
+                    value=line.digest,
+                    accepted=f"{DIGEST_HEX_LENGTH[alg]} lowercase hexadecimal digits",
+                )
                 continue
             reason = _unsafe(line.path, tag=is_tag)
             if reason:
-                check.add(reason, child.name, row=line.number, value=line.raw_path)
+                check.add(
+                    f"{line.raw_path!r}: {reason}",
+                    child.name,
+                    row=line.number,
+                    value=line.raw_path,
+                    accepted="a path inside the bag, not in data/"
+                    if is_tag
+                    else "data/ and a relative path",
+                )
                 continue
             if line.path in seen:
-                check.add("path listed twice", child.name, row=line.number, value=line.raw_path)
+                check.add(
+                    f"{line.raw_path!r} is listed twice (first at line {seen[line.path]})",
+                    child.name,
+                    row=line.number,
+                    value=line.raw_path,
+                    accepted="each path once",
+                )
                 continue
-            seen.add(line.path)
+            seen[line.path] = line.number
             good.append(line)
         (tags if is_tag else payload)[alg] = good
     if not payload:
-        check.add("no payload manifest", "manifest-sha256.txt", accepted="manifest-sha256.txt")
+        check.add(
+            "no payload manifest: the bag has no usable manifest-ALGORITHM.txt",
+            "manifest-sha256.txt",
+            accepted="manifest-sha256.txt",
+        )
     return payload, tags
 
 
@@ -207,18 +266,31 @@ def _check_fetch(check: BagCheck, listed: set[str]) -> dict[str, FetchLine]:
         return {}
     lines, bad = parse_fetch(text)
     for b in bad:
-        check.add("not a 'URL LENGTH PATH' line", "fetch.txt", row=b.number, value=b.text)
+        check.add(
+            f"not a 'URL LENGTH PATH' line: {b.text!r}",
+            "fetch.txt",
+            row=b.number,
+            value=b.text,
+            accepted="URL LENGTH data/PATH",
+        )
     out: dict[str, FetchLine] = {}
     for line in lines:
         url = urlsplit(line.url)
         if not url.scheme or not (url.netloc or url.scheme == "file"):
-            check.add("not a URL", "fetch.txt", row=line.number, value=line.url)
+            check.add(
+                f"not a URL: {line.url!r}",
+                "fetch.txt",
+                row=line.number,
+                value=line.url,
+                accepted="scheme://host/path, e.g. s3://bucket/key or file:///path",
+            )
         if line.path not in listed:
             check.add(
-                "lists a file no payload manifest lists",
+                f"lists {line.raw_path!r}, which no payload manifest lists",
                 "fetch.txt",
                 row=line.number,
                 value=line.raw_path,
+                accepted="only files the payload manifests list",
             )
         out[line.path] = line
     return out
@@ -234,15 +306,25 @@ def check_bag(
     """Check the bag at ``bag_dir``; see the module text for what fast and full cover."""
     check = BagCheck(Path(bag_dir), full)
     if not check.bag_dir.is_dir():
-        check.add("not a folder", str(bag_dir))
+        found = "a file" if check.bag_dir.exists() else "nothing"
+        check.add(
+            f"not a folder: there is {found} at this path",
+            str(bag_dir),
+            value=found,
+            accepted="a bag's folder",
+        )
         return check
     _check_declaration(check)
     oxum = _check_info(check)
     data = check.bag_dir / PAYLOAD_DIR
     if not data.is_dir():
-        check.add("no payload folder", "data/", accepted="a data/ folder")
+        check.add("no payload folder: the bag has no data/", "data/", accepted="a data/ folder")
     if (check.bag_dir / BUILD_DIR).exists():
-        check.add("the build did not finish (its work folder is still there)", f"{BUILD_DIR}/")
+        check.add(
+            "the build did not finish (its work folder is still there)",
+            f"{BUILD_DIR}/",
+            accepted=f"no {BUILD_DIR}/ folder: a finished build removes it",
+        )
     payload, tags = _manifests(check)
 
     # every payload manifest must list the same files
@@ -254,7 +336,12 @@ def check_bag(
             raw_names[line.path] = line.raw_path
     for path, digests in sorted(entries.items()):
         for alg in sorted(set(payload) - set(digests)):
-            check.add(f"not listed in manifest-{alg}.txt", path)
+            listed_in = ", ".join(f"manifest-{a}.txt" for a in sorted(digests))
+            check.add(
+                f"listed in {listed_in} but not in manifest-{alg}.txt",
+                path,
+                accepted="every payload manifest lists the same files",
+            )
     check.payload_files = len(entries)
 
     fetch = _check_fetch(check, set(entries))
@@ -269,19 +356,34 @@ def check_bag(
         elif path in fetch:
             check.fetch_pending.append(path)
         else:
-            check.add("missing: listed in the manifest but not in the bag", path)
+            check.add(
+                "missing: listed in the manifest but not in the bag",
+                path,
+                accepted="the file, or a fetch.txt line for it",
+            )
     used = set(matched.values())
     sizes: dict[str, int] = {}
     for path in disk_files:
         full_path = check.bag_dir / path
         if full_path.is_symlink():
-            check.add("a symbolic link; a bag holds regular files", path)
-        if path not in used:
-            check.add("extra: in the bag but in no payload manifest", path)
+            target = os.readlink(full_path)
+            check.add(
+                f"a symbolic link (to {target}); a bag holds regular files",
+                path,
+                value=target,
+                accepted="a regular file",
+            )
         try:
             sizes[path] = full_path.stat().st_size
         except OSError as exc:
-            check.add(f"cannot be read: {exc.strerror}", path)
+            check.add(f"cannot be read: {exc.strerror}", path, accepted="a readable file")
+        if path not in used:
+            size = f"{sizes[path]} bytes" if path in sizes else "a file"
+            check.add(
+                f"extra: {size} in the bag but in no payload manifest",
+                path,
+                accepted="only files the payload manifests list",
+            )
 
     if oxum is not None:
         _check_oxum(check, oxum, sizes, fetch)
@@ -297,9 +399,11 @@ def _check_oxum(
     pending = [fetch[p].size for p in check.fetch_pending]
     count = len(sizes) + len(pending)
     expected_bytes, expected_count = oxum
+    fetched = f", {len(pending)} of them still to fetch" if pending else ""
     if count != expected_count:
         check.add(
-            "Payload-Oxum file count differs",
+            f"Payload-Oxum file count differs: it says {expected_count} files; "
+            f"the bag has {count} files{fetched}",
             "bag-info.txt",
             value=f"{count} files",
             accepted=f"{expected_count} files",
@@ -309,7 +413,8 @@ def _check_oxum(
     total = sum(sizes.values()) + sum(s for s in pending if s is not None)
     if total != expected_bytes:
         check.add(
-            "Payload-Oxum byte count differs",
+            f"Payload-Oxum byte count differs: it says {expected_bytes} bytes; "
+            f"the bag has {total} bytes{fetched}",
             "bag-info.txt",
             value=f"{total} bytes",
             accepted=f"{expected_bytes} bytes",
@@ -319,7 +424,7 @@ def _check_oxum(
 def _check_tags(check: BagCheck, tags: dict[str, list[ManifestLine]]) -> None:
     if "sha256" not in tags:
         check.add(
-            "no tag manifest: the bag was not finished",
+            "no tag manifest: the bag has no tagmanifest-sha256.txt, so it was not finished",
             "tagmanifest-sha256.txt",
             accepted="tagmanifest-sha256.txt",
         )
@@ -329,12 +434,17 @@ def _check_tags(check: BagCheck, tags: dict[str, list[ManifestLine]]) -> None:
             covered.add(line.path)
             path = check.bag_dir / line.path
             if not path.is_file():
-                check.add(f"missing: listed in tagmanifest-{alg}.txt", line.path)
+                check.add(
+                    f"missing: listed in tagmanifest-{alg}.txt but not in the bag",
+                    line.path,
+                    accepted="the file",
+                )
                 continue
             got = hash_file(path, (alg,)).hexdigests[alg]
             if got != line.digest:
                 check.add(
-                    f"{alg} differs from tagmanifest-{alg}.txt (the file was changed)",
+                    f"{alg} differs from tagmanifest-{alg}.txt (the file was changed): "
+                    f"it is {got}, the manifest says {line.digest}",
                     line.path,
                     value=got,
                     accepted=line.digest,
@@ -343,7 +453,11 @@ def _check_tags(check: BagCheck, tags: dict[str, list[ManifestLine]]) -> None:
         return
     for rel in sorted(_tag_files(check.bag_dir)):
         if not rel.startswith("tagmanifest-") and rel not in covered:
-            check.add("a tag file no tag manifest lists (added after the bag was made?)", rel)
+            check.add(
+                "a tag file no tag manifest lists (added after the bag was made?)",
+                rel,
+                accepted="only files the tag manifests list",
+            )
 
 
 def _tag_files(bag_dir: Path) -> list[str]:
@@ -373,12 +487,15 @@ def _verify_payload(
                 check.bag_dir / matched[path], tuple(expected), chunk_size=DEFAULT_CHUNK_SIZE
             )
         except OSError as exc:
-            return [Detail(f"cannot be read: {exc.strerror}", field=path)]
+            return [
+                Detail(f"cannot be read: {exc.strerror}", field=path, accepted="a readable file")
+            ]
         if on_progress is not None:
             on_progress(got.size, 1)
         return [
             Detail(
-                f"{alg} differs from manifest-{alg}.txt",
+                f"{alg} differs from manifest-{alg}.txt: it is {got.hexdigests[alg]}, the "
+                f"manifest says {digest}",
                 field=path,
                 value=got.hexdigests[alg],
                 accepted=digest,

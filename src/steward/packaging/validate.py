@@ -306,11 +306,11 @@ def check_bag(
     """Check the bag at ``bag_dir``; see the module text for what fast and full cover."""
     check = BagCheck(Path(bag_dir), full)
     if not check.bag_dir.is_dir():
-        found = "a file" if check.bag_dir.exists() else "nothing"
+        there = "a file" if check.bag_dir.exists() else "nothing"
         check.add(
-            f"not a folder: there is {found} at this path",
+            f"not a folder: there is {there} at this path",
             str(bag_dir),
-            value=found,
+            value=there,
             accepted="a bag's folder",
         )
         return check

@@ -356,6 +356,14 @@ def test_header_spellings_and_caller_aliases(tree: Path) -> None:
     assert ("m.csv:library_id", 1) in problems(fails(tree / "m.csv"))
 
 
+def test_headers_with_invisible_characters_still_match(tree: Path) -> None:
+    header = [f"{h[:3]}\u200b{h[3:]}" if h == "library_id" else h for h in HEADER]
+    header[0] = "\ufeff\u2060Sample\u00a0ID"
+    m = load_manifest(write(tree / "m.csv", [header, row()]))
+    assert (m.rows[0].sample_id, m.rows[0].library_id) == ("S1", "L1")
+    assert m.warnings == ()
+
+
 def test_caller_alias_overrides_a_default_spelling(tree: Path) -> None:
     header = ["sample", "library", *HEADER[2:]]  # this LIMS's "sample" holds the library
     write(tree / "m.csv", [header, ["L1", "S1", *row()[2:]]])

@@ -7,6 +7,7 @@ same LIMS export works whether it says "Sample ID", "sample-id" or "sample_id".
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -84,8 +85,11 @@ are cross-checked); without a data type one is inferred from the file name."""
 
 
 def header_key(text: str) -> str:
-    """How headers and aliases are compared: "Sample-ID " and "sample_id" are the same."""
-    key = re.sub(r"[\s\-.]+", "_", text.replace("\ufeff", "").strip().lower())
+    """How headers and aliases are compared: "Sample-ID " and "sample_id" are the same, and so
+    are headers with characters nobody can see (a zero-width space pasted from a web page, a
+    byte-order mark): a header cannot be told apart from the column it looks like."""
+    visible = "".join(c for c in text if unicodedata.category(c) not in ("Cf", "Cc") or c == "\t")
+    key = re.sub(r"[\s\-.]+", "_", visible.strip().lower())
     return re.sub(r"_+", "_", key).strip("_")
 
 

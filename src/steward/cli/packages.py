@@ -189,8 +189,8 @@ def create(
 ) -> None:
     """Check a manifest and build its package; nothing is written while any row has a problem.
 
-    Running the same command again continues the same package (no duplicates): a build that
-    was interrupted picks up where it stopped.
+    Running the same command again continues the same package (no duplicates): a build whose
+    process died picks up where it stopped; a failed one (Ctrl-C too) needs `package retry`.
     """
     view, new = packages.create(
         STATE.db,

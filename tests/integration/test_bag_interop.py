@@ -3,6 +3,7 @@ the ``rocrate`` library — and built from objects in a real S3 server (SeaweedF
 
 from __future__ import annotations
 
+import csv
 import functools
 import http.server
 import json
@@ -13,16 +14,20 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import bagit  # type: ignore[import-untyped]
 import pytest
 from rocrate.rocrate import ROCrate  # type: ignore[import-untyped]
 
 from steward.adapters.storage import open_store
+from steward.config import Settings
 from steward.errors import ValidationFailed
 from steward.packaging import bag
+from steward.services import package_build, packages
+from steward.services.packages import PackageSpec
 from tests import s3
+from tests.conftest import Consortium
 
 INFO = bag.BagInfo(
     name="interop",
@@ -186,6 +191,74 @@ def test_bagit_python_does_not_decode_percent_in_paths_as_rfc_8493_requires(
     with pytest.raises(bagit.BagValidationError) as err:
         bagit.Bag(str(out)).validate()
     assert {type(d).__name__ for d in err.value.details} == {"FileMissing", "UnexpectedFile"}
+
+
+AWKWARD_SOURCES = {
+    # source file name → where the default layout puts it below data/PRJA/fastq/RUN1/<library>/
+    "50%_done_R1.fastq.gz": "50__done_R1.fastq.gz",
+    "a%25b_R1.fastq.gz": "a_25b_R1.fastq.gz",
+    "it's a $weird `name` & co #1 [x] ~+;=,@!_R1.fastq.gz": (
+        "it's a $weird `name` & co #1 [x] ~+;=,@!_R1.fastq.gz"
+    ),
+    "ünïcødé 日本 файл_R1.fastq.gz": "ünïcødé 日本 файл_R1.fastq.gz",
+    "what? yes: <maybe>_R1.fastq.gz": "what_ yes_ _maybe__R1.fastq.gz",
+}
+
+
+def test_a_package_with_percent_and_other_awkward_names_passes_bagit_and_bdbag(
+    consortium: Consortium, settings: Settings, tmp_path: Path
+) -> None:
+    """docs/packages.md says bagit and bdbag accept Steward's bags: true also when a source
+    file or a manifest value holds '%' (which those tools misread as RFC 8493 writes it), so
+    the layout maps it to '_'; the original name stays in the package's file list."""
+    src = tmp_path / "src"
+    src.mkdir()
+    rows = []
+    for i, name in enumerate(AWKWARD_SOURCES):
+        (src / name).write_bytes(f"reads of {name}\n".encode())
+        rows.append(
+            {
+                "sample_id": f"S{i}",
+                "library_id": "L%1" if i == 0 else f"L{i}",
+                "subject_id": f"SBJ{i}",
+                "project_id": "PRJA",
+                "data_type": "fastq",
+                "run_id": "RUN1",
+                "lane": "1",
+                "path": name,
+            }
+        )
+    manifest = src / "samples.csv"
+    with manifest.open("w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    view, _ = packages.create(
+        consortium.db,
+        settings,
+        actor=consortium.steward,
+        project=consortium.project,
+        spec=PackageSpec(name="awkward", manifest=manifest),
+    )
+    pkg = package_build.build(consortium.db, settings, actor=consortium.steward, package_id=view.id)
+    assert pkg.state == "built"
+    out = packages.bag_dir(settings, pkg.id)
+    listed = packages.files(consortium.db, actor=consortium.steward, package_id=pkg.id)
+    expected = {
+        f"PRJA/fastq/RUN1/{'L_1' if i == 0 else f'L{i}'}/{laid_out}": source
+        for i, (source, laid_out) in enumerate(AWKWARD_SOURCES.items())
+    }
+    assert {
+        f.relpath.removeprefix("data/"): unquote(f.source_uri).rsplit("/", 1)[1] for f in listed
+    } == expected
+    assert "%" not in (out / "manifest-sha256.txt").read_text("utf-8")
+
+    bagit.Bag(str(out)).validate()  # raises on any problem
+    result = run_bdbag(tmp_path, "--validate", "full", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "is valid" in result.stderr
+    assert {unquote(i) for i in crate_file_ids(out)} == set(expected)
+    assert bag.validate_bag(out, full=True) == []
 
 
 # -- sources in object storage --------------------------------------------------------------

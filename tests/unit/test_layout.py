@@ -144,6 +144,7 @@ def test_layout_never_escapes_and_never_leaves_empty_components(
         assert not part.startswith(".")
         assert part.strip() == part
         assert "\\" not in part
+        assert "%" not in part
         assert all(c.isprintable() or c == " " for c in part)
     root = Path("/pkg/data")
     assert Path(os.path.normpath(root / path)).is_relative_to(root)
@@ -158,3 +159,14 @@ def test_sections() -> None:
         "secondary",
         "other",
     ]
+
+
+def test_percent_never_reaches_a_layout_name() -> None:
+    """RFC 8493 writes '%' as '%25' in manifests, which bagit-python 1.9 and bdbag 1.8 do not
+    decode: such a bag fails their validation. The layout maps '%' like the other unsafe
+    characters, so every bag Steward builds is accepted by those tools."""
+    assert sanitise_component("50%_done%25.fq") == "50__done_25.fq"
+    row = make(library_id="L%1", run_id="R%", file_name="a%0Ab%.fq")
+    ((_, path),) = plan_layout(Manifest((row,)))
+    assert path == "PRJ/fastq/R_/L_1/a_0Ab_.fq"
+    assert "%" not in path

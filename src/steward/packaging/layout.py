@@ -4,9 +4,10 @@ The layout is a template such as ``{project_id}/{data_type}/{run_id}/{library_id
 Values come from manifests, so they are untrusted: each path component is sanitised so that no
 value can add folders, climb out (``..``), hide a file (leading dot), carry control or
 bidirectional-override characters (other white space becomes a plain space), or use names
-Windows cannot store — recipients unpack
-packages on every kind of machine. A component that comes out empty (``{run_id}`` of a VCF
-with no run) is dropped rather than replaced by a placeholder, so the path stays readable.
+Windows cannot store — recipients unpack packages on every kind of machine — or contain ``%``,
+which common BagIt tools misread in manifests. A component that comes out empty (``{run_id}``
+of a VCF with no run) is dropped rather than replaced by a placeholder, so the path stays
+readable.
 Two rows landing on one path — even differing only in letter case, which macOS and Windows
 cannot tell apart — or a file landing where another row needs a folder is an error naming
 both rows.
@@ -36,7 +37,9 @@ PLACEHOLDERS = (
     "file",
 )
 MAX_COMPONENT_BYTES = 255
-_UNSAFE = re.compile(r'[/\\:*?"<>|]')
+# "%" too: RFC 8493 writes it as "%25" in manifests, which bagit-python 1.9 and bdbag 1.8 do
+# not decode, so they would reject the bag (bagit-python issue #157).
+_UNSAFE = re.compile(r'[/\\:*?"<>|%]')
 _UNSAFE_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
 _RESERVED = {"CON", "PRN", "AUX", "NUL"} | {f"{d}{i}" for d in ("COM", "LPT") for i in range(10)}
 

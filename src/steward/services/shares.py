@@ -37,6 +37,7 @@ from steward.errors import (
 )
 from steward.ids import new_id
 from steward.packaging import script
+from steward.packaging.sources import S3Source, parse_source
 from steward.services import leases, ledger, places
 from steward.services import packages as pkgs
 from steward.services.access import audited, require_user
@@ -188,10 +189,16 @@ def _items(settings: Settings, s: Session, pkg: Package) -> list[tx.TransferItem
         if f.size is None or f.sha256 is None:  # set when the package was built
             raise InvalidTransition(f"{pkg.id} has a file without a checksum: {f.relpath}")
         if pkg.mode == "fetch":
-            root, _, key = f.source_uri.rpartition("/")
+            # The URI is percent-encoded (file:///…/a%20b.fq): read the file it names, with
+            # one store per bucket (and one for local files).
+            source = parse_source(f.source_uri)
+            if isinstance(source, S3Source):
+                root, src_key = f"s3://{source.bucket}", source.key
+            else:
+                root, src_key = "file:///", str(source.path).lstrip("/")
             if root not in sources:
                 sources[root] = open_store(root, s3)
-            src, src_key = sources[root], key
+            src = sources[root]
         else:
             src, src_key = local, f.relpath
         items.append(tx.TransferItem(src, src_key, f.relpath, f.size, f.sha256, f.md5))

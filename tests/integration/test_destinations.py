@@ -350,3 +350,13 @@ def test_scripts_are_not_written_into_bags_sources_or_steward_home(
     r = cli("--as", "sam", "share", "presign", pushed.id, "-o", str(bag / "x.sh"))
     assert r.code == 2, r.out + r.err
     assert "the packages folder" in r.err
+
+
+def test_open_store_never_reads_a_host_or_an_empty_file_url_as_the_working_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValidationFailed, match="names the host 'server'"):
+        open_store("file://server/share")
+    assert open_store("file://").url == "file:///"  # what "file:///x".rpartition("/") leaves
+    assert open_store("file://localhost/srv").url == "file:///srv"

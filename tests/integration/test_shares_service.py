@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import subprocess
 from datetime import timedelta
@@ -182,3 +183,46 @@ def test_a_missing_bucket_or_wrong_key_stops_before_anything_moves(
     assert "not-the-secret" not in str(err.value)
     with consortium.db.transaction() as s:
         assert s.scalar(select(func.count()).select_from(Share)) == 0
+
+
+def test_a_fetch_package_with_awkward_source_names_is_pushed_complete(
+    consortium: Consortium, settings: Settings, tmp_path: Path
+) -> None:
+    """A fetch-mode push copies each payload file from its source, whose URI is
+    percent-encoded (``file:///…/a%20b.fq``): the file read must be the one the URI names."""
+    src = tmp_path / "src dir #1"
+    src.mkdir()
+    names = ["plain_R1.fastq.gz", "with space_R1.fastq.gz", "ünï #2 & $x_R1.fastq.gz"]
+    rows = []
+    for i, file_name in enumerate(names):
+        (src / file_name).write_bytes(f"reads {i}\n".encode())
+        rows.append(
+            {
+                "sample_id": f"S{i}",
+                "library_id": f"L{i}",
+                "subject_id": f"SBJ{i}",
+                "project_id": "PRJA",
+                "data_type": "fastq",
+                "run_id": "RUN1",
+                "lane": "1",
+                "path": file_name,
+            }
+        )
+    manifest = src / "samples.csv"
+    with manifest.open("w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    spec = PackageSpec(name="holey", manifest=manifest, mode="fetch")
+    view, _ = packages.create(
+        consortium.db, settings, actor=consortium.steward, project=consortium.project, spec=spec
+    )
+    pkg = package_build.build(consortium.db, settings, actor=consortium.steward, package_id=view.id)
+    dest = tmp_path / "recipient"
+    share = shares.push(
+        consortium.db, settings, actor=consortium.steward, package_id=pkg.id, destination=str(dest)
+    )
+    assert share.state == "succeeded"
+    for i, file_name in enumerate(names):
+        pushed = dest / "holey" / "data" / "PRJA" / "fastq" / "RUN1" / f"L{i}" / file_name
+        assert pushed.read_bytes() == f"reads {i}\n".encode()

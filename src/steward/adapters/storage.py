@@ -214,7 +214,23 @@ def open_store(url: str | Path, s3: S3Config | None = None) -> Store:
     if scheme in ("", "file"):
         from steward.adapters.store_local import LocalStore
 
-        path = Path(unquote(urlsplit(text).path)) if scheme == "file" else Path(text)
+        if scheme == "file":
+            parts = urlsplit(text)
+            if parts.netloc not in ("", "localhost"):  # not silently read as a local folder
+                raise ValidationFailed(
+                    f"{text!r} names the host {parts.netloc!r}",
+                    [
+                        Detail(
+                            "file:// URLs name local folders only",
+                            field="url",
+                            value=text,
+                            accepted="file:///absolute/folder",
+                        )
+                    ],
+                )
+            path = Path(unquote(parts.path) or "/")  # "file://" + "/" + name: the root's file
+        else:
+            path = Path(text)
         return LocalStore(path.expanduser().resolve())
     raise ValidationFailed(
         f"{text!r}: storage of kind {scheme!r} is not supported",

@@ -9,6 +9,7 @@ import pytest
 
 from steward import errors
 from steward.errors import (
+    Concealed,
     Conflict,
     Detail,
     Forbidden,
@@ -98,10 +99,26 @@ def test_details_are_not_shared_between_errors() -> None:
 
 
 def test_codes_are_distinct_and_kebab_case() -> None:
-    codes = [cls.code for cls in ALL]
+    # Every class that names a code names its own; only Concealed borrows NotFound's, on purpose
+    # (below), so a hidden thing and a missing one cannot be told apart.
+    own = [cls for cls in ALL if "code" in cls.__dict__]
+    assert [cls for cls in ALL if cls not in own] == [Concealed]
+    codes = [cls.code for cls in own]
     assert len(codes) == len(set(codes)), codes
     for code in codes:
         assert re.fullmatch(r"[a-z]+(-[a-z]+)*", code), code
+
+
+def test_concealed_reads_exactly_as_not_found() -> None:
+    """Who may not see a thing is told it does not exist: same problem document, same exit
+    code; the reason (for the audit log) is never part of what is shown."""
+    details = [Detail("unknown request", field="request", value="req_1")]
+    hidden = Concealed("no access request 'req_1'", details, reason="bea may not see req_1")
+    missing = NotFound("no access request 'req_1'", details)
+    assert hidden.as_problem() == missing.as_problem()
+    assert hidden.exit_code == missing.exit_code
+    assert "bea" not in str(hidden.as_problem())
+    assert str(hidden) == str(missing)
 
 
 @pytest.mark.parametrize(

@@ -169,7 +169,7 @@ def test_summary_figures() -> None:
     assert got["Checksums"] == "sha256, md5"
     assert got["Mode"] == "copy"
     assert got["Created by"] == "alice"
-    assert got["Created"] == "2025-01-02 12:30 Europe/Helsinki"  # UTC+2 in winter
+    assert got["Created"] == "2025-01-02 12:30 +02:00 Europe/Helsinki"  # UTC+2 in winter
     assert 'datetime="2025-01-02T10:30:00Z"' in html
 
 

@@ -61,6 +61,7 @@ REPORT_TARGET = 2.0  # seconds
 INSTITUTIONS = [f"Institute {i}" for i in range(60)]
 DATASETS = ["raw/wgs", "raw/wes", "phenotypes", "results/summary"]
 DUO = ["GRU", "HMB", "DS;NPU", "HMB;IRB", "GRU;COL"]
+REVIEWERS = [f"reviewer{i:02d}" for i in range(25)]
 
 
 # ---- data ----------------------------------------------------------------------------------
@@ -108,7 +109,7 @@ def generate(path: Path, n: int) -> tuple[int, datetime]:
     for i in range(n):
         ext = f"EXT-{i:07d}"
         requester = f"user{rng.randrange(3000):04d}"
-        reviewer = f"reviewer{rng.randrange(25):02d}"
+        reviewer = REVIEWERS[rng.randrange(len(REVIEWERS))]
         at = START + timedelta(seconds=rng.randrange(span))
         for k, state in enumerate(_path(rng)):
             if k:
@@ -402,6 +403,11 @@ def run_backend(
         access.add_user(db, actor="admin", user_id=STEWARD, display_name="Sam Steward")
         access.create_project(db, actor="admin", project_id=PROJECT, title="Benchmark")
         access.add_member(db, actor="admin", project_id=PROJECT, user_id=STEWARD, role="steward")
+        for reviewer in REVIEWERS:  # imported decisions need the reviewer role, as live ones do
+            access.add_user(db, actor="admin", user_id=reviewer)
+            access.add_member(
+                db, actor="admin", project_id=PROJECT, user_id=reviewer, role="reviewer"
+            )
         print(f"[{backend}] importing {csv_path.name} …", flush=True)
         t0 = time.perf_counter()
         result = importer.import_requests(

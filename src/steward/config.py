@@ -99,6 +99,13 @@ class Settings(BaseSettings):
         ge=1,
         description="Days a built package is kept before `steward package expire-due` removes it.",
     )
+    import_clock_skew: str = Field(
+        default="5m",
+        description=(
+            "How far in the future an imported row may be dated (another machine's clock may "
+            "run ahead), e.g. 30s, 5m, 1h; rows dated later are refused."
+        ),
+    )
     organisation: str = Field(
         default="Steward",
         description="Your organisation's name, written as Source-Organization in every bag.",
@@ -185,6 +192,14 @@ class Settings(BaseSettings):
             zone(value)
         except ValidationFailed as exc:
             raise ValueError(f"{exc.message}; use an IANA name such as Europe/Helsinki") from None
+        return value
+
+    @field_validator("import_clock_skew")
+    @classmethod
+    def _a_duration(cls, value: str) -> str:
+        from steward.timeutil import parse_duration
+
+        parse_duration(value)  # its ValueError names the value and the accepted forms
         return value
 
     @classmethod

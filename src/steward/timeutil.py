@@ -70,8 +70,42 @@ def parse_timestamp(text: str, *, assume: ZoneInfo | None = None) -> datetime:
                 "timestamp has no UTC offset (add one, e.g. +00:00, or say which zone it is "
                 "in with --assume-tz)"
             )
-        value = value.replace(tzinfo=assume)
-    return value.astimezone(UTC)
+        value = local_time(value, assume)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00+01:00 is before year 1 in UTC
+        raise ValueError(f"{text.strip()} is out of the range of representable times") from None
+
+
+def local_time(value: datetime, tz: ZoneInfo) -> datetime:
+    """A wall-clock time in ``tz``, refused when the zone makes it ambiguous.
+
+    Around a change of offset a local time may not exist (clocks skipped it) or may have
+    happened twice (clocks went back); choosing one silently is how histories get events an
+    hour out of order, so say which and ask for the offset.
+    """
+    first, second = value.replace(tzinfo=tz, fold=0), value.replace(tzinfo=tz, fold=1)
+    a, b = first.utcoffset(), second.utcoffset()
+    if a == b:
+        return first
+    shown = value.isoformat(timespec="seconds")
+    if first.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != value:
+        raise ValueError(
+            f"{shown} did not exist in {tz.key} (the clocks skipped it when the offset "
+            f"changed from {_offset(a)} to {_offset(b)}); give the offset meant"
+        )
+    raise ValueError(
+        f"{shown} happened twice in {tz.key} (at {_offset(a)} and again at {_offset(b)}, "
+        "when the clocks went back); give the offset meant, e.g. "
+        f"{shown}{_offset(a)}"
+    )
+
+
+def _offset(delta: timedelta | None) -> str:
+    seconds = int((delta or timedelta(0)).total_seconds())
+    sign = "-" if seconds < 0 else "+"
+    hours, rest = divmod(abs(seconds), 3600)
+    return f"{sign}{hours:02d}:{rest // 60:02d}"
 
 
 def format_duration(seconds: float | None) -> str:

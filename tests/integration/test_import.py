@@ -74,6 +74,7 @@ def row(
     actor: str = "",
     reason: str = "",
     duo: str = "",
+    reviewer: str = "",
 ) -> str:
     values = dict.fromkeys(COLUMNS, "")
     values.update(
@@ -85,6 +86,7 @@ def row(
         actor=actor,
         reason=reason,
         duo_codes=duo,
+        reviewer=reviewer,
     )
     return ",".join(values[c] for c in COLUMNS)
 

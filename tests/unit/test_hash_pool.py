@@ -23,12 +23,12 @@ def pool() -> Iterator[HashPool]:
         yield p
 
 
-def _reader(data: bytes) -> tuple[list[int], Callable[[bytearray], int]]:
+def _reader(data: bytes) -> tuple[list[int], Callable[[memoryview], int]]:
     """A ``readinto`` over ``data`` that records how many reads were made."""
     calls: list[int] = []
     pos = 0
 
-    def readinto(buf: bytearray) -> int:
+    def readinto(buf: memoryview) -> int:
         nonlocal pos
         n = min(len(buf), len(data) - pos)
         buf[:n] = data[pos : pos + n]
@@ -81,7 +81,7 @@ def test_the_next_chunk_is_read_while_the_previous_one_is_hashed(pool: HashPool)
     calls, readinto = _reader(data)
     second_read = threading.Event()
 
-    def counting(buf: bytearray) -> int:
+    def counting(buf: memoryview) -> int:
         n = readinto(buf)
         if len(calls) == 2:
             second_read.set()
@@ -185,7 +185,7 @@ def test_a_reader_that_fails_mid_stream_leaves_no_chunk_in_flight(pool: HashPool
 
             return [record]
 
-    def failing(buf: bytearray) -> int:
+    def failing(buf: memoryview) -> int:
         if len(calls) == 3:
             raise OSError(5, "Input/output error")
         return readinto(buf)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import timedelta
 from typing import Any
 
@@ -95,8 +96,9 @@ class Workflow:
     def terminal_states(self) -> frozenset[str]:
         return frozenset(s.name for s in self.states if s.terminal)
 
-    @property
+    @cached_property
     def commands(self) -> tuple[str, ...]:
+        # Cached: ``decide`` asks for it on every command, bulk imports for every row.
         return (self.create.command, *dict.fromkeys(t.command for t in self.transitions))
 
     @property

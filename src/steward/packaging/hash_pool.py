@@ -22,6 +22,7 @@ lane never waits for anything — before its buffers are reused.
 
 from __future__ import annotations
 
+import mmap
 import os
 import threading
 from collections import deque
@@ -36,19 +37,24 @@ DEFAULT_DEPTH = 4
 #: in flight: handing a chunk to another thread costs tens of microseconds, as much as hashing
 #: a few dozen KiB
 INLINE_BELOW = 128 << 10
-#: idle buffers kept for reuse, in bytes: allocating (and zeroing) 1 MiB per file costs more
+#: idle buffers kept for reuse, in bytes: mapping (and faulting in) 1 MiB per file costs more
 #: than hashing a small file's tail
 KEEP_IDLE_BYTES = 64 << 20
 
 
 class _Slot:
-    """One buffer of a ring and what was last submitted from it."""
+    """One buffer of a ring and what was last submitted from it.
 
-    __slots__ = ("buffer", "chunk", "pending", "view")
+    The buffer is an anonymous memory map, so it starts on a page boundary: ``malloc`` puts a
+    1 MiB ``bytearray`` 16 bytes past one, and the kernel then copies a file into it at a
+    quarter of the speed (measured: 0.43 against 0.11 ns per byte for ``readv`` from the page
+    cache, a fifth of what both digests cost).
+    """
+
+    __slots__ = ("chunk", "pending", "view")
 
     def __init__(self, size: int) -> None:
-        self.buffer = bytearray(size)
-        self.view = memoryview(self.buffer)
+        self.view = memoryview(mmap.mmap(-1, size))
         self.chunk: memoryview | None = None
         self.pending = 0  # lanes that have not hashed ``chunk`` yet
 
@@ -125,7 +131,7 @@ class HashPool:
 
     def _give_slot(self, slot: _Slot) -> None:
         slot.chunk = None
-        size = len(slot.buffer)
+        size = len(slot.view)
         if self._idle_bytes + size <= KEEP_IDLE_BYTES:
             self._idle.setdefault(size, []).append(slot)
             self._idle_bytes += size
@@ -184,7 +190,7 @@ class Feed:
         self._current: _Slot | None = None
         self.error: BaseException | None = None
 
-    def next_buffer(self) -> bytearray:
+    def next_buffer(self) -> memoryview:
         """A buffer free to be filled; waits while the whole ring is being hashed."""
         with self._lock:
             if self._current is None:
@@ -200,7 +206,7 @@ class Feed:
                         self._reap()
                 self._current = self._free.pop()
             self._raise_error()
-            return self._current.buffer
+            return self._current.view
 
     def submit(self, n: int) -> memoryview:
         """Hand the first ``n`` bytes of the last :meth:`next_buffer` to every digest; returns

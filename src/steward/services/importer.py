@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from operator import attrgetter
 from pathlib import Path
 from typing import Any
@@ -34,8 +34,10 @@ from steward.domain.roles import STAFF, Role
 from steward.domain.workflow import Transition
 from steward.errors import Detail, Forbidden, ValidationFailed
 from steward.ids import new_id
+from steward.services import import_limits as limits
 from steward.services.access import audited, require_member, require_user
-from steward.timeutil import parse_timestamp, utcnow
+from steward.services.import_rules import check_histories
+from steward.timeutil import parse_duration, parse_timestamp, utcnow
 
 COLUMNS = (
     "request",
@@ -55,6 +57,15 @@ COLUMNS = (
 REQUIRED = ("request", "state", "at")
 LIST_FIELDS = ("datasets", "duo_codes")
 BATCH = 20_000
+FORMATS = {
+    ".csv": "CSV",
+    ".txt": "CSV",
+    ".tsv": "TSV (tab-separated)",
+    ".jsonl": "JSON lines",
+    ".ndjson": "JSON lines",
+    ".json": "JSON lines",
+}
+DEFAULT_CLOCK_SKEW = timedelta(minutes=5)
 
 
 @dataclass(slots=True)
@@ -159,7 +170,9 @@ def _jsonl_rows(text: str, problems: list[Detail]) -> Iterator[tuple[int, dict[s
         except json.JSONDecodeError as exc:
             problems.append(
                 Detail(
-                    f"not valid JSON: {exc.msg} at column {exc.colno} (is the file truncated?)",
+                    # json's own messages may end in "at" ("Unterminated string starting at")
+                    f"not valid JSON: {exc.msg.removesuffix(' at')} at column {exc.colno} "
+                    "(is the file truncated?)",
                     row=line,
                 )
             )
@@ -175,6 +188,8 @@ def _jsonl_rows(text: str, problems: list[Detail]) -> Iterator[tuple[int, dict[s
                 )
             )
             continue
+        if "\\u" in raw and _unencodable(obj, line, problems):
+            continue
         values: dict[str, Any] = {}
         for k, v in obj.items():
             if k in LIST_FIELDS:
@@ -189,12 +204,47 @@ def _jsonl_rows(text: str, problems: list[Detail]) -> Iterator[tuple[int, dict[s
         yield line, values
 
 
-def read_rows(path: Path, *, assume_tz: ZoneInfo | None = None) -> tuple[list[Row], list[Detail]]:
+def _unencodable(obj: dict[str, Any], line: int, problems: list[Detail]) -> bool:
+    """JSON escapes can spell half of a surrogate pair, which no database can store as text."""
+    bad = False
+    for k, v in obj.items():
+        for text in v if isinstance(v, list) else [v]:
+            if isinstance(text, str):
+                try:
+                    text.encode("utf-8")
+                except UnicodeEncodeError:
+                    problems.append(
+                        Detail(
+                            "holds an unpaired surrogate escape (\\ud800-\\udfff), "
+                            "which is not a character",
+                            row=line,
+                            field=k,
+                            accepted="valid Unicode text",
+                        )
+                    )
+                    bad = True
+    return bad
+
+
+def read_rows(
+    path: Path,
+    *,
+    assume_tz: ZoneInfo | None = None,
+    now: datetime | None = None,
+    clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
+) -> tuple[list[Row], list[Detail]]:
     """Parse and check every row on its own; return them with every problem found.
 
-    Rows repeating another row (same request, state and time) are found by ``plan_requests``,
+    Each value is checked against what either database would refuse (``import_limits``),
+    and each time against ``now`` plus the tolerated ``clock_skew``: history cannot happen
+    in the future, and one event that does breaks every duration derived from it. Rows
+    repeating another row (same request, state and time) are found by ``plan_requests``,
     which sees each request's rows sorted by time anyway.
     """
+    latest = (now or utcnow()) + clock_skew
+    earliest = limits.EARLIEST
+    check_values = limits.check_values
+    limited = tuple(limits.MAX_LENGTH.items())
     problems: list[Detail] = []
     try:
         raw = path.read_bytes()
@@ -204,19 +254,20 @@ def read_rows(path: Path, *, assume_tz: ZoneInfo | None = None) -> tuple[list[Ro
             [Detail(exc.strerror or "unreadable", field="file", value=str(path))],
         ) from None
     suffix = path.suffix.lower()
-    if suffix not in (".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".txt"):
+    if suffix not in FORMATS:
         raise ValidationFailed(
             f"cannot tell the format of {path.name}",
             [
                 Detail(
                     "unknown file type",
                     field="file",
-                    value=path.suffix,
-                    accepted=".csv, .tsv, .jsonl, .ndjson",
+                    value=path.suffix or "(no extension)",
+                    accepted=", ".join(f"{ext} ({kind})" for ext, kind in FORMATS.items()),
                 )
             ],
         )
     text = _decode(raw, str(path))
+    has_nul = "\x00" in text or "\\u0000" in text  # raw, or escaped in JSON
     if suffix in (".jsonl", ".ndjson", ".json"):
         source = _jsonl_rows(text, problems)
     else:
@@ -258,6 +309,22 @@ def read_rows(path: Path, *, assume_tz: ZoneInfo | None = None) -> tuple[list[Ro
                         accepted="ISO 8601 with offset, e.g. 2026-03-01T09:30:00+02:00",
                     )
                 )
+                bad = True
+            else:
+                if not earliest <= at <= latest:
+                    problems += limits.check_time(line, at, at_text, latest, clock_skew)
+                    bad = True
+        suspect = has_nul  # inlined: nearly every file has no NUL and no overlong value
+        if not suspect:
+            for name, limit in limited:
+                value = get(name)
+                if value and len(value) > limit:
+                    suspect = True
+                    break
+        if suspect:
+            found = check_values(line, values)
+            if found:
+                problems += found
                 bad = True
         if get("duo_codes"):
             raw_codes = tuple(values["duo_codes"])
@@ -355,10 +422,6 @@ def plan_requests(rows: list[Row]) -> tuple[list[Plan], list[Detail]]:
                 problems.append(
                     Detail(f"request {ext} has no {name} on any row", row=first.line, field=name)
                 )
-        if len(fields.get("title", "")) > domain.MAX_TITLE:
-            problems.append(
-                Detail(f"longer than {domain.MAX_TITLE} characters", row=first.line, field="title")
-            )
         events: list[tuple[Row, str, str | None, str]] = [
             (first, wf.create.event, None, wf.initial)
         ]
@@ -714,10 +777,38 @@ def import_requests(
     path: Path,
     assume_tz: ZoneInfo | None = None,
     create_users: bool = False,
+    clock_skew: timedelta | None = None,
 ) -> ImportResult:
-    """Check every row of ``path`` and import all of it into ``project``, or nothing."""
+    """Check every row of ``path`` and import all of it into ``project``, or nothing.
+
+    ``clock_skew``: how far in the future a row may be dated (another machine's clock may
+    run ahead); default: the ``import_clock_skew`` setting.
+    """
+    if clock_skew is None:
+        clock_skew = parse_duration(db.settings.import_clock_skew)
     with _collector_paused():
-        return _import(db, actor, project, path, assume_tz, create_users)
+        return _import(db, actor, project, path, assume_tz, create_users, clock_skew)
+
+
+def _roles(
+    s: Session, project: str, admins: set[str], created: set[str], plans: list[Plan]
+) -> dict[str, frozenset[str]]:
+    """Each user's roles in ``project`` as a live command would see them, plus the one
+    documented relaxation: users the import creates become requesters when they file."""
+    found: dict[str, set[str]] = defaultdict(set)
+    for who, role in s.execute(
+        select(Membership.user_id, Membership.role).where(Membership.project_id == project)
+    ):
+        found[who].add(role)
+    for who in admins:
+        found[who].add(Role.ADMIN.value)
+    for who in _created_requesters(plans, created):
+        found[who].add(Role.REQUESTER.value)
+    return {who: frozenset(r) for who, r in found.items()}
+
+
+def _created_requesters(plans: list[Plan], created: set[str]) -> set[str]:
+    return {p.fields["requester"] for p in plans if p.fields.get("requester") in created}
 
 
 def _import(
@@ -727,8 +818,9 @@ def _import(
     path: Path,
     assume_tz: ZoneInfo | None,
     create_users: bool,
+    clock_skew: timedelta,
 ) -> ImportResult:
-    rows, problems = read_rows(path, assume_tz=assume_tz)
+    rows, problems = read_rows(path, assume_tz=assume_tz, clock_skew=clock_skew)
     plans, plan_problems = plan_requests(rows)
     problems += plan_problems
     result = ImportResult()
@@ -745,8 +837,12 @@ def _import(
         existing = set(
             s.scalars(select(AccessRequest.external_id).where(AccessRequest.project_id == project))
         )
-        needed = _unknown_users(plans, set(s.scalars(select(User.id))))
-        if needed and not create_users:
+        users = {uid: bool(admin) for uid, admin in s.execute(select(User.id, User.is_admin))}
+        needed = _unknown_users(plans, set(users))
+        created = set(needed) if create_users else set()
+        unknown = set() if create_users else set(needed)
+        only_users = not problems
+        if unknown:
             problems += [
                 Detail(
                     "unknown user",
@@ -757,11 +853,20 @@ def _import(
                 )
                 for who, line in sorted(needed.items(), key=lambda kv: kv[1])
             ]
-            if len(problems) == len(needed):
-                raise ValidationFailed(
-                    f"{len(needed)} user(s) in {path.name} do not exist; nothing was imported",
-                    problems,
-                )
+        new_plans = [p for p in plans if p.external_id not in existing]
+        for p in new_plans:
+            problems += limits.check_key(project, p.external_id, len(p.events), p.rows[0].line)
+        problems += check_histories(
+            new_plans,
+            project=project,
+            roles=_roles(s, project, {u for u, admin in users.items() if admin}, created, plans),
+            unknown=unknown,
+        )
+        if unknown and only_users and len(problems) == len(unknown):
+            raise ValidationFailed(
+                f"{len(unknown)} user(s) in {path.name} do not exist; nothing was imported",
+                problems,
+            )
         if problems:
             problems.sort(key=lambda d: d.row or 0)
             raise ValidationFailed(
@@ -783,14 +888,7 @@ def _import(
                 ],
             )
             result.users_created.extend(sorted(needed))
-        members = set(
-            s.scalars(
-                select(Membership.user_id).where(
-                    Membership.project_id == project, Membership.role == Role.REQUESTER.value
-                )
-            )
-        )
-        joining = sorted({p.fields["requester"] for p in plans} - members)
+        joining = sorted(_created_requesters(new_plans, created))
         if joining:
             s.execute(
                 insert(_TABLES["memberships"]),

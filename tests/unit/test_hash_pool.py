@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import hashlib
 import os
+import select
+import signal
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 from steward.packaging.hash_pool import DEFAULT_DEPTH, INLINE_BELOW, HashPool, Update
-from steward.packaging.hashing import MultiHash, pump
+from steward.packaging.hashing import MultiHash, hash_file, pump
 
 CHUNK = 2 * INLINE_BELOW  # large enough for chunks to go to the pool's threads
 HANG_GUARD = 60  # seconds; only a hang reaches it
@@ -230,3 +233,27 @@ def test_a_pool_without_threads_hashes_inline() -> None:
 def test_negative_thread_counts_are_refused() -> None:
     with pytest.raises(ValueError, match="threads"):
         HashPool(-1)
+
+
+def test_a_forked_child_hashes_with_threads_of_its_own(tmp_path: Path) -> None:
+    data = os.urandom(3 * CHUNK)
+    path = tmp_path / "f.bin"
+    path.write_bytes(data)
+    assert hash_file(path, chunk_size=CHUNK).size == len(data)  # the parent's pool is running
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: none of the parent's threads exist here
+        try:
+            os.write(write_end, hash_file(path, chunk_size=CHUNK).sha256.encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    try:
+        ready, _, _ = select.select([read_end], [], [], HANG_GUARD)
+        got = os.read(read_end, 100).decode() if ready else ""
+    finally:
+        os.close(read_end)
+        if not ready:
+            os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    assert got == hashlib.sha256(data).hexdigest(), "the child hangs waiting for its digests"

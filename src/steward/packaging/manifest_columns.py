@@ -234,9 +234,10 @@ def resolve_columns(
             detail(
                 sheet.label,
                 None,
-                "columns kept but not used: " + ", ".join(cols.extra),
+                "columns kept but not used: "
+                + ", ".join(cols.extra)
+                + f" (they are shown in the report; the columns read are {', '.join(wanted)})",
                 row=sheet.header_line,
-                accepted=", ".join(wanted),
             )
         )
     _check_widths(sheet, problems)

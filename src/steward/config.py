@@ -90,6 +90,15 @@ class Settings(BaseSettings):
     connect_timeout: int = Field(
         default=5, description="Seconds to wait for the database before giving up."
     )
+    lock_timeout: float = Field(
+        default=30,
+        gt=0,
+        le=3600,
+        description=(
+            "Seconds a command waits for another process's database lock (SQLite's single "
+            "writer, a PostgreSQL row or table lock) before giving up with database-busy."
+        ),
+    )
     packages_dir: Path | None = Field(
         default=None,
         description="Where package bags are built. Default: STEWARD_HOME/packages.",

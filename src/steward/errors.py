@@ -132,3 +132,15 @@ class DatabaseUnavailable(StewardError):
     code = "database-unavailable"
     title = "Database unavailable"
     http_status = 503
+
+
+class DatabaseBusy(StewardError):
+    """Another process held a lock longer than ``lock_timeout``; nothing is wrong with the data.
+
+    Not a :class:`Conflict`: nobody changed what the command acted on, so the same command
+    simply works when run again.
+    """
+
+    code = "database-busy"
+    title = "Database busy"
+    http_status = 503

@@ -47,6 +47,7 @@ def test_the_documented_tree_exists() -> None:
         "WorkflowDefinitionError",
         "ConfigurationError",
         "DatabaseUnavailable",
+        "DatabaseBusy",
     ):
         cls = getattr(errors, name)
         assert issubclass(cls, StewardError)
@@ -162,3 +163,16 @@ def test_detail_as_dict_leaves_out_what_is_unknown() -> None:
 )
 def test_detail_reads_as_a_sentence(detail: Detail, text: str) -> None:
     assert str(detail) == text
+
+
+def test_a_busy_database_is_not_a_conflict() -> None:
+    """A lock held too long says nothing about the data: its own class, code and words."""
+    from steward.errors import DatabaseBusy
+
+    assert not issubclass(DatabaseBusy, Conflict)
+    assert not issubclass(Conflict, DatabaseBusy)
+    assert (DatabaseBusy.code, DatabaseBusy.http_status, DatabaseBusy.exit_code) == (
+        "database-busy",
+        503,
+        1,
+    )

@@ -1,7 +1,22 @@
-"""The database handle: engine, transactions and migrations, built from Settings on demand."""
+"""The database handle: engine, transactions and migrations, built from Settings on demand.
+
+Two kinds of transaction, because SQLite has one writer at a time:
+
+- ``transaction()`` may write. On SQLite it takes the write lock when it begins
+  (``BEGIN IMMEDIATE``), waiting up to ``lock_timeout`` for another writer to finish. A
+  deferred ``BEGIN`` that reads first and upgrades to a write lock later cannot wait: in WAL
+  mode SQLite refuses the upgrade at once with ``SQLITE_BUSY`` whatever the busy timeout,
+  so concurrent writers on different subjects failed for no reason.
+- ``read()`` only reads: a deferred ``BEGIN`` (SQLite's readers never wait for the writer in
+  WAL mode) and ``READ ONLY`` on PostgreSQL, so reports and listings never hold up writers;
+  writing in one is refused by the database.
+
+On PostgreSQL ``lock_timeout`` bounds every wait for a row or table lock the same way.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,42 +29,91 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from steward.config import Settings
-from steward.errors import Conflict, DatabaseUnavailable, Detail
+from steward.db import failures
+from steward.errors import ConfigurationError, Detail, StewardError
+from steward.redact import install_log_redaction, redact
 
 _MIGRATION_LOCK = 0x5354455741524400  # "STEWARD\0": one schema migration at a time (PostgreSQL)
+_READ_ONLY = "steward_read_only"
+"""Execution option marking the engine whose transactions only read."""
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    # Let SQLAlchemy emit BEGIN itself so reads and writes share one transaction.
-    dbapi_conn.isolation_level = None
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=10000")
-    cur.close()
+def _sqlite_connect(lock_timeout: float) -> Any:
+    def on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy emit BEGIN itself so reads and writes share one transaction.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout={round(lock_timeout * 1000)}")
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    return on_connect
 
 
 def _sqlite_begin(conn: Any) -> None:
-    conn.exec_driver_sql("BEGIN")
+    # query_only belongs to the connection, which the pool hands to readers and writers alike;
+    # set it before BEGIN (a writer's BEGIN IMMEDIATE is itself refused while it is on).
+    if conn.get_execution_options().get(_READ_ONLY):
+        conn.exec_driver_sql("PRAGMA query_only=ON")
+        conn.exec_driver_sql("BEGIN")
+    else:
+        conn.exec_driver_sql("PRAGMA query_only=OFF")
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _postgresql_connect(lock_timeout: float) -> Any:
+    def on_connect(dbapi_conn: Any, _record: Any) -> None:
+        with dbapi_conn.cursor() as cur:
+            cur.execute(f"SET lock_timeout = {round(lock_timeout * 1000)}")
+        dbapi_conn.commit()
+
+    return on_connect
+
+
+def _url_refused(exc: Exception, settings: Settings) -> ConfigurationError:
+    return ConfigurationError(
+        redact(f"STEWARD_DATABASE_URL is not a usable database URL: {exc}"),
+        [
+            Detail(
+                "cannot use this URL",
+                field="STEWARD_DATABASE_URL",
+                value=settings.redacted_database_url(),
+                accepted="sqlite:///PATH or postgresql+psycopg://user:password@host/db",
+            )
+        ],
+    )
 
 
 def build_engine(settings: Settings) -> Engine:
     url = settings.resolved_database_url
-    if url.startswith("sqlite"):
-        settings.home.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url)
-        event.listen(engine, "connect", _sqlite_pragmas)
-        event.listen(engine, "begin", _sqlite_begin)
-        return engine
-    connect_args: dict[str, Any] = {}
-    if url.startswith("postgresql"):
-        connect_args["connect_timeout"] = settings.connect_timeout
-    return create_engine(url, connect_args=connect_args, pool_pre_ping=True)
+    try:
+        if url.startswith("sqlite"):
+            settings.home.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(url, connect_args={"timeout": settings.lock_timeout})
+            event.listen(engine, "connect", _sqlite_connect(settings.lock_timeout))
+            event.listen(engine, "begin", _sqlite_begin)
+            return engine
+        connect_args: dict[str, Any] = {}
+        if url.startswith("postgresql"):
+            connect_args["connect_timeout"] = settings.connect_timeout
+        engine = create_engine(url, connect_args=connect_args, pool_pre_ping=True)
+    except (ArgumentError, NoSuchModuleError, ImportError, ValueError) as exc:
+        raise _url_refused(exc, settings) from None
+    if engine.dialect.name == "postgresql":
+        event.listen(engine, "connect", _postgresql_connect(settings.lock_timeout))
+    return engine
+
+
+def _read_only_options(engine: Engine) -> dict[str, Any]:
+    if engine.dialect.name == "postgresql":
+        return {"postgresql_readonly": True}
+    return {_READ_ONLY: True}
 
 
 def alembic_config(engine: Engine) -> Config:
@@ -63,34 +127,33 @@ class Database:
     """One per process; services open transactions through it."""
 
     def __init__(self, settings: Settings) -> None:
+        install_log_redaction()
         self.settings = settings
         self.engine = build_engine(settings)
+        self._reader = self.engine.execution_options(**_read_only_options(self.engine))
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._read_sessions = sessionmaker(self._reader, expire_on_commit=False)
         self._checked = False
 
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
 
-    def _unavailable(self, exc: Exception) -> DatabaseUnavailable:
-        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc) else ""
-        return DatabaseUnavailable(
-            f"cannot reach the database at {self.settings.redacted_database_url()}: {reason}",
-            [
-                Detail(
-                    "check the server is running and the URL is right", field="STEWARD_DATABASE_URL"
-                )
-            ],
+    def _translate(self, exc: OperationalError) -> StewardError:
+        return failures.translate(
+            exc,
+            lock_timeout=self.settings.lock_timeout,
+            shown_url=self.settings.redacted_database_url(),
         )
 
     def current_revision(self) -> str | None:
         try:
             return self._current_revision()
         except OperationalError as exc:
-            raise self._unavailable(exc) from None
+            raise self._translate(exc) from None
 
     def _current_revision(self) -> str | None:
-        with self.engine.connect() as conn:
+        with self._reader.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
 
     def head_revision(self) -> str | None:
@@ -100,10 +163,10 @@ class Database:
         """Bring the schema to the newest revision (idempotent).
 
         Safe when several processes start on a new database at once: on PostgreSQL they take
-        turns under an advisory lock; on SQLite (where a migration is one transaction) the
-        ones that lose the race wait for the winner and then find the schema current.
+        turns under an advisory lock; on SQLite (where a migration is one write transaction)
+        the ones that lose the race wait for the winner and then find the schema current.
         """
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + max(60.0, self.settings.lock_timeout)
         while True:
             try:
                 with self._migration_lock():
@@ -111,9 +174,8 @@ class Database:
                         command.upgrade(alembic_config(self.engine), "head")
                 break
             except OperationalError as exc:
-                busy = "database is locked" in str(exc.orig)
-                if not busy or time.monotonic() > deadline:
-                    raise self._unavailable(exc) from None
+                if not failures.is_busy(exc) or time.monotonic() > deadline:
+                    raise self._translate(exc) from None
                 time.sleep(0.05)
         self._checked = True
 
@@ -139,23 +201,52 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        """A unit of work: commits on success, rolls back on any error."""
+        """A unit of work that may write: commits on success, rolls back on any error.
+
+        On SQLite it holds the database's write lock from its first statement to its end, so
+        keep it short; use :meth:`read` when nothing is written.
+        """
+        with self._unit(self._sessions, read_only=False) as session:
+            yield session
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A unit of work that only reads: never takes or waits for the write lock.
+
+        Writing in one is a bug in Steward, so the database's refusal propagates as it is.
+        """
+        with self._unit(self._read_sessions, read_only=True) as session:
+            yield session
+
+    @contextmanager
+    def _unit(self, sessions: sessionmaker[Session], *, read_only: bool) -> Iterator[Session]:
         self.ensure_schema()
-        session = self._sessions()
+        session = sessions()
         try:
             with session.begin():
                 yield session
         except OperationalError as exc:
-            text = str(exc.orig) if exc.orig is not None else str(exc)
-            if "database is locked" in text or "could not serialize" in text:
-                raise Conflict(
-                    "another process changed the same data at the same time; nothing was "
-                    "saved; run the command again",
-                    [Detail(text)],
-                ) from None
-            raise self._unavailable(exc) from None
+            if read_only and failures.is_write_refused(exc):
+                raise
+            raise self._translate(exc) from None
         finally:
             session.close()
+
+    def serialize(self, session: Session, key: str) -> None:
+        """Let one transaction at a time past this point for ``key``, until it ends.
+
+        For work that checks what exists and then inserts (an import creating users and
+        memberships): on PostgreSQL a transaction-scoped advisory lock, after which every
+        statement sees what the previous holder committed; on SQLite a writing transaction
+        already runs alone.
+        """
+        if self.dialect != "postgresql":
+            return
+        digest = hashlib.sha256(key.encode()).digest()[:8]
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(:key)"),
+            {"key": int.from_bytes(digest, "big", signed=True)},
+        )
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -170,7 +170,7 @@ def _req_view(s: Session, req: AccessRequirement) -> RequirementView:
 def list_requirements(db: Database, *, actor: str | None, project: str) -> list[RequirementView]:
     with (
         audited(db, actor=actor, action="list-requirements", project_id=project),
-        db.transaction() as s,
+        db.read() as s,
     ):
         require_member(s, require_user(s, actor), project)
         reqs = s.scalars(
@@ -185,7 +185,7 @@ def tree(db: Database, *, actor: str | None, project: str) -> TreeNode:
     """The project's folders with the requirement that governs each (own or inherited)."""
     with (
         audited(db, actor=actor, action="tree", project_id=project),
-        db.transaction() as s,
+        db.read() as s,
     ):
         require_member(s, require_user(s, actor), project)
         reqs = {

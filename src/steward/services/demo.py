@@ -136,7 +136,7 @@ def run(
 
 
 def _count(db: Database) -> int:
-    with db.transaction() as s:
+    with db.read() as s:
         return int(
             s.scalar(
                 select(func.count())

@@ -828,6 +828,7 @@ def _import(
         audited(db, actor=actor, action="import", project_id=project, subject_kind=domain.KIND),
         db.transaction() as s,
     ):
+        db.serialize(s, f"import:{project}")  # concurrent imports: one checks-and-writes at a time
         user = require_user(s, actor)
         if not require_member(s, user, project) & STAFF:
             raise Forbidden(

@@ -102,7 +102,7 @@ def stop_when_moved(db: Database, model: Any, subject_id: str, state: str) -> Ca
         now = time.monotonic()
         if not stopped and now - last >= STOP_CHECK_EVERY:
             last = now
-            with db.transaction() as s:
+            with db.read() as s:
                 stopped = s.scalar(select(model.state).where(model.id == subject_id)) != state
         return stopped
 

@@ -231,7 +231,7 @@ def sla_breaches(
     """Requests sitting in a state longer than its SLA right now."""
     now = now or utcnow()
     slas = {s.name: s.sla for s in WF.states if s.sla is not None}
-    with db.transaction() as s:
+    with db.read() as s:
         r = AccessRequest
         q = (
             visible_query(s, actor, flt)

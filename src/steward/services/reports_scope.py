@@ -124,7 +124,7 @@ def scope(s: Session, actor: str | None, flt: RequestFilter) -> Scope:
 @contextmanager
 def reading(db: Database) -> Iterator[Session]:
     """A report's transaction, with room to sort in memory on PostgreSQL."""
-    with db.transaction() as s:
+    with db.read() as s:
         if db.dialect == "postgresql":
             s.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
         yield s

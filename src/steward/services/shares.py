@@ -570,7 +570,7 @@ def get(
     db: Database, *, actor: str | None, share_id: str, now: datetime | None = None
 ) -> ShareDetail:
     now = now or utcnow()
-    with db.transaction() as s:
+    with db.read() as s:
         row = _load(s, share_id)
         ctx = pkgs.context(s, actor, row.project_id)
         pkgs.require_reader(ctx, row.id)
@@ -592,7 +592,7 @@ def get(
 
 
 def objects(db: Database, *, actor: str | None, share_id: str) -> list[ShareObjectView]:
-    with db.transaction() as s:
+    with db.read() as s:
         row = _load(s, share_id)
         pkgs.require_reader(pkgs.context(s, actor, row.project_id), row.id)
         return [
@@ -630,7 +630,7 @@ def visible_query(s: Session, actor: str | None, flt: ShareFilter) -> Select[Sha
 
 
 def list_shares(db: Database, *, actor: str | None, flt: ShareFilter) -> list[ShareView]:
-    with db.transaction() as s:
+    with db.read() as s:
         q = visible_query(s, actor, flt).order_by(Share.created_at, Share.id)
         if flt.limit:
             q = q.limit(flt.limit)

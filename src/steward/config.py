@@ -230,10 +230,22 @@ class Settings(BaseSettings):
         return f"sqlite:///{(self.home / 'steward.db').resolve()}"
 
     def redacted_database_url(self) -> str:
-        """The URL with any password hidden, for messages and logs."""
-        from sqlalchemy.engine import make_url
+        """The URL with every credential hidden (user info, ``?password=``…), for messages.
 
-        return make_url(self.resolved_database_url).render_as_string(hide_password=True)
+        Works on any text, so even a URL the driver cannot parse is shown safely.
+        """
+        from steward.redact import redact
+
+        return redact(self.resolved_database_url)
+
+    @model_validator(mode="after")
+    def _remember_secrets(self) -> Settings:
+        """Every secret this process holds is masked wherever it appears from now on."""
+        from steward.redact import remember, secrets_in
+
+        s3 = self.s3_secret_access_key
+        remember(*secrets_in(self.database_url or ""), s3.get_secret_value() if s3 else None)
+        return self
 
 
 def load_settings(**overrides: Any) -> Settings:

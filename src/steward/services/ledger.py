@@ -24,6 +24,7 @@ from steward.db import change_logs
 from steward.db.models import Event
 from steward.domain.workflow import Context, Decision, Workflow
 from steward.errors import Conflict, Detail, ValidationFailed
+from steward.redact import redact
 from steward.timeutil import utcnow
 
 Projector = Callable[[str, datetime, str, Mapping[str, Any], Mapping[str, Any]], dict[str, Any]]
@@ -235,6 +236,6 @@ def _flush(session: Session) -> None:
         if "idempotency" in text or "uq_events" in text or "UNIQUE" in text.upper():
             raise Conflict(
                 "a concurrent command got there first; nothing was saved; reload and retry",
-                [Detail(text.splitlines()[0])],
+                [Detail(redact(text.splitlines()[0]))],
             ) from None
         raise

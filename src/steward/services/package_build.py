@@ -161,14 +161,16 @@ def _fail(db: Database, *, actor: str | None, package_id: str, reason: str) -> s
 
 
 def _reason(exc: BaseException) -> str:
+    from steward.redact import redact  # kept in the ledger and shown: never a credential
+
     if isinstance(exc, StewardError):
         lines = [exc.message, *(str(d) for d in exc.details[:20])]
         if len(exc.details) > 20:
             lines.append(f"… and {len(exc.details) - 20} more")
-        return "\n".join(lines)
+        return redact("\n".join(lines))
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted (Ctrl-C) during the build"
-    return f"{type(exc).__name__}: {exc}"
+    return redact(f"{type(exc).__name__}: {exc}")
 
 
 def build(

@@ -322,11 +322,13 @@ def _fail(db: Database, *, actor: str | None, share_id: str, reason: str) -> Non
 
 
 def _reason(exc: BaseException) -> str:
+    from steward.redact import redact  # kept in the ledger and shown: never a credential
+
     if isinstance(exc, StewardError):
-        return "\n".join([exc.message, *(str(d) for d in exc.details[:20])])
+        return redact("\n".join([exc.message, *(str(d) for d in exc.details[:20])]))
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted (Ctrl-C) during the push"
-    return f"{type(exc).__name__}: {exc}"
+    return redact(f"{type(exc).__name__}: {exc}")
 
 
 def _renew(db: Database, share_id: str, owner: str) -> Callable[[Any], None]:

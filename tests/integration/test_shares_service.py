@@ -6,6 +6,7 @@ import csv
 import os
 import subprocess
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -226,3 +227,56 @@ def test_a_fetch_package_with_awkward_source_names_is_pushed_complete(
     for i, file_name in enumerate(names):
         pushed = dest / "holey" / "data" / "PRJA" / "fastq" / "RUN1" / f"L{i}" / file_name
         assert pushed.read_bytes() == f"reads {i}\n".encode()
+
+
+def test_shares_are_hidden_from_whoever_may_not_see_them_and_every_touch_is_audited(
+    consortium: Consortium, settings: Settings, data: Dataset, tmp_path: Path
+) -> None:
+    """Readers (staff, reviewers, viewers) see shares; a requester or an outsider hears the
+    same "not found" as for an id that does not exist — no project, no package, no owner —
+    whether they look, list the objects, comment, abort or push; each refusal is audited."""
+    from steward.db.models import AuditEntry
+    from steward.errors import NotFound
+
+    c = consortium
+    pkg = _built(c, settings, data)
+    share = shares.push(
+        c.db, settings, actor=c.steward, package_id=pkg.id, destination=str(tmp_path / "r")
+    )
+    for who in (c.steward, c.reviewer, c.viewer, c.admin):
+        assert shares.get(c.db, actor=who, share_id=share.id).share.id == share.id
+        assert len(shares.objects(c.db, actor=who, share_id=share.id)) == share.object_count
+    with pytest.raises(NotFound) as unknown:
+        shares.get(c.db, actor=c.requester, share_id="shr_00000000000000000000000000")
+    for who in (c.requester, c.outsider):
+        for attempt in (
+            partial(shares.get, c.db, actor=who, share_id=share.id),
+            partial(shares.objects, c.db, actor=who, share_id=share.id),
+            partial(shares.act, c.db, actor=who, share_id=share.id, command="comment", reason="x"),
+            partial(shares.act, c.db, actor=who, share_id=share.id, command="abort", reason="x"),
+        ):
+            with pytest.raises(NotFound) as hidden:
+                attempt()
+            problem = hidden.value.as_problem()
+            assert problem["detail"] == unknown.value.message.replace(
+                "shr_00000000000000000000000000", share.id
+            )
+            assert c.project not in str(problem)
+            assert pkg.id not in str(problem)
+        with pytest.raises(NotFound, match=f"no package '{pkg.id}'"):
+            shares.push(
+                c.db, settings, actor=who, package_id=pkg.id, destination=str(tmp_path / "x")
+            )
+    with c.db.transaction() as s:
+        denied = s.execute(
+            select(AuditEntry.actor, AuditEntry.action, AuditEntry.subject_id).where(
+                AuditEntry.outcome == "denied", AuditEntry.subject_kind == "share"
+            )
+        ).all()
+    for who in (c.requester, c.outsider):
+        assert {(a, act) for a, act, sid in denied if a == who and sid == share.id} == {
+            (who, "show"),
+            (who, "objects"),
+            (who, "comment"),
+            (who, "abort"),
+        }

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Protocol, TypeVar
 
 from pydantic import BaseModel
 from sqlalchemy import select
@@ -72,6 +73,41 @@ def not_found(what: str, field: str, ident: str, *, reason: str | None = None) -
     if reason is None:
         return NotFound(message, details)
     return Concealed(message, details, reason=reason)
+
+
+class _Subject(Protocol):
+    id: str
+    project_id: str
+
+
+S = TypeVar("S", bound=_Subject)
+
+
+def load_visible(
+    session: Session,
+    actor: str | None,
+    model: type[S],
+    subject_id: str,
+    *,
+    what: str,
+    field: str,
+    hidden: Callable[[User, frozenset[str], S], str | None],
+) -> tuple[S, User, frozenset[str]]:
+    """A subject, its caller and the caller's roles in its project — if the caller may see it.
+
+    Someone outside the project, or whom ``hidden`` turns away (it returns why), hears the
+    same "not found" as for an id that does not exist; the audit log gets the reason.
+    """
+    user = require_user(session, actor)
+    row = session.get(model, subject_id)
+    if row is None:
+        raise not_found(what, field, subject_id)
+    roles = roles_in(session, user, row.project_id)
+    reason = f"{user.id} is not a member of {row.project_id}" if not roles else None
+    reason = reason or hidden(user, roles, row)
+    if reason is not None:
+        raise not_found(what, field, subject_id, reason=reason)
+    return row, user, roles
 
 
 def require_visible_project(session: Session, user: User, project_id: str) -> None:

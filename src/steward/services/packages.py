@@ -21,18 +21,18 @@ from sqlalchemy import Select, func, insert, select
 from sqlalchemy.orm import Session
 
 from steward.config import Settings
-from steward.db.models import Membership, Package, PackageFile
+from steward.db.models import Membership, Package, PackageFile, Share, User
 from steward.db.session import Database
 from steward.domain import packages as domain
 from steward.domain.roles import STAFF
 from steward.domain.workflow import Context
-from steward.errors import Conflict, Detail, Forbidden, NotFound, ValidationFailed
+from steward.errors import Conflict, Detail, NotFound, ValidationFailed
 from steward.ids import new_id
 from steward.packaging import bag
 from steward.packaging import manifest as mf
 from steward.packaging.bagit_files import CRATE_FILE
 from steward.services import leases, ledger
-from steward.services.access import audited, not_found, require_member, require_user, roles_in
+from steward.services.access import audited, load_visible, require_member, require_user
 from steward.services.storage_facts import manifest_stat
 from steward.services.timeline import TimelineEntry, check_filter, history, within
 from steward.timeutil import utcnow
@@ -175,34 +175,30 @@ def load(session: Session, package_id: str) -> Package:
 def visible(session: Session, actor: str | None, package_id: str) -> tuple[Package, Context]:
     """The package and the caller's context, when the caller may see packages of its project;
     otherwise the same "not found" as for an id that does not exist."""
-    user = require_user(session, actor)
-    row = session.get(Package, package_id)
-    if row is None:
-        raise not_found("package", "package", package_id)
-    roles = roles_in(session, user, row.project_id)
-    if not roles & READERS:
-        raise not_found(
-            "package",
-            "package",
-            package_id,
-            reason=f"{user.id} may not see {package_id}: packages are visible to project staff, "
-            "reviewers and viewers",
-        )
+    row, user, roles = load_visible(
+        session,
+        actor,
+        Package,
+        package_id,
+        what="package",
+        field="package",
+        hidden=hidden_from_non_readers,
+    )
     return row, Context(actor=user.id, roles=roles)
+
+
+def hidden_from_non_readers(user: User, roles: frozenset[str], row: Package | Share) -> str | None:
+    if roles & READERS:
+        return None
+    return (
+        f"{user.id} may not see {row.id}: packages and shares are visible to project staff, "
+        "reviewers and viewers"
+    )
 
 
 def context(session: Session, actor: str | None, project_id: str) -> Context:
     user = require_user(session, actor)
     return Context(actor=user.id, roles=require_member(session, user, project_id))
-
-
-def require_reader(ctx: Context, what: str) -> None:
-    if not ctx.roles & READERS:
-        raise Forbidden(
-            f"{ctx.actor} may not see {what}: packages are visible to project staff, "
-            "reviewers and viewers",
-            [Detail("not allowed", field="role", accepted=", ".join(sorted(READERS)))],
-        )
 
 
 def _plan(

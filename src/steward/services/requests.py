@@ -16,12 +16,12 @@ from steward.db.session import Database
 from steward.domain import requests as domain
 from steward.domain.roles import STAFF, Role
 from steward.domain.workflow import Context
-from steward.errors import Conflict, Detail, Forbidden, NotFound, ValidationFailed
+from steward.errors import Conflict, Detail, Forbidden, ValidationFailed
 from steward.ids import new_id
 from steward.services import ledger
 from steward.services.access import (
     audited,
-    not_found,
+    load_visible,
     require_member,
     require_user,
     require_visible_project,
@@ -118,30 +118,26 @@ def _context(
     return Context(actor=user.id, roles=roles, subject=subject, data=dict(data or {}))
 
 
-def _missing(request_id: str, *, reason: str | None = None) -> NotFound:
-    return not_found("access request", "request", request_id, reason=reason)
-
-
 def _load_visible(
     session: Session, actor: str | None, request_id: str
 ) -> tuple[AccessRequest, Context]:
     """The request and the caller's context, if the caller may see it; else "not found"."""
-    user = require_user(session, actor)
-    row = session.get(AccessRequest, request_id)
-    if row is None:
-        raise _missing(request_id)
-    roles = roles_in(session, user, row.project_id)
-    if not roles:
-        raise _missing(request_id, reason=f"{user.id} is not a member of {row.project_id}")
-    ctx = Context(
-        actor=user.id,
-        roles=roles,
-        subject={"requester": row.requester, "reviewer": row.reviewer},
+
+    def hidden(user: User, roles: frozenset[str], row: AccessRequest) -> str | None:
+        why = domain.GUARDS["can_see"](_subject_context(user, roles, row))
+        return None if why is None else f"{user.id} may not see {row.id}: {why}"
+
+    row, user, roles = load_visible(
+        session, actor, AccessRequest, request_id, what="access request", field="request",
+        hidden=hidden,
+    )  # fmt: skip
+    return row, _subject_context(user, roles, row)
+
+
+def _subject_context(user: User, roles: frozenset[str], row: AccessRequest) -> Context:
+    return Context(
+        actor=user.id, roles=roles, subject={"requester": row.requester, "reviewer": row.reviewer}
     )
-    hidden = domain.GUARDS["can_see"](ctx)
-    if hidden is not None:
-        raise _missing(request_id, reason=f"{user.id} may not see {row.id}: {hidden}")
-    return row, ctx
 
 
 def catalog_names(session: Session, project_id: str) -> set[str]:

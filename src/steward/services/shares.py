@@ -27,11 +27,11 @@ from steward.config import Settings
 from steward.db.models import Membership, Package, PackageFile, Share, ShareObject
 from steward.db.session import Database
 from steward.domain import shares as domain
+from steward.domain.workflow import Context
 from steward.errors import (
     Conflict,
     Detail,
     InvalidTransition,
-    NotFound,
     StewardError,
     ValidationFailed,
 )
@@ -40,7 +40,7 @@ from steward.packaging import script
 from steward.packaging.sources import S3Source, parse_source
 from steward.services import leases, ledger, places
 from steward.services import packages as pkgs
-from steward.services.access import audited, require_user
+from steward.services.access import audited, load_visible, not_found, require_user
 from steward.services.timeline import TimelineEntry, check_filter, history, within
 from steward.timeutil import utcnow
 
@@ -136,22 +136,31 @@ def view(row: Share) -> ShareView:
 
 
 def _load(s: Session, share_id: str) -> Share:
+    """A share by id, for the job's own bookkeeping (the caller was checked when it started)."""
     row = s.get(Share, share_id)
     if row is None:
-        raise NotFound(
-            f"no share {share_id!r}", [Detail("unknown share", field="share", value=share_id)]
-        )
+        raise not_found("share", "share", share_id)
     return row
 
 
-def _built_package(s: Session, package_id: str) -> Package:
-    row = pkgs.load(s, package_id)
+def _visible(s: Session, actor: str | None, share_id: str) -> tuple[Share, Context]:
+    """The share and the caller's context, if the caller may see shares of its project;
+    otherwise the same "not found" as for an id that does not exist."""
+    row, user, roles = load_visible(
+        s, actor, Share, share_id, what="share", field="share",
+        hidden=pkgs.hidden_from_non_readers,
+    )  # fmt: skip
+    return row, Context(actor=user.id, roles=roles)
+
+
+def _built_package(s: Session, actor: str | None, package_id: str) -> tuple[Package, Context]:
+    row, ctx = pkgs.visible(s, actor, package_id)
     if row.state != "built":
         raise InvalidTransition(
             f"{row.id} is {row.state}; only a built package can be shared",
             [Detail("not built", field="package", value=row.id, accepted="built")],
         )
-    return row
+    return row, ctx
 
 
 def _dest_root(destination: str, package_name: str) -> str:
@@ -228,8 +237,7 @@ def _claim_push(
 ) -> tuple[ShareView, bool]:
     """The share to work on — a new one, or the earlier one for this package and place."""
     with db.transaction() as s:
-        pkg = _built_package(s, package_id)
-        ctx = pkgs.context(s, actor, pkg.project_id)
+        pkg, ctx = _built_package(s, actor, package_id)
         row = _find_resumable(s, pkg.id, destination)
         if row is not None and row.state == "succeeded":
             return view(row), False
@@ -363,8 +371,7 @@ def push(
     """
     where = parse_destination(destination, field="destination")
     with db.transaction() as s:
-        pkg = _built_package(s, package_id)
-        ctx = pkgs.context(s, actor, pkg.project_id)
+        pkg, ctx = _built_package(s, actor, package_id)
         domain.WORKFLOW.decide_create(ctx)
         name, project_id = pkg.name, pkg.project_id
         sources = _source_uris(s, pkg.id)
@@ -480,8 +487,7 @@ def presign(
     now = utcnow()
     links_expire = now + expires
     with db.transaction() as s:
-        pkg = _built_package(s, package_id)
-        ctx = pkgs.context(s, actor, pkg.project_id)
+        pkg, ctx = _built_package(s, actor, package_id)
         source = _pushed_to_s3(s, pkg.id, from_share)
         if output is not None:
             places.refuse_script_target(settings, output, _source_uris(s, pkg.id), field="output")
@@ -559,9 +565,11 @@ def presign(
 def act(
     db: Database, *, actor: str | None, share_id: str, command: str, reason: str | None = None
 ) -> ShareView:
-    with db.transaction() as s:
-        row = _load(s, share_id)
-        ctx = pkgs.context(s, actor, row.project_id)
+    with (
+        audited(db, actor=actor, action=command, subject_kind=domain.KIND, subject_id=share_id),
+        db.transaction() as s,
+    ):
+        row, ctx = _visible(s, actor, share_id)
         data = {"reason" if command != "comment" else "text": reason.strip()} if reason else {}
         ledger.record(s, kind=KIND, row=row, command=command, ctx=ctx, data=data)
         s.refresh(row)
@@ -572,10 +580,11 @@ def get(
     db: Database, *, actor: str | None, share_id: str, now: datetime | None = None
 ) -> ShareDetail:
     now = now or utcnow()
-    with db.read() as s:
-        row = _load(s, share_id)
-        ctx = pkgs.context(s, actor, row.project_id)
-        pkgs.require_reader(ctx, row.id)
+    with (
+        audited(db, actor=actor, action="show", subject_kind=domain.KIND, subject_id=share_id),
+        db.read() as s,
+    ):
+        row, ctx = _visible(s, actor, share_id)
         h = history(s, workflow=domain.WORKFLOW, row=row, now=now)
         count, size = s.execute(
             select(func.count(), func.coalesce(func.sum(ShareObject.size), 0)).where(
@@ -594,9 +603,11 @@ def get(
 
 
 def objects(db: Database, *, actor: str | None, share_id: str) -> list[ShareObjectView]:
-    with db.read() as s:
-        row = _load(s, share_id)
-        pkgs.require_reader(pkgs.context(s, actor, row.project_id), row.id)
+    with (
+        audited(db, actor=actor, action="objects", subject_kind=domain.KIND, subject_id=share_id),
+        db.read() as s,
+    ):
+        _visible(s, actor, share_id)
         return [
             ShareObjectView.model_validate(o, from_attributes=True)
             for o in s.scalars(

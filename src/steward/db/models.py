@@ -17,7 +17,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
 from steward.db.types import UTCDateTime
 
@@ -37,6 +37,26 @@ class Base(DeclarativeBase):
         dict[str, Any]: JSON,
         list[str]: JSON,
     }
+
+
+class Tracked:
+    """The columns every tracked kind has; only the ledger writes ``state`` and ``version``.
+
+    SQLAlchemy checks ``version`` in every UPDATE (``version_id_col``): the optimistic-
+    concurrency guard that makes the loser of two racing commands get ``Conflict``.
+    """
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"))
+    state: Mapped[str] = mapped_column(String(32))
+    version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    state_since: Mapped[datetime]
+
+    @declared_attr.directive
+    def __mapper_args__(cls) -> dict[str, Any]:
+        return {"version_id_col": cls.__table__.c.version}  # type: ignore[attr-defined]
 
 
 class User(Base):
@@ -138,14 +158,12 @@ class ChangeLog(Base):
     """When the latest change happened."""
 
 
-class AccessRequest(Base):
+class AccessRequest(Tracked, Base):
     __tablename__ = "access_requests"
     __table_args__ = (
         UniqueConstraint("project_id", "external_id", name="uq_access_requests_external"),
         Index("ix_access_requests_project_state", "project_id", "state"),
     )
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"))
     external_id: Mapped[str | None] = mapped_column(String(200))
     title: Mapped[str] = mapped_column(String(200))
     requester: Mapped[str] = mapped_column(ForeignKey("users.id"))
@@ -158,17 +176,9 @@ class AccessRequest(Base):
     decided_by: Mapped[str | None] = mapped_column(String(64))
     decision_reason: Mapped[str | None] = mapped_column(Text)
     ticket_key: Mapped[str | None] = mapped_column(String(64))
-    state: Mapped[str] = mapped_column(String(32))
-    version: Mapped[int] = mapped_column(Integer)
-    created_at: Mapped[datetime]
-    updated_at: Mapped[datetime]
-    state_since: Mapped[datetime]
     submitted_at: Mapped[datetime | None]
     decided_at: Mapped[datetime | None]
     expires_at: Mapped[datetime | None]
-
-    # SQLAlchemy checks the version in every UPDATE: the optimistic-concurrency guard.
-    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
 
 
 class AuditEntry(Base):
@@ -186,7 +196,7 @@ class AuditEntry(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
 
 
-class Package(Base):
+class Package(Tracked, Base):
     """A data package (BagIt bag) built from a manifest; its files are in ``package_files``."""
 
     __tablename__ = "packages"
@@ -194,8 +204,6 @@ class Package(Base):
         UniqueConstraint("project_id", "name", name="uq_packages_project_name"),
         Index("ix_packages_project_state", "project_id", "state"),
     )
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"))
     name: Mapped[str] = mapped_column(String(128))
     description: Mapped[str] = mapped_column(Text, default="")
     mode: Mapped[str] = mapped_column(String(16))
@@ -212,16 +220,9 @@ class Package(Base):
     builder: Mapped[str | None] = mapped_column(String(200))
     lease_until: Mapped[datetime | None]
     failure_reason: Mapped[str | None] = mapped_column(Text)
-    state: Mapped[str] = mapped_column(String(32))
-    version: Mapped[int] = mapped_column(Integer)
-    created_at: Mapped[datetime]
-    updated_at: Mapped[datetime]
-    state_since: Mapped[datetime]
     completed_at: Mapped[datetime | None]
     keep_until: Mapped[datetime | None]
     files_removed_at: Mapped[datetime | None]
-
-    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
 
 
 class PackageFile(Base):
@@ -247,13 +248,11 @@ class PackageFile(Base):
     workflow_name: Mapped[str | None] = mapped_column(String(200))
 
 
-class Share(Base):
+class Share(Tracked, Base):
     """A package pushed to a destination or handed out as presigned links."""
 
     __tablename__ = "shares"
     __table_args__ = (Index("ix_shares_project_state", "project_id", "state"),)
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"))
     package_id: Mapped[str] = mapped_column(ForeignKey("packages.id"))
     method: Mapped[str] = mapped_column(String(16))
     destination: Mapped[str] = mapped_column(Text)
@@ -265,14 +264,7 @@ class Share(Base):
     bytes_total: Mapped[int | None] = mapped_column(BigInteger)
     links_expire_at: Mapped[datetime | None]
     script_path: Mapped[str | None] = mapped_column(Text)
-    state: Mapped[str] = mapped_column(String(32))
-    version: Mapped[int] = mapped_column(Integer)
-    created_at: Mapped[datetime]
-    updated_at: Mapped[datetime]
-    state_since: Mapped[datetime]
     completed_at: Mapped[datetime | None]
-
-    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
 
 
 class ShareObject(Base):
@@ -288,3 +280,6 @@ class ShareObject(Base):
     etag: Mapped[str | None] = mapped_column(String(80))
     skipped: Mapped[bool] = mapped_column(Boolean, default=False)
     verified_at: Mapped[datetime]
+
+
+from steward.db import queue_tables as queue_tables  # noqa: E402  (registers the job tables)

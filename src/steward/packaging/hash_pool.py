@@ -61,15 +61,16 @@ class _Slot:
 
 class _Lane:
     """One digest of one stream. ``queued`` is true while the lane is in the pool's ready queue
-    or being run, so no second thread can take it: its updates stay in order."""
+    or being run (``running``), so no second thread can take it: its updates stay in order."""
 
-    __slots__ = ("feed", "queued", "todo", "update")
+    __slots__ = ("feed", "queued", "running", "todo", "update")
 
     def __init__(self, update: Update, feed: Feed) -> None:
         self.update = update
         self.feed = feed
         self.todo: deque[_Slot] = deque()
         self.queued = False
+        self.running = False
 
 
 class HashPool:
@@ -139,32 +140,39 @@ class HashPool:
     # ---- the threads -----------------------------------------------------------------------
 
     def _run(self) -> None:
-        while True:
-            with self._lock:
+        with self._lock:
+            while True:
                 while not self._ready:
                     if self._closed:
                         return
                     self._work.wait()
-                lane = self._ready.popleft()
-                slot = lane.todo[0]
-            error: BaseException | None = None
-            try:
-                lane.update(slot.chunk)  # type: ignore[arg-type]  # set before scheduling
-            except BaseException as exc:  # the stream's problem: its reader raises it
-                error = exc
-            with self._lock:
-                lane.todo.popleft()
-                if lane.todo:  # to the back: other streams' lanes get their turn
-                    self._ready.append(lane)
-                    self._work.notify()
-                else:
-                    lane.queued = False
-                feed = lane.feed
-                if error is not None and feed.error is None:
-                    feed.error = error
-                slot.pending -= 1
-                if slot.pending == 0:
-                    feed.done.notify()
+                self._update_once(self._ready.popleft())
+
+    def _update_once(self, lane: _Lane) -> None:
+        """Run ``lane``'s oldest update (called with the lock held, released meanwhile)."""
+        lane.running = True
+        slot = lane.todo[0]
+        self._lock.release()
+        error: BaseException | None = None
+        try:
+            lane.update(slot.chunk)  # type: ignore[arg-type]  # set before scheduling
+        except BaseException as exc:  # the stream's problem: its reader raises it
+            error = exc
+        finally:
+            self._lock.acquire()
+        lane.running = False
+        lane.todo.popleft()
+        if lane.todo:  # to the back: other streams' lanes get their turn
+            self._ready.append(lane)
+            self._work.notify()
+        else:
+            lane.queued = False
+        feed = lane.feed
+        if error is not None and feed.error is None:
+            feed.error = error
+        slot.pending -= 1
+        if slot.pending == 0:
+            feed.done.notify()
 
 
 class Feed:
@@ -201,8 +209,7 @@ class Feed:
                         self._owned += 1
                         self._free.append(self._pool._take_slot(self._size))
                     else:
-                        while self._inflight[0].pending:
-                            self.done.wait()
+                        self._wait_for(self._inflight[0])
                         self._reap()
                 self._current = self._free.pop()
             self._raise_error()
@@ -249,9 +256,22 @@ class Feed:
 
     def _drain(self) -> None:
         while self._inflight:
-            while self._inflight[0].pending:
-                self.done.wait()
+            self._wait_for(self._inflight[0])
             self._reap()
+
+    def _wait_for(self, slot: _Slot) -> None:
+        """Until ``slot`` is hashed (lock held). Rather than sleep while one of this stream's
+        lanes waits in the pool's queue, the reader runs that update itself: the pool's threads
+        may all be busy with other streams, and a thread that sleeps and is woken per chunk
+        costs CPU and time."""
+        while slot.pending:
+            for lane in self._lanes:
+                if lane.queued and not lane.running:
+                    self._pool._ready.remove(lane)
+                    self._pool._update_once(lane)
+                    break
+            else:
+                self.done.wait()
 
     def _reap(self) -> None:
         inflight = self._inflight

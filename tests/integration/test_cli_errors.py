@@ -106,9 +106,13 @@ def test_forbidden(consortium: Consortium, cli: Cli) -> None:
     own = create(cli, "--submit", who="sam")
     doc = assert_problem(cli("request", "approve", own, "--as", "sam", "--json"), Forbidden)
     assert "own request" in doc["detail"]
-    # Outsiders see nothing of the project; requesters see only their own requests.
+    # Outsiders see nothing of the project; requesters see only their own requests, and of
+    # anyone else's they hear what they would hear of an id that does not exist.
     assert_problem(cli("tree", "p1", "--as", "olga", "--json"), Forbidden)
-    assert_problem(cli("request", "show", rid, "--as", "bea", "--json"), Forbidden)
+    hidden = assert_problem(cli("request", "show", rid, "--as", "bea", "--json"), NotFound)
+    unknown = assert_problem(cli("request", "show", "req_x", "--as", "bea", "--json"), NotFound)
+    assert hidden["detail"] == unknown["detail"].replace("req_x", rid)
+    assert "ada" not in json.dumps(hidden)
     assert_problem(cli("user", "add", "zoe", "--as", "sam", "--json"), Forbidden)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -11,26 +11,35 @@ from pydantic import BaseModel
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from steward.db.models import AccessRequest, AccessRequirement, Event, Folder, Membership, User
+from steward.db.models import AccessRequest, AccessRequirement, Event, Folder, User
 from steward.db.session import Database
 from steward.domain import requests as domain
-from steward.domain.roles import STAFF, Role
+from steward.domain.roles import ALL_ROLES, STAFF, Role
 from steward.domain.workflow import Context
 from steward.errors import Conflict, Detail, Forbidden, ValidationFailed
 from steward.ids import new_id
-from steward.services import ledger
+from steward.services import ledger, subjects
 from steward.services.access import (
     audited,
-    load_visible,
     require_member,
     require_user,
-    require_visible_project,
     roles_in,
 )
-from steward.services.timeline import TimelineEntry, check_filter, history, within
+from steward.services.kinds import (
+    COMMENT,
+    NEEDS_REASON,
+    REASON,
+    Command,
+    FilterSpec,
+    Kind,
+    OptionalReason,
+    Policy,
+    Step,
+    reason_data,
+    register,
+)
+from steward.services.timeline import TimelineEntry
 from steward.timeutil import require_aware, utcnow
-
-KIND = ledger.Kind(domain.WORKFLOW, AccessRequest, domain.project)
 
 
 class RequestView(BaseModel):
@@ -82,62 +91,16 @@ class RequestFilter:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
-        if self.limit is not None and self.limit < 0:
-            raise ValidationFailed(
-                f"--limit {self.limit} is negative",
-                [
-                    Detail(
-                        "negative", field="limit", value=str(self.limit), accepted="0 (all) or more"
-                    )
-                ],
-            )
-        check_filter(
-            domain.WORKFLOW,
-            self.states,
-            {
-                "created": (self.created_from, self.created_to),
-                "decided": (self.decided_from, self.decided_to),
-            },
-        )
+        subjects.check(REQUEST, self)
 
 
 def _view(row: AccessRequest) -> RequestView:
     return RequestView.model_validate(row, from_attributes=True)
 
 
-def _context(
-    session: Session,
-    actor: str | None,
-    project_id: str,
-    row: AccessRequest | None = None,
-    data: Mapping[str, Any] | None = None,
-) -> Context:
+def _creator(session: Session, actor: str | None, project_id: str) -> Context:
     user = require_user(session, actor)
-    roles = require_member(session, user, project_id)
-    subject = {"requester": row.requester, "reviewer": row.reviewer} if row else {}
-    return Context(actor=user.id, roles=roles, subject=subject, data=dict(data or {}))
-
-
-def _load_visible(
-    session: Session, actor: str | None, request_id: str
-) -> tuple[AccessRequest, Context]:
-    """The request and the caller's context, if the caller may see it; else "not found"."""
-
-    def hidden(user: User, roles: frozenset[str], row: AccessRequest) -> str | None:
-        why = domain.GUARDS["can_see"](_subject_context(user, roles, row))
-        return None if why is None else f"{user.id} may not see {row.id}: {why}"
-
-    row, user, roles = load_visible(
-        session, actor, AccessRequest, request_id, what="access request", field="request",
-        hidden=hidden,
-    )  # fmt: skip
-    return row, _subject_context(user, roles, row)
-
-
-def _subject_context(user: User, roles: frozenset[str], row: AccessRequest) -> Context:
-    return Context(
-        actor=user.id, roles=roles, subject={"requester": row.requester, "reviewer": row.reviewer}
-    )
+    return Context(actor=user.id, roles=require_member(session, user, project_id))
 
 
 def catalog_names(session: Session, project_id: str) -> set[str]:
@@ -188,7 +151,7 @@ def create(
         audited(db, actor=actor, action="create", project_id=project, subject_kind=domain.KIND),
         db.transaction() as s,
     ):
-        ctx = _context(s, actor, project)
+        ctx = _creator(s, actor, project)
         owner = requester or ctx.actor
         if owner != ctx.actor and not ctx.roles & STAFF:
             raise Forbidden(
@@ -213,7 +176,7 @@ def create(
         }
         row = AccessRequest(id=new_id(domain.KIND), project_id=project, version=1)
         done, first = ledger.record_create(
-            s, kind=KIND, row=row, ctx=ctx, data=data, at=at, idempotency_key=idempotency_key
+            s, kind=REQUEST, row=row, ctx=ctx, data=data, at=at, idempotency_key=idempotency_key
         )
         assert isinstance(done, AccessRequest)
         if first.actor != ctx.actor or done.project_id != project:
@@ -224,14 +187,17 @@ def create(
             )
         if not submit:
             return _view(done)
-        return _apply(
+        event = subjects.apply(
             s,
+            REQUEST,
             done,
-            _context(s, actor, project, done),
+            subjects.context(REQUEST, ctx.actor, ctx.roles, done),
             "submit",
             idempotency_key=f"{idempotency_key}:submit" if idempotency_key else None,
             at=at,
         )
+        s.refresh(done)
+        return _view_at(s, done, event)
 
 
 def act(
@@ -249,108 +215,92 @@ def act(
     expected_version: int | None = None,
     at: datetime | None = None,
 ) -> RequestView:
-    """Issue one workflow command; the event records the reason and any extra data."""
+    """Issue one workflow command (the generic ``subjects.act``, with typed arguments).
+
+    Arguments the command does not take are ignored, as the CLI sends what it was given."""
     require_aware(at=at, expires_at=expires_at)
-    project_id: str | None = None
-    with db.transaction() as s:
-        project_id = s.scalar(
-            select(AccessRequest.project_id).where(AccessRequest.id == request_id)
-        )
-    with (
-        audited(
-            db,
-            actor=actor,
-            action=command,
-            project_id=project_id,
-            subject_kind=domain.KIND,
-            subject_id=request_id,
-        ),
-        db.transaction() as s,
-    ):
-        row, ctx = _load_visible(s, actor, request_id)
-        return _apply(
-            s,
-            row,
-            ctx,
-            command,
-            reason=reason,
-            reviewer=reviewer,
-            expires_at=expires_at,
-            text=text,
-            changes=changes,
-            idempotency_key=idempotency_key,
-            expected_version=expected_version,
-            at=at,
-        )
-
-
-def _apply(
-    s: Session,
-    row: AccessRequest,
-    ctx: Context,
-    command: str,
-    *,
-    reason: str | None = None,
-    reviewer: str | None = None,
-    expires_at: datetime | None = None,
-    text: str | None = None,
-    changes: domain.RequestFields | None = None,
-    idempotency_key: str | None = None,
-    expected_version: int | None = None,
-    at: datetime | None = None,
-) -> RequestView:
-    """One command on a loaded, visible request, inside the caller's transaction."""
-    prior = ledger.replayed(
-        s, kind=KIND, subject_id=row.id, command=command, idempotency_key=idempotency_key
-    )
-    if prior is not None:
-        return _view_at(s, row, prior)
-    # A stale caller hears "changed since you looked" before any verdict on the new state.
-    ledger.check_version(row, expected_version)
-    decision = domain.WORKFLOW.decide(command, row.state, ctx)
-    data: dict[str, Any] = {}
-    if reason:
-        data["reason"] = reason.strip()
-    if command in domain.REASON_REQUIRED and not data.get("reason"):
-        raise ValidationFailed(
-            f"{command} needs a reason the requester can read",
-            [Detail("required", field="reason")],
-        )
-    if command in ("submit", "resubmit"):
-        missing = domain.check_ready_to_submit(
-            {n: getattr(row, n) for n in domain.REQUIRED_TO_SUBMIT}
-        )
-        if missing:
-            raise ValidationFailed(f"{row.id} is not complete enough to {command}", missing)
-    if command == "approve" and expires_at is not None:
-        if expires_at <= (at or utcnow()):
-            raise ValidationFailed(
-                "the expiry must be in the future",
-                [Detail("in the past", field="expires_at", value=expires_at.isoformat())],
-            )
-        data["expires_at"] = expires_at.isoformat()
-    if command == "assign-reviewer":
-        data["reviewer"] = _check_reviewer(s, row, reviewer)
-    if command == "comment":
-        if not (text or "").strip():
-            raise ValidationFailed("a comment needs text", [Detail("required", field="text")])
-        data["text"] = (text or "").strip()
-    if command == "edit":
-        data.update(_edit_changes(s, row, changes))
-    ledger.record(
-        s,
-        kind=KIND,
-        row=row,
+    given: dict[str, Any] = {
+        "reason": reason,
+        "reviewer": reviewer,
+        "expires_at": expires_at,
+        "text": text,
+    }
+    if changes is not None:
+        given.update(asdict(changes))
+    spec = REQUEST.commands.get(command)
+    fields = spec.payload.model_fields if spec else {}
+    payload = {k: v for k, v in given.items() if k in fields and v is not None}
+    if command == "edit" and changes is None:
+        payload = {}
+    view: RequestView = subjects.act(
+        db,
+        REQUEST,
+        actor=actor,
+        subject_id=request_id,
         command=command,
-        ctx=ctx,
-        data=data,
-        at=at,
+        payload=payload,
         idempotency_key=idempotency_key,
         expected_version=expected_version,
-        decision=decision,
+        at=at,
     )
-    s.refresh(row)
-    return _view(row)
+    return view
+
+
+# ---- commands: typed payloads and the handlers that turn them into event data --------------
+class SubmitPayload(OptionalReason):
+    pass
+
+
+class ApprovePayload(OptionalReason):
+    expires_at: datetime | None = None
+
+
+class ReviewerPayload(OptionalReason):
+    reviewer: str | None = None
+
+
+class EditPayload(OptionalReason):
+    title: str | None = None
+    institution: str | None = None
+    project_lead: str | None = None
+    intended_use: str | None = None
+    datasets: tuple[str, ...] | None = None
+    duo_codes: tuple[str, ...] | None = None
+
+
+def _submit(step: Step, payload: SubmitPayload) -> dict[str, Any]:
+    row = step.row
+    missing = domain.check_ready_to_submit({n: getattr(row, n) for n in domain.REQUIRED_TO_SUBMIT})
+    if missing:
+        raise ValidationFailed(f"{row.id} is not complete enough to {step.command}", missing)
+    return reason_data(step, payload)
+
+
+def _approve(step: Step, payload: ApprovePayload) -> dict[str, Any]:
+    data = reason_data(step, payload)
+    if payload.expires_at is not None:
+        if payload.expires_at <= (step.at or utcnow()):
+            raise ValidationFailed(
+                "the expiry must be in the future",
+                [Detail("in the past", field="expires_at", value=payload.expires_at.isoformat())],
+            )
+        data["expires_at"] = payload.expires_at.isoformat()
+    return data
+
+
+def _assign(step: Step, payload: ReviewerPayload) -> dict[str, Any]:
+    return {
+        **reason_data(step, payload),
+        "reviewer": _check_reviewer(step.session, step.row, payload.reviewer),
+    }
+
+
+def _edit(step: Step, payload: EditPayload) -> dict[str, Any]:
+    named = payload.model_dump(exclude={"reason"}, exclude_none=True)
+    if not named:
+        raise ValidationFailed("nothing to change", [Detail("no fields given")])
+    changes = domain.RequestFields(**{"title": "", **named})
+    return {**reason_data(step, payload), **_edit_changes(step.session, step.row, changes)}
 
 
 def _view_at(s: Session, row: AccessRequest, prior: Event) -> RequestView:
@@ -433,87 +383,28 @@ def _edit_changes(
 def get(
     db: Database, *, actor: str | None, request_id: str, now: datetime | None = None
 ) -> RequestDetail:
-    now = now or utcnow()
-    with (
-        audited(db, actor=actor, action="show", subject_kind=domain.KIND, subject_id=request_id),
-        db.read() as s,
-    ):
-        row, ctx = _load_visible(s, actor, request_id)
-        h = history(s, workflow=domain.WORKFLOW, row=row, now=now)
-        return RequestDetail(
-            request=_view(row),
-            timeline=h.timeline,
-            time_in_state=h.time_in_state,
-            current_state_for=h.current_state_for,
-            available_actions=domain.WORKFLOW.available(row.state, ctx),
-        )
+    found = subjects.get(db, REQUEST, actor=actor, subject_id=request_id, now=now)
+    return RequestDetail(
+        request=_view(found.row),
+        timeline=found.history.timeline,
+        time_in_state=found.history.time_in_state,
+        current_state_for=found.history.current_state_for,
+        available_actions=found.allowed_actions,
+    )
 
 
 def visible_query(s: Session, actor: str | None, flt: RequestFilter) -> Select[AccessRequest]:
     """Requests ``actor`` may see that match ``flt``; shared by list and the reports."""
-    flt.validate()
-    user = require_user(s, actor)
-    q = select(AccessRequest)
-    if not user.is_admin:
-        memberships = s.execute(
-            select(Membership.project_id, Membership.role).where(Membership.user_id == user.id)
-        ).all()
-        see_all = {p for p, r in memberships if r != Role.REQUESTER.value}
-        own_only = {p for p, r in memberships} - see_all
-        q = q.where(
-            (AccessRequest.project_id.in_(see_all))
-            | (AccessRequest.project_id.in_(own_only) & (AccessRequest.requester == user.id))
-        )
-    if flt.project:
-        require_visible_project(s, user, flt.project)
-        q = q.where(AccessRequest.project_id == flt.project)
-    if flt.states:
-        q = q.where(AccessRequest.state.in_(list(flt.states)))
-    if flt.requester:
-        q = q.where(AccessRequest.requester == flt.requester)
-    if flt.reviewer:
-        q = q.where(AccessRequest.reviewer == flt.reviewer)
-    q = q.where(*within(AccessRequest.created_at, flt.created_from, flt.created_to))
-    q = q.where(*within(AccessRequest.decided_at, flt.decided_from, flt.decided_to))
-    return q
+    return subjects.visible_query(s, REQUEST, actor, flt)
 
 
 def list_requests(db: Database, *, actor: str | None, flt: RequestFilter) -> list[RequestView]:
-    with db.read() as s:
-        q = visible_query(s, actor, flt).order_by(AccessRequest.created_at, AccessRequest.id)
-        if flt.limit:
-            q = q.limit(flt.limit)
-        return [_view(r) for r in s.scalars(q)]
+    return subjects.list_(db, REQUEST, actor=actor, flt=flt)
 
 
 def expire_due(db: Database, *, actor: str | None, now: datetime | None = None) -> list[str]:
     """Expire approved requests whose expiry has passed (run on a schedule; safe to repeat)."""
-    now = now or utcnow()
-    with (
-        audited(db, actor=actor, action="expire", subject_kind=domain.KIND),
-        db.transaction() as s,
-    ):
-        user = require_user(s, actor)
-        q = select(AccessRequest.id).where(
-            AccessRequest.state == "approved", AccessRequest.expires_at <= now
-        )
-        if not user.is_admin:
-            # Only the projects the caller coordinates: one project's steward running the job
-            # must neither fail on nor touch another project's requests.
-            staff_of = set(
-                s.scalars(
-                    select(Membership.project_id).where(
-                        Membership.user_id == user.id, Membership.role.in_(sorted(STAFF))
-                    )
-                )
-            )
-            if not staff_of:
-                raise Forbidden(
-                    f"{user.id} may not expire requests: that needs the steward or admin role",
-                    [Detail("needs steward or admin", field="role")],
-                )
-            q = q.where(AccessRequest.project_id.in_(sorted(staff_of)))
-        due = list(s.scalars(q.order_by(AccessRequest.expires_at, AccessRequest.id)))
+    due = subjects.due(db, REQUEST, actor=actor, state="approved", column="expires_at", now=now)
     done = []
     for rid in due:
         act(
@@ -526,3 +417,43 @@ def expire_due(db: Database, *, actor: str | None, now: datetime | None = None) 
         )
         done.append(rid)
     return done
+
+
+REQUEST = register(
+    Kind(
+        workflow=domain.WORKFLOW,
+        model=AccessRequest,
+        project=domain.project,
+        label="access request",
+        id_field="request",
+        prefix="req",
+        view=RequestView,
+        # Requesters see their own requests; every other role sees all of its projects'.
+        policy=Policy(
+            readers=frozenset(ALL_ROLES - {Role.REQUESTER.value}),
+            owner_readers=frozenset({Role.REQUESTER.value}),
+            owner="requester",
+        ),
+        filters=FilterSpec(
+            equals={"requester": "requester", "reviewer": "reviewer"},
+            ranges={"created": "created_at", "decided": "decided_at"},
+        ),
+        facts=("requester", "reviewer"),
+        commands={
+            "submit": Command(SubmitPayload, _submit),
+            "resubmit": Command(SubmitPayload, _submit),
+            "return": NEEDS_REASON,
+            "reject": NEEDS_REASON,
+            "revoke": NEEDS_REASON,
+            "cancel": REASON,
+            "expire": REASON,
+            "approve": Command(ApprovePayload, _approve),
+            "assign-reviewer": Command(ReviewerPayload, _assign),
+            "edit": Command(EditPayload, _edit),
+            "comment": COMMENT,
+        },
+        view_at=_view_at,
+        docs="access-requests.md",
+    )
+)
+KIND = REQUEST  # the engine's name for it (reports and tests use requests.KIND)

@@ -1,0 +1,292 @@
+"""Generic use cases over every registered kind: get, list, history and act.
+
+One command path: load → authorise (may the caller see it? may they issue this command now?)
+→ validate the typed payload → decide (pure) → project and append the event (ledger) — one
+transaction, refusals audited. Kind-specific services are thin typed wrappers around these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from steward.db.models import Event, Membership
+from steward.db.session import Database
+from steward.domain.roles import STAFF
+from steward.domain.workflow import Context
+from steward.errors import Detail, Forbidden, ValidationFailed
+from steward.services import ledger
+from steward.services.access import (
+    audited,
+    load_visible,
+    require_user,
+    require_visible_project,
+)
+from steward.services.kinds import Kind, Step
+from steward.services.timeline import History, check_filter, history, within
+from steward.timeutil import utcnow
+
+
+@dataclass(frozen=True)
+class Found:
+    """A subject the caller may see, with the caller's context and its history."""
+
+    row: Any
+    ctx: Context
+    history: History
+    allowed_actions: list[str]
+
+
+def visible(
+    session: Session, kind: Kind, actor: str | None, subject_id: str
+) -> tuple[Any, Context]:
+    """The subject and the caller's context — or "not found", also when they may not see it."""
+    row, user, roles = load_visible(
+        session,
+        actor,
+        kind.model,
+        subject_id,
+        what=kind.label,
+        field=kind.id_field,
+        hidden=kind.policy.hidden,
+    )
+    return row, context(kind, user.id, roles, row)
+
+
+def context(kind: Kind, actor: str, roles: frozenset[str], row: Any) -> Context:
+    """What a decision may look at: the actor, their roles, and the subject's relationships."""
+    subject = {name: getattr(row, name) for name in kind.facts}
+    return Context(actor=actor, roles=roles, subject=subject)
+
+
+def get(
+    db: Database, kind: Kind, *, actor: str | None, subject_id: str, now: datetime | None = None
+) -> Found:
+    now = now or utcnow()
+    with (
+        audited(db, actor=actor, action="show", subject_kind=kind.name, subject_id=subject_id),
+        db.read() as s,
+    ):
+        row, ctx = visible(s, kind, actor, subject_id)
+        return Found(
+            row=row,
+            ctx=ctx,
+            history=history(s, workflow=kind.workflow, row=row, now=now),
+            allowed_actions=kind.workflow.available(row.state, ctx),
+        )
+
+
+def check(kind: Kind, flt: Any) -> None:
+    """Every problem of a list filter at once: unknown states or choices, ranges that end
+    before they start, times without a zone, a negative limit."""
+    problems = []
+    limit = getattr(flt, "limit", None)
+    if limit is not None and limit < 0:
+        problems.append(
+            Detail("negative", field="limit", value=str(limit), accepted="0 (all) or more")
+        )
+    for name, allowed in kind.filters.choices.items():
+        value = getattr(flt, name, None)
+        if value and value not in allowed:
+            problems.append(
+                Detail(f"unknown {name}", field=name, value=value, accepted=", ".join(allowed))
+            )
+    if problems:
+        raise ValidationFailed("the filters are not valid", problems)
+    check_filter(
+        kind.workflow,
+        getattr(flt, "states", ()),
+        {r: (getattr(flt, f"{r}_from"), getattr(flt, f"{r}_to")) for r in kind.filters.ranges},
+    )
+
+
+def visible_query(s: Session, kind: Kind, actor: str | None, flt: Any) -> Select[Any]:
+    """The subjects ``actor`` may see that match ``flt``: for lists and reports alike."""
+    check(kind, flt)
+    user = require_user(s, actor)
+    model = kind.model
+    q = select(model)
+    rule = kind.policy.visible(model, user)
+    if rule is not None:
+        q = q.where(rule)
+    if flt.project:
+        require_visible_project(s, user, flt.project)
+        q = q.where(model.project_id == flt.project)
+    if flt.states:
+        q = q.where(model.state.in_(list(flt.states)))
+    for name, column in kind.filters.equals.items():
+        value = getattr(flt, name)
+        if value:
+            q = q.where(getattr(model, column) == value)
+    for name in kind.filters.choices:
+        value = getattr(flt, name)
+        if value:
+            q = q.where(getattr(model, name) == value)
+    for name, column in kind.filters.contains.items():
+        value = getattr(flt, name)
+        if value:
+            q = q.where(getattr(model, column).contains(value, autoescape=True))
+    for name, column in kind.filters.ranges.items():
+        col = getattr(model, column)
+        q = q.where(*within(col, getattr(flt, f"{name}_from"), getattr(flt, f"{name}_to")))
+    return q
+
+
+def list_(db: Database, kind: Kind, *, actor: str | None, flt: Any) -> list[Any]:
+    """Views of the visible subjects matching ``flt``, oldest first, at most ``flt.limit``."""
+    with db.read() as s:
+        q = visible_query(s, kind, actor, flt).order_by(kind.model.created_at, kind.model.id)
+        if flt.limit:
+            q = q.limit(flt.limit)
+        return [kind.view_of(r) for r in s.scalars(q)]
+
+
+def payload_of(kind: Kind, command: str, payload: Mapping[str, Any] | Any) -> Any:
+    """The command's typed payload; every field problem at once, with its path."""
+    spec = kind.commands[command]  # the registry's contract test: every command has one
+    if isinstance(payload, spec.payload):
+        return payload
+    try:
+        return spec.payload.model_validate(dict(payload or {}))
+    except ValidationError as exc:
+        raise ValidationFailed(
+            f"the {command} command's input is not valid",
+            [
+                Detail(
+                    e["msg"],
+                    field=".".join(str(p) for p in e["loc"]) or None,
+                    value=None if isinstance(e.get("input"), dict) else str(e.get("input")),
+                )
+                for e in exc.errors()
+            ],
+        ) from None
+
+
+def apply(
+    s: Session,
+    kind: Kind,
+    row: Any,
+    ctx: Context,
+    command: str,
+    payload: Mapping[str, Any] | Any = None,
+    *,
+    idempotency_key: str | None = None,
+    expected_version: int | None = None,
+    at: datetime | None = None,
+) -> Event:
+    """One command on a loaded, visible subject inside the caller's transaction.
+
+    A repeated idempotency key returns the first send's event before anything else is
+    judged; a stale version conflicts before any verdict on the new state; then the
+    decision (may this caller do this now?) comes before the payload is looked at, so a
+    refusal never depends on what was sent.
+    """
+    prior = ledger.replayed(
+        s, kind=kind, subject_id=row.id, command=command, idempotency_key=idempotency_key
+    )
+    if prior is not None:
+        return prior
+    ledger.check_version(row, expected_version)
+    kind.workflow.decide(command, row.state, ctx)
+    typed = payload_of(kind, command, payload)
+    data = kind.commands[command].handle(Step(command, s, row, ctx, at), typed)
+    return ledger.record(
+        s,
+        kind=kind,
+        row=row,
+        command=command,
+        ctx=ctx,
+        data=data,
+        at=at,
+        idempotency_key=idempotency_key,
+        expected_version=expected_version,
+    )
+
+
+def act(
+    db: Database,
+    kind: Kind,
+    *,
+    actor: str | None,
+    subject_id: str,
+    command: str,
+    payload: Mapping[str, Any] | Any = None,
+    idempotency_key: str | None = None,
+    expected_version: int | None = None,
+    at: datetime | None = None,
+) -> Any:
+    """``act(kind, id, command, payload, actor, key, version)`` for every kind; answers the
+    subject's view afterwards (for a repeated key: as the first send left it)."""
+    with db.read() as s:
+        project_id = s.scalar(select(kind.model.project_id).where(kind.model.id == subject_id))
+    with (
+        audited(
+            db,
+            actor=actor,
+            action=command,
+            project_id=project_id,
+            subject_kind=kind.name,
+            subject_id=subject_id,
+        ),
+        db.transaction() as s,
+    ):
+        row, ctx = visible(s, kind, actor, subject_id)
+        event = apply(
+            s,
+            kind,
+            row,
+            ctx,
+            command,
+            payload,
+            idempotency_key=idempotency_key,
+            expected_version=expected_version,
+            at=at,
+        )
+        s.refresh(row)
+        return kind.result(s, row, event)
+
+
+def due(
+    db: Database,
+    kind: Kind,
+    *,
+    actor: str | None,
+    state: str,
+    column: str,
+    now: datetime | None = None,
+) -> list[str]:
+    """Ids of ``kind``'s subjects in ``state`` whose ``column`` time has passed, in the
+    projects ``actor`` coordinates (all for an admin): what a scheduled expiry works through.
+
+    Someone who coordinates no project is refused (for every kind alike), so a misconfigured
+    schedule fails loudly instead of silently doing nothing.
+    """
+    now = now or utcnow()
+    model = kind.model
+    with (
+        audited(db, actor=actor, action="expire", subject_kind=kind.name),
+        db.read() as s,
+    ):
+        user = require_user(s, actor)
+        q = select(model.id).where(model.state == state, getattr(model, column) <= now)
+        if not user.is_admin:
+            staff_of = sorted(
+                s.scalars(
+                    select(Membership.project_id).where(
+                        Membership.user_id == user.id, Membership.role.in_(sorted(STAFF))
+                    )
+                )
+            )
+            if not staff_of:
+                raise Forbidden(
+                    f"{user.id} may not expire {kind.label}s: that needs the steward or admin role",
+                    [Detail("needs steward or admin", field="role")],
+                )
+            q = q.where(model.project_id.in_(staff_of))
+        return list(s.scalars(q.order_by(getattr(model, column), model.id)))

@@ -199,8 +199,9 @@ def test_limits_are_read_from_the_models() -> None:
     assert limits["institution"] == r.institution.type.length
     assert limits["actor"] == min(e.actor.type.length, u.id.type.length)
     assert limits["requester"] == u.id.type.length
-    assert import_limits.KEY_LENGTH == e.idempotency_key.type.length
-    assert "intended_use" not in limits and "reason" not in limits  # TEXT: no limit
+    assert e.idempotency_key.type.length == import_limits.KEY_LENGTH
+    assert "intended_use" not in limits  # TEXT: no limit
+    assert "reason" not in limits
 
 
 def test_values_either_database_would_refuse_are_named_by_line_and_field(
@@ -374,3 +375,23 @@ def test_broken_json_says_where_once(consortium: Consortium, tmp_path: Path) -> 
     err = refused(c, path)
     assert "at at" not in err.details[0].message
     assert "Unterminated string starting at column" in err.details[0].message
+
+
+def test_users_the_import_creates_need_names_user_add_accepts(
+    consortium: Consortium, tmp_path: Path
+) -> None:
+    c = consortium
+    path = csv_file(
+        tmp_path,
+        row("R1", "draft", title="t", requester="Zed Smith"),  # 2
+        row("R2", "draft", title="t", requester="nina"),  # 3: fine
+    )
+    before = counts(c)
+    with pytest.raises(ValidationFailed) as err:
+        importer.import_requests(
+            c.db, actor=c.steward, project=c.project, path=path, create_users=True
+        )
+    assert counts(c) == before
+    assert [(d.row, d.field, d.value) for d in err.value.details] == [(2, "user", "Zed Smith")]
+    assert "cannot create user 'Zed Smith'" in err.value.details[0].message
+    assert "lower-case" in (err.value.details[0].accepted or "")

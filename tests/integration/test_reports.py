@@ -40,7 +40,7 @@ from hypothesis import strategies as st
 from sqlalchemy import or_, select
 
 from steward.db import change_logs
-from steward.db.models import ChangeLog, Event
+from steward.db.models import ChangeLog, Event, Membership, User
 from steward.domain.requests import REASON_REQUIRED, WORKFLOW, RequestFields
 from steward.errors import ValidationFailed
 from steward.services import access, catalog, importer, reports, requests
@@ -719,7 +719,7 @@ def reports_agree_with_the_events(
     assert [tuple(r) for r in changes.rows] == log
 
     tracking = reports.tracking_table(c.db, actor=c.steward, flt=flt, now=now)
-    assert {r[0]: r[-1] for r in tracking.rows} == totals
+    assert {r[0]: r[col(tracking, "total_duration")] for r in tracking.rows} == totals
 
     # the streamed CSV export is the table's CSV, byte for byte, in any zone
     for zone in zones:
@@ -834,16 +834,36 @@ def test_reports_match_the_events_for_random_histories(
                 **kw,
             )
         last = max(last, when)
-    # "now" may even come before the latest events: the summary then counts such stays as
-    # zero, and the change log refuses a negative time in the current state, as before
+    # "now" may even come before the latest events (histories dated in the future): the
+    # summary then counts such stays as zero; the change log and the tracking table leave out
+    # the durations that would be negative, and name exactly those requests
     now = last + timedelta(days=later)
-    summary, log, _ = reference(c.db, project, now)
+    summary, log, totals = reference(c.db, project, now)
     if any(row[-1] and row[-2] is not None and row[-2] < -0.001 for row in log):
         flt = RequestFilter(project=project)
-        with pytest.raises(ValueError, match="events out of order"):
-            reports.change_log(c.db, actor=c.steward, flt=flt, now=now)
+        changes = reports.change_log(c.db, actor=c.steward, flt=flt, now=now)
+        assert [tuple(r) for r in changes.rows] == [
+            (*r[:8], None if r[8] is not None and r[8] < -0.001 else r[8], r[9]) for r in log
+        ]
+        tracking = reports.tracking_table(c.db, actor=c.steward, flt=flt, now=now)
+        i, p = col(tracking, "total_duration"), col(tracking, "problem")
+        assert {r[0]: r[i] for r in tracking.rows} == {
+            k: None if v is not None and v < 0 else v for k, v in totals.items()
+        }
+        with c.db.transaction() as s:
+            late = set(
+                s.scalars(
+                    select(Event.subject_id).where(Event.project_id == project, Event.at > now)
+                )
+            )
+        assert {r[0] for r in tracking.rows if r[p]} == late
+        assert all(rid in changes.caption for rid in late)
         tis = reports.time_in_state(c.db, actor=c.steward, flt=flt, now=now)
         assert {r[0]: tuple(r[1:]) for r in tis.rows} == summary
+        for name in reports.REPORTS:  # and every export of every report still works
+            reports.write_report_csv(
+                c.db, name, actor=c.steward, flt=flt, out=io.StringIO(), tz=ZoneInfo("UTC"), now=now
+            )
         return
     reports_agree_with_the_events(c, project, now, zones=("UTC", "Asia/Kolkata"))
 
@@ -870,7 +890,20 @@ def test_exports_of_imported_awkward_histories(consortium: Consortium, tmp_path:
     with path.open("w", encoding="utf-8", newline="") as fh:
         csv.writer(fh).writerows(IMPORTED)
     project = new_project(c)
-    importer.import_requests(c.db, actor=c.steward, project=project, path=path, create_users=True)
+    # the actors hold the roles their changes need (imports are judged like live commands):
+    # a steward submits on ada's behalf, reviewers return. The awkward names are users from
+    # before names were checked, written directly: `user add` and --create-users refuse them.
+    legacy = (("o'neil, jr", "steward"), ('rev "x"', "reviewer"))
+    with c.db.transaction() as s:
+        s.add_all(
+            User(id=who, display_name=who, email="", is_admin=False, created_at=T)
+            for who, _ in legacy
+        )
+        s.flush()
+        s.add_all(Membership(project_id=project, user_id=who, role=role) for who, role in legacy)
+    for who, role in ((c.reviewer2, "reviewer"), (c.requester2, "requester")):
+        access.add_member(c.db, actor=c.admin, project_id=project, user_id=who, role=role)
+    importer.import_requests(c.db, actor=c.steward, project=project, path=path)
     now = datetime(2024, 3, 1, 12, 0, 0, 500, tzinfo=UTC)
     reports_agree_with_the_events(c, project, now)
     table = reports.change_log(c.db, actor=c.steward, flt=RequestFilter(project=project), now=now)

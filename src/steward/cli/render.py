@@ -166,7 +166,8 @@ def show_timeline(timeline: Sequence[TimelineEntry]) -> None:
                     e.from_state or "",
                     e.to_state,
                     e.time_in_previous_state,
-                    e.reason or "",
+                    ("OUT OF ORDER: dated before the event it follows. " * e.out_of_order)
+                    + (e.reason or ""),
                 )
                 for e in timeline
             ],

@@ -30,12 +30,13 @@ def csv_field(value: str | None) -> str:
 
 
 def nonneg(seconds: float | None, where: str) -> float | None:
-    """A duration, which is never negative: one that is means events out of order (an error).
-    Less than a millisecond below zero is rounding, and counts as zero."""
-    if seconds is None:
+    """A duration, which is never negative: one that is means the events of ``where`` are out
+    of order, and is unknown (``None``) — never shown as a wrong figure, never a reason for a
+    whole report to fail; the reports name such a request instead
+    (``services/reports_consistency.py``). Less than a millisecond below zero is rounding,
+    and counts as zero."""
+    if seconds is None or seconds < -0.001:
         return None
-    if seconds < -0.001:
-        raise ValueError(f"negative duration ({seconds:.0f}s) for {where}: events out of order")
     return max(seconds, 0.0)
 
 

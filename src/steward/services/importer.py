@@ -15,7 +15,7 @@ import json
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from operator import attrgetter
 from pathlib import Path
@@ -35,7 +35,7 @@ from steward.domain.workflow import Transition
 from steward.errors import Detail, Forbidden, ValidationFailed
 from steward.ids import new_id
 from steward.services import import_limits as limits
-from steward.services.access import audited, require_member, require_user
+from steward.services.access import audited, check_name, require_member, require_user
 from steward.services.import_rules import check_histories
 from steward.timeutil import parse_duration, parse_timestamp, utcnow
 
@@ -807,6 +807,18 @@ def _roles(
     return {who: frozenset(r) for who, r in found.items()}
 
 
+def _name_problems(who: str, line: int) -> list[Detail]:
+    """A user the import would create must have a name ``steward user add`` accepts."""
+    try:
+        check_name(who, "user")
+    except ValidationFailed as exc:
+        return [
+            replace(d, row=line, message=f"cannot create user {who!r}: {d.message}")
+            for d in exc.details
+        ]
+    return []
+
+
 def _created_requesters(plans: list[Plan], created: set[str]) -> set[str]:
     return {p.fields["requester"] for p in plans if p.fields.get("requester") in created}
 
@@ -854,6 +866,8 @@ def _import(
                 )
                 for who, line in sorted(needed.items(), key=lambda kv: kv[1])
             ]
+        for who, line in sorted(needed.items(), key=lambda kv: kv[1]) if created else ():
+            problems += _name_problems(who, line)  # the rule `steward user add` applies
         new_plans = [p for p in plans if p.external_id not in existing]
         for p in new_plans:
             problems += limits.check_key(project, p.external_id, len(p.events), p.rows[0].line)

@@ -39,6 +39,7 @@ from steward.domain.change_log import nonneg
 from steward.domain.workflow import Workflow
 from steward.errors import Detail, ValidationFailed
 from steward.services import reports_changelog as changelog
+from steward.services import reports_consistency as consistency
 from steward.services import reports_tracking as tracking
 from steward.services.reports_scope import reading, scope
 from steward.services.reports_sql import between
@@ -83,6 +84,7 @@ TRACKING_COLUMNS = [
     Column("created", "time"),
     Column("last_change", "time"),
     Column("total_duration", "duration"),
+    Column("problem"),
 ]
 
 
@@ -103,6 +105,7 @@ def tracking_table(
     now = now or utcnow()
     with reading(db) as s:
         sc = scope(s, actor, flt)
+        problems = consistency.find(s, sc, now)
         r = AccessRequest
         dialect = s.connection().dialect
         created_at, as_time = changelog.exact_time(r.created_at, dialect)
@@ -135,13 +138,25 @@ def tracking_table(
                     total = nonneg(total, row[0])
                 if isinstance(datasets, list):  # each row gets its own list, as before
                     datasets = list(datasets)
-                rows.append((*row[:9], datasets, as_time(created), as_time(updated), total))
+                rows.append(
+                    (
+                        *row[:9],
+                        datasets,
+                        as_time(created),
+                        as_time(updated),
+                        total,
+                        problems.get(row[0]),
+                    )
+                )
         finally:
             result.close()
     return Table(
         title="tracking",
-        caption="One row per request; total duration runs from first submission to the "
-        "decision (or to now while undecided).",
+        caption=consistency.caption(
+            "One row per request; total duration runs from first submission to the "
+            "decision (or to now while undecided).",
+            problems,
+        ),
         columns=list(TRACKING_COLUMNS),
         rows=rows,
         brief=("request", "title", "state", "requester", "reviewer", "created", "total_duration"),
@@ -170,10 +185,11 @@ def change_log(
         sc = scope(s, actor, flt)
         rows = changelog.rows(s, sc, now, limit)
         total = None if limit is None or len(rows) < limit else changelog.count(s, sc)
+        problems = consistency.find(s, sc, now)
     return Table(
         total=total,
         title="changelog",
-        caption=_CHANGELOG_CAPTION,
+        caption=consistency.caption(_CHANGELOG_CAPTION, problems),
         columns=list(changelog.COLUMNS),
         rows=rows,
         brief=("request", "order", "from_state", "to_state", "at", "actor", "time_in_from_state"),
@@ -190,7 +206,9 @@ def time_in_state(
 ) -> Table:
     now = now or utcnow()
     with reading(db) as s:
-        by_state = summaries(s, scope(s, actor, flt), now)
+        sc = scope(s, actor, flt)
+        by_state = summaries(s, sc, now)
+        problems = consistency.find(s, sc, now)
     rows: list[Sequence[Any]] = []
     for st in WF.states:
         if st.terminal:
@@ -204,8 +222,11 @@ def time_in_state(
         rows.append((st.name, count, ongoing, median, p90, top, sla, None if sla is None else over))
     return Table(
         title="time-in-state",
-        caption="Every stay in each non-final state, including stays still going on "
-        "(counted up to now).",
+        caption=consistency.caption(
+            "Every stay in each non-final state, including stays still going on "
+            "(counted up to now).",
+            problems,
+        ),
         columns=[
             Column("state"),
             Column("count", "int"),
@@ -251,9 +272,12 @@ def sla_breaches(
             sla = slas[state].total_seconds()
             stayed = (now - since).total_seconds()
             rows.append((rid, title, state, since, stayed, sla, stayed - sla, requester, reviewer))
+        problems = consistency.find(s, scope(s, actor, flt), now)
     return Table(
         title="sla-breaches",
-        caption="Requests in a state for longer than its target right now.",
+        caption=consistency.caption(
+            "Requests in a state for longer than its target right now.", problems
+        ),
         columns=[
             Column("request"),
             Column("title"),
@@ -307,13 +331,15 @@ def write_report_csv(
     if name == "tracking":
         now = now or utcnow()
         with reading(db) as s:
+            sc = scope(s, actor, flt)
             return tracking.write_csv(
                 s,
-                scope(s, actor, flt),
+                sc,
                 _total_duration(now),
                 tz,
                 out,
                 _header(TRACKING_COLUMNS),
+                consistency.find(s, sc, now),
             )
     table = REPORTS[name](db, actor=actor, flt=flt, now=now)
     write_csv(table, out, tz)

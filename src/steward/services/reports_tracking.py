@@ -9,7 +9,7 @@ institutions, dataset lists) are quoted once, and each line is one f-string.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import IO, Any, cast
 from zoneinfo import ZoneInfo
 
@@ -70,8 +70,10 @@ def write_csv(
     tz: ZoneInfo,
     out: IO[str],
     header: str,
+    problems: Mapping[str, str],
 ) -> int:
-    """Stream the tracking table as CSV; ``total`` is its duration column (in seconds)."""
+    """Stream the tracking table as CSV; ``total`` is its duration column (in seconds);
+    ``problems``: what is inconsistent in the history of some requests (``problem`` column)."""
     conn = s.connection()
     utc = tz.key == "UTC"
     local = LocalTimes(tz).iso_of_utc_text
@@ -101,10 +103,11 @@ def write_csv(
             rows = cast(Iterable[Any], batch)
             for rid, project, title, state, requester, inst, lead, use, rev, ds, c, u, t in rows:
                 took = "" if t is None else duration_text(t if t >= 0 else nonneg(t, rid))
+                problem = csv_field(problems.get(rid)) if problems else ""
                 put(
                     f"{rid},{people(project)},{csv_field(title)},{state},{people(requester)},"
                     f"{people(inst)},{people(lead)},{people(use)},{people(rev)},{lists(ds)},"
-                    f"{at(c)},{at(u)},{took}{CRLF}"
+                    f"{at(c)},{at(u)},{took},{problem}{CRLF}"
                 )
             n += len(lines)
             out.write("".join(lines))

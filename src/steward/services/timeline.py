@@ -4,6 +4,11 @@ Shared by every tracked kind (requests, packages, shares) so "time in state" mea
 thing everywhere: the clock for a state starts when the subject enters it and stops when it
 leaves; events that do not change state (comments, edits) do not restart it; the current
 state counts up to now unless it is terminal.
+
+A history already in the database may be out of order (an event dated before the one it
+follows, or after now — imports once let such rows in): then the entry is flagged
+``out_of_order`` and the durations it would make negative are left out (``None``), never
+shown as zero and never allowed to break the page that shows them.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ class TimelineEntry(BaseModel):
     reason: str | None
     data: dict[str, Any]
     time_in_previous_state: float | None
+    out_of_order: bool = False
+    """Dated before the event it follows: its history is inconsistent, durations unknown."""
 
 
 def build_timeline(events: Sequence[Event]) -> tuple[list[TimelineEntry], dict[str, float]]:
@@ -40,12 +47,18 @@ def build_timeline(events: Sequence[Event]) -> tuple[list[TimelineEntry], dict[s
     out: list[TimelineEntry] = []
     totals: dict[str, float] = {}
     entered: datetime | None = None
+    previous: datetime | None = None
     for e in events:
         spent = None
+        backwards = previous is not None and e.at < previous
+        previous = e.at if previous is None else max(previous, e.at)
         if e.from_state != e.to_state:
             if entered is not None and e.from_state is not None:
                 spent = (e.at - entered).total_seconds()
-                totals[e.from_state] = totals.get(e.from_state, 0.0) + spent
+                if spent < 0:
+                    spent = None  # unknown: the events are out of order
+                else:
+                    totals[e.from_state] = totals.get(e.from_state, 0.0) + spent
             entered = e.at
         out.append(
             TimelineEntry(
@@ -58,6 +71,7 @@ def build_timeline(events: Sequence[Event]) -> tuple[list[TimelineEntry], dict[s
                 reason=e.data.get("reason") or e.data.get("text"),
                 data=e.data,
                 time_in_previous_state=spent,
+                out_of_order=backwards,
             )
         )
     return out, totals
@@ -66,10 +80,13 @@ def build_timeline(events: Sequence[Event]) -> tuple[list[TimelineEntry], dict[s
 def current_stay(
     totals: dict[str, float], *, state: str, since: datetime, terminal: bool, now: datetime
 ) -> float | None:
-    """Add the ongoing stay in ``state`` to ``totals``; None when the state is terminal."""
+    """Add the ongoing stay in ``state`` to ``totals``; None when the state is terminal, or
+    unknown because the subject entered it after ``now`` (an event dated in the future)."""
     if terminal:
         return None
-    spent = max(0.0, (now - since).total_seconds())
+    spent = (now - since).total_seconds()
+    if spent < 0:
+        return None
     totals[state] = totals.get(state, 0.0) + spent
     return spent
 

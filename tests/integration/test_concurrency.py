@@ -16,6 +16,7 @@ import traceback
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,9 @@ from steward.db.models import AccessRequest, ChangeLog, Event
 from steward.db.session import Database
 from steward.domain import change_log
 from steward.domain.requests import RequestFields
-from steward.services import requests
+from steward.errors import Conflict
+from steward.services import access, requests
+from steward.timeutil import utcnow
 from tests.conftest import Consortium
 
 FIELDS = RequestFields(
@@ -42,6 +45,8 @@ WRITERS = 16  # processes writing at once that must all succeed (docs/concepts.m
 MAX_PROCS = WRITERS
 FIRST_USE = "first-use"  # not a workflow command: make sure the schema exists
 IMPORT = "import"  # not a workflow command: `request import` of the file named by ``text``
+ADD_USER = "add-user"  # not a workflow command: `user add` of the user named by ``text``
+BOOTSTRAP = "bootstrap"  # not a workflow command: `init --admin` with the name in ``text``
 
 
 @dataclass(frozen=True)
@@ -63,7 +68,7 @@ def _worker(tasks: Any, results: Any) -> None:
     from steward.config import Settings
     from steward.db.session import Database
     from steward.errors import StewardError
-    from steward.services import importer
+    from steward.services import access, importer
 
     db: Database | None = None
     try:
@@ -79,6 +84,16 @@ def _worker(tasks: Any, results: Any) -> None:
                     if move.command == FIRST_USE:
                         db.ensure_schema()
                         results.put((rid, move.command, "ok", db.current_revision() or ""))
+                        continue
+                    if move.command == BOOTSTRAP:
+                        assert move.text is not None
+                        made_first = access.bootstrap_admin(db, user_id=move.text)
+                        results.put((rid, move.command, "ok", str(made_first)))
+                        continue
+                    if move.command == ADD_USER:
+                        assert move.text is not None
+                        made = access.add_user(db, actor=move.actor, user_id=move.text)
+                        results.put((rid, move.command, "ok", made.id))
                         continue
                     if move.command == IMPORT:
                         assert move.text is not None
@@ -387,6 +402,35 @@ def test_concurrent_imports_of_different_files_into_one_project(
     assert events == n * per_file * 2
 
 
+def released_when_waiting(dsn: str, table: str, waiters: int) -> Callable[[], None]:
+    """Lock ``table`` against writes from another connection; the returned function releases
+    it once ``waiters`` backends are waiting for a lock (so the racers surely overlap)."""
+    import psycopg
+
+    blocker = psycopg.connect(dsn)
+    watcher = psycopg.connect(dsn, autocommit=True)
+    blocker.execute(f"LOCK TABLE {table} IN EXCLUSIVE MODE")
+
+    def release() -> None:
+        try:
+            for _ in range(1200):
+                row = watcher.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock'"
+                ).fetchone()
+                if row and row[0] >= waiters:
+                    break
+                time.sleep(0.1)
+            else:
+                pytest.fail(f"{waiters} writers never waited at the same time")
+        finally:
+            blocker.rollback()
+            blocker.close()
+            watcher.close()
+
+    return release
+
+
 @pytest.mark.parametrize("backend", [pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_imports_racing_to_create_the_same_users(
     consortium: Consortium, pool: Pool, tmp_path: Path
@@ -396,37 +440,89 @@ def test_imports_racing_to_create_the_same_users(
     made imports into one project take turns. Another connection's lock on the events table
     keeps the first import inside its transaction until the second is waiting too, so the two
     overlap every time."""
-    import psycopg
-
     c = consortium
     files = [_history(tmp_path / f"g{k}.csv", f"G{k}", ["zed", "yan", f"own{k}"]) for k in range(2)]
     dsn = c.db.settings.resolved_database_url.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(dsn) as blocker, psycopg.connect(dsn, autocommit=True) as watcher:
-        blocker.execute("LOCK TABLE events IN EXCLUSIVE MODE")
-
-        def both_waiting_then_release() -> None:
-            for _ in range(1200):
-                waiting = watcher.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND wait_event_type = 'Lock'"
-                ).fetchone()
-                if waiting and waiting[0] >= 2:
-                    break
-                time.sleep(0.1)
-            else:
-                pytest.fail("the two imports never waited at the same time")
-            blocker.rollback()
-
-        results = race(
-            pool,
-            c,
-            [[c.project]] * 2,
-            [Move(c.steward, IMPORT, text=str(f)) for f in files],
-            while_running=both_waiting_then_release,
-        )
+    results = race(
+        pool,
+        c,
+        [[c.project]] * 2,
+        [Move(c.steward, IMPORT, text=str(f)) for f in files],
+        while_running=released_when_waiting(dsn, "events", 2),
+    )
     assert sorted(r[2:] for r in results) == [("ok", "3/6")] * 2
     with c.db.transaction() as s:
         imported = s.scalars(
             select(AccessRequest.external_id).where(AccessRequest.project_id == c.project)
         ).all()
     assert sorted(x for x in imported if x) == ["G0-0", "G0-1", "G0-2", "G1-0", "G1-1", "G1-2"]
+
+
+@pytest.mark.parametrize("backend", [pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_two_processes_adding_the_same_user(consortium: Consortium, pool: Pool) -> None:
+    """Both find no user "nia" and both insert her: the second used to crash with the
+    driver's unique violation (a traceback). Now it is a clear Conflict, nothing of it is
+    saved, and running it again succeeds."""
+    c = consortium
+    dsn = c.db.settings.resolved_database_url.replace("postgresql+psycopg://", "postgresql://")
+    release = released_when_waiting(dsn, "users", 2)
+    results = race(
+        pool,
+        c,
+        [["-"]] * 2,
+        [Move(c.admin, ADD_USER, text="nia")] * 2,
+        while_running=release,
+    )
+    assert sorted(r[2] for r in results) == ["Conflict", "ok"]
+    (lost,) = [r for r in results if r[2] == "Conflict"]
+    assert lost[3].startswith("another process created the same thing at the same moment")
+    assert access.add_user(c.db, actor=c.admin, user_id="nia").id == "nia"
+
+
+@pytest.mark.parametrize("backend", [pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_two_first_administrators_at_once(settings: Settings, pool: Pool) -> None:
+    """`steward init --admin root` twice at once on an empty database: one creates root,
+    the other finds it made (a duplicate insert is a conflict it expects, not a failure)."""
+    db = Database(settings)
+    try:
+        db.migrate()
+    finally:
+        db.dispose()
+    dsn = settings.resolved_database_url.replace("postgresql+psycopg://", "postgresql://")
+    release = released_when_waiting(dsn, "users", 2)
+    results = race(
+        pool,
+        settings,
+        [["-"]] * 2,
+        [Move("nobody", BOOTSTRAP, text="root")] * 2,
+        while_running=release,
+    )
+    assert sorted(r[2:] for r in results) == [("ok", "False"), ("ok", "True")]
+
+
+def _decide_on_what_was_loaded(c: Consortium, rid: str, at: datetime) -> None:
+    """Load a request, let another process comment on it meanwhile, then approve it as
+    loaded, dated ``at``."""
+    from steward.domain.workflow import Context
+    from steward.services import ledger
+
+    with c.db.transaction() as s:
+        row = s.get_one(AccessRequest, rid)
+        requests.act(c.db, actor=c.steward, request_id=rid, command="comment", text="meanwhile")
+        ctx = Context(actor=c.reviewer, roles=frozenset({"reviewer"}))
+        ledger.record(s, kind=requests.KIND, row=row, command="approve", ctx=ctx, at=at)
+
+
+@pytest.mark.parametrize("backend", [pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_deciding_on_a_request_changed_meanwhile_is_a_conflict(consortium: Consortium) -> None:
+    """The race ten approvers at once hit on PostgreSQL: one took its time, another's event
+    (stamped later) committed before the first looked at the history, and the first was
+    refused with "an event at … would come before the previous one", as if its input were
+    wrong. It acted on a request that changed meanwhile: a conflict, nothing saved."""
+    c = consortium
+    (rid,) = submitted_requests(c, 1)
+    with pytest.raises(Conflict):
+        _decide_on_what_was_loaded(c, rid, utcnow())
+    row, evs = ledger_of(c, rid)
+    assert_no_gaps(row, evs)
+    assert [e.type for e in evs] == ["created", "submitted", "commented"]

@@ -6,7 +6,8 @@ Three different situations that drivers report through the same exception classe
   PostgreSQL's ``lock_not_available``). Nothing was wrong with the data; running the command
   again works once the other process is done.
 - *conflict*: another process changed the same rows at the same moment (PostgreSQL's
-  serialization failure or deadlock). The caller should reload and decide again.
+  serialization failure or deadlock), or created the same row (a unique key both inserted).
+  The caller should reload and decide again.
 - *unavailable*: the server cannot be reached or refused the connection.
 
 Every text taken from a driver goes through :func:`steward.redact.redact` first: drivers may
@@ -50,6 +51,15 @@ def is_write_refused(exc: BaseException) -> bool:
     ) == "25006"
 
 
+def is_duplicate(exc: BaseException) -> bool:
+    """Two transactions inserted the same key; the later one to commit is refused."""
+    orig = getattr(exc, "orig", None) or exc
+    name = getattr(orig, "sqlite_errorname", None)
+    if isinstance(name, str):
+        return name in ("SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY")
+    return getattr(orig, "sqlstate", None) == "23505"  # unique_violation
+
+
 def is_conflict(exc: BaseException) -> bool:
     orig = getattr(exc, "orig", None) or exc
     return getattr(orig, "sqlstate", None) in _CONFLICT_SQLSTATES
@@ -74,6 +84,14 @@ def busy(exc: BaseException, lock_timeout: float) -> DatabaseBusy:
 def conflict(exc: BaseException) -> Conflict:
     return Conflict(
         "another process changed the same data at the same time; nothing was saved; "
+        "run the command again",
+        [Detail(driver_text(exc))],
+    )
+
+
+def duplicate(exc: BaseException) -> Conflict:
+    return Conflict(
+        "another process created the same thing at the same moment; nothing was saved; "
         "run the command again",
         [Detail(driver_text(exc))],
     )

@@ -29,7 +29,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from steward.config import Settings
@@ -229,6 +229,10 @@ class Database:
             if read_only and failures.is_write_refused(exc):
                 raise
             raise self._translate(exc) from None
+        except IntegrityError as exc:
+            if failures.is_duplicate(exc):
+                raise failures.duplicate(exc) from None
+            raise
         finally:
             session.close()
 

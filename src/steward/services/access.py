@@ -202,6 +202,8 @@ def audited(
 
 def bootstrap_admin(db: Database, *, user_id: str) -> bool:
     """Create the first administrator when there are no users yet; True when created."""
+    from steward.errors import Conflict  # a duplicate insert, as the transaction reports it
+
     check_name(user_id, "user")
     try:
         with db.transaction() as s:
@@ -212,7 +214,7 @@ def bootstrap_admin(db: Database, *, user_id: str) -> bool:
             )
             s.flush()
             return True
-    except IntegrityError:
+    except (IntegrityError, Conflict):
         return False  # another process created the same first user at the same moment
 
 

@@ -83,13 +83,15 @@ def replayed(
     return prior
 
 
-def _last_at(session: Session, kind: Kind, subject_id: str) -> datetime | None:
-    return session.scalars(
-        select(Event.at)
+def _last(session: Session, kind: Kind, subject_id: str) -> tuple[int, datetime] | None:
+    """Sequence number and time of the subject's newest event."""
+    found = session.execute(
+        select(Event.seq, Event.at)
         .where(Event.subject_kind == kind.name, Event.subject_id == subject_id)
         .order_by(Event.seq.desc())
         .limit(1)
     ).first()
+    return None if found is None else (found[0], found[1])
 
 
 def record_create(
@@ -163,7 +165,13 @@ def record(
     if decision is None:
         decision = kind.workflow.decide(command, row.state, ctx)
     at = at or utcnow()
-    last = _last_at(session, kind, row.id)
+    newest = _last(session, kind, row.id)
+    if newest is not None and newest[0] > row.version:
+        # Another process appended an event after ``row`` was loaded (PostgreSQL shows it to
+        # this statement): the decision was taken on a stale state. The same answer the
+        # version check at flush would give, before the time check can misname it.
+        raise _stale()
+    last = newest[1] if newest is not None else None
     if last is not None and at < last:
         raise ValidationFailed(
             f"{row.id}: an event at {at.isoformat()} would come before the previous one at "
@@ -224,13 +232,17 @@ def _event(
     )
 
 
+def _stale() -> Conflict:
+    return Conflict(
+        "someone else changed this at the same moment; nothing was saved; reload and retry"
+    )
+
+
 def _flush(session: Session) -> None:
     try:
         session.flush()
     except StaleDataError:
-        raise Conflict(
-            "someone else changed this at the same moment; nothing was saved; reload and retry"
-        ) from None
+        raise _stale() from None
     except IntegrityError as exc:
         text = str(exc.orig)
         if "idempotency" in text or "uq_events" in text or "UNIQUE" in text.upper():

@@ -475,7 +475,7 @@ def _warnings(s: Session, row: Package) -> list[str]:
 
 def warnings(db: Database, *, actor: str | None, package_id: str) -> list[str]:
     """What ``package create`` prints before building, the same list ``get`` returns."""
-    with db.transaction() as s:
+    with db.read() as s:
         row, _ = visible(s, actor, package_id)
         return _warnings(s, row)
 

@@ -283,7 +283,7 @@ class _Registry:
         self.destination = destination
         self.lock = threading.Lock()
         self.pending: list[dict[str, Any]] = []
-        with db.transaction() as s:
+        with db.read() as s:
             self.known = set(
                 s.scalars(select(ShareObject.key).where(ShareObject.share_id == share.id))
             )

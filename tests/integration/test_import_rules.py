@@ -395,3 +395,21 @@ def test_users_the_import_creates_need_names_user_add_accepts(
     assert [(d.row, d.field, d.value) for d in err.value.details] == [(2, "user", "Zed Smith")]
     assert "cannot create user 'Zed Smith'" in err.value.details[0].message
     assert "lower-case" in (err.value.details[0].accepted or "")
+
+
+def test_json_values_that_are_not_text_are_refused(consortium: Consortium, tmp_path: Path) -> None:
+    """str() of an object or a list would store Python's repr as the title; numbers are ids."""
+    c = consortium
+    path = jsonl(
+        tmp_path,
+        first("R1", title={"en": "t"}),  # 1
+        first("R2", reviewer=["rita"]),  # 2
+        first("R3", institution=True),  # 3
+        first(101),  # 4: a numeric id is fine
+    )
+    err = refused(c, path)
+    assert [(d.row, d.field, d.message) for d in err.details] == [
+        (1, "title", "must be text, not dict"),
+        (2, "reviewer", "must be text, not list"),
+        (3, "institution", "must be text, not bool"),
+    ]

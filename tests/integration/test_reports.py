@@ -42,7 +42,7 @@ from sqlalchemy import or_, select
 from steward.db import change_logs
 from steward.db.models import ChangeLog, Event, Membership, User
 from steward.domain.requests import REASON_REQUIRED, WORKFLOW, RequestFields
-from steward.errors import ValidationFailed
+from steward.errors import NotFound, ValidationFailed
 from steward.services import access, catalog, importer, reports, requests
 from steward.services.requests import RequestFilter
 from steward.tables import Column, Table, export, write_csv
@@ -408,7 +408,10 @@ def test_reports_show_a_requester_only_their_own(consortium: Consortium, story: 
         c.db, actor=c.requester2, flt=RequestFilter(requester=c.requester), now=NOW
     )
     assert none.rows == []
-    assert reports.tracking_table(c.db, actor=c.outsider, flt=ALL, now=NOW).rows == []
+    # a non-member asking for the project hears that there is no such project (issue 8 item 9)
+    with pytest.raises(NotFound):
+        reports.tracking_table(c.db, actor=c.outsider, flt=ALL, now=NOW)
+    assert reports.tracking_table(c.db, actor=c.outsider, flt=RequestFilter(), now=NOW).rows == []
     viewer = reports.tracking_table(c.db, actor=c.viewer, flt=ALL, now=NOW)
     assert len(viewer.rows) == 8
 
@@ -439,7 +442,7 @@ def test_csv_exports_of_narrowed_and_wide_reports_match_their_tables(
         (c.steward, RequestFilter(decided_from=at(2), decided_to=at(5))),
         (c.steward, ALL),
         (c.admin, RequestFilter()),  # every project
-        (c.outsider, ALL),  # none
+        (c.outsider, RequestFilter()),  # none (a non-member naming p1 hears "not found")
     ]
     sizes = []
     for actor, flt in cases:

@@ -191,17 +191,31 @@ def _jsonl_rows(text: str, problems: list[Detail]) -> Iterator[tuple[int, dict[s
         if "\\u" in raw and _unencodable(obj, line, problems):
             continue
         values: dict[str, Any] = {}
+        wrong = False  # a value of the wrong type: reported, and the row goes no further
         for k, v in obj.items():
             if k in LIST_FIELDS:
                 if isinstance(v, str):
                     v = [x.strip() for x in v.split(";") if x.strip()]
                 elif not (isinstance(v, list) and all(isinstance(x, str) for x in v)):
                     problems.append(Detail("must be a list of strings", row=line, field=k))
+                    wrong = True
                     continue
                 values[k] = v
+            elif isinstance(v, dict | list | bool):  # str() would store Python's repr
+                problems.append(
+                    Detail(
+                        f"must be text, not {type(v).__name__}",
+                        row=line,
+                        field=k,
+                        value=json.dumps(v)[:40],
+                        accepted="a string (or a number)",
+                    )
+                )
+                wrong = True
             else:
                 values[k] = "" if v is None else str(v).strip()
-        yield line, values
+        if not wrong:
+            yield line, values
 
 
 def _unencodable(obj: dict[str, Any], line: int, problems: list[Detail]) -> bool:

@@ -35,12 +35,12 @@ def find(s: Session, sc: Scope, now: datetime) -> dict[str, str]:
     """Request id → what is inconsistent in its history, for the requests ``sc`` covers."""
     e, r = Event, AccessRequest
     out: dict[str, str] = {}
-    backwards = (
-        select(e.subject_id, e.seq, e.stay_seconds)
-        .where(OF_KIND, sc.on_events, e.from_state.in_(STATES), e.stay_seconds < -ROUNDING)
-        .order_by(e.subject_id, e.seq)
+    # No ORDER BY: sorting by request would lead the planner to read every event of the
+    # project in request order instead of the stays index's few (usually no) entries.
+    backwards = select(e.subject_id, e.seq, e.stay_seconds).where(
+        OF_KIND, sc.on_events, e.from_state.in_(STATES), e.stay_seconds < -ROUNDING
     )
-    for rid, seq, stay in s.execute(backwards):
+    for rid, seq, stay in sorted(tuple(found) for found in s.execute(backwards)):
         gap = -(stay or 0.0)
         out.setdefault(rid, f"event {seq} is dated {gap:.0f}s before the state change it follows")
     ahead = sc.visible.with_only_columns(r.id, r.updated_at).where(r.updated_at > now)

@@ -40,9 +40,11 @@ def find(s: Session, sc: Scope, now: datetime) -> dict[str, str]:
     backwards = select(e.subject_id, e.seq, e.stay_seconds).where(
         OF_KIND, sc.on_events, e.from_state.in_(STATES), e.stay_seconds < -ROUNDING
     )
-    for rid, seq, stay in sorted(tuple(found) for found in s.execute(backwards)):
-        gap = -(stay or 0.0)
-        out.setdefault(rid, f"event {seq} is dated {gap:.0f}s before the state change it follows")
+    found: list[tuple[str, int, float]] = sorted(
+        (rid, seq, stay or 0.0) for rid, seq, stay in s.execute(backwards)
+    )
+    for rid, seq, stay in found:
+        out.setdefault(rid, f"event {seq} is dated {-stay:.0f}s before the state change it follows")
     ahead = sc.visible.with_only_columns(r.id, r.updated_at).where(r.updated_at > now)
     for rid, latest in s.execute(ahead):
         out.setdefault(

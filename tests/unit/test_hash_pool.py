@@ -256,3 +256,42 @@ def test_a_forked_child_hashes_with_threads_of_its_own(tmp_path: Path) -> None:
             os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
     assert got == hashlib.sha256(data).hexdigest(), "the child hangs waiting for its digests"
+
+
+def test_a_reader_hashes_its_own_chunks_while_every_pool_thread_is_busy() -> None:
+    pool_thread_stuck, other_done = threading.Event(), threading.Event()
+
+    class Stuck(MultiHash):
+        def lanes(self) -> list[Update]:
+            def hold_the_pool_thread(chunk: memoryview) -> object:
+                if threading.current_thread().name.startswith("hash-"):
+                    pool_thread_stuck.set()
+                    assert other_done.wait(HANG_GUARD), "the other stream waited for the pool"
+                return None
+
+            return [hold_the_pool_thread]
+
+    data = os.urandom(5 * CHUNK)
+    got: dict[str, str] = {}
+
+    def until_a_pool_thread_is_stuck(buf: memoryview) -> int:
+        return 0 if pool_thread_stuck.is_set() else len(buf)
+
+    def stuck() -> None:
+        pump(until_a_pool_thread_is_stuck, Stuck(), chunk_size=CHUNK, pool=pool)
+
+    def other() -> None:
+        _calls, readinto = _reader(data)
+        hasher = MultiHash()
+        pump(readinto, hasher, chunk_size=CHUNK, pool=pool)
+        got["md5"] = hasher.digests().md5
+        other_done.set()
+
+    with HashPool(1) as pool:
+        threads = [threading.Thread(target=stuck), threading.Thread(target=other)]
+        threads[0].start()
+        assert pool_thread_stuck.wait(HANG_GUARD)  # the pool's only thread is taken
+        threads[1].start()
+        for t in threads:
+            t.join(HANG_GUARD)
+    assert got == {"md5": hashlib.md5(data).hexdigest()}

@@ -282,4 +282,4 @@ class ShareObject(Base):
     verified_at: Mapped[datetime]
 
 
-from steward.db import queue_tables as queue_tables  # noqa: E402  (registers the job tables)
+from steward.db import queue_tables  # noqa: E402, F401  (registers the job tables)

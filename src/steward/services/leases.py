@@ -10,21 +10,13 @@ from __future__ import annotations
 
 import os
 import socket
-import threading
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import select
-
-from steward.db.session import Database
 from steward.timeutil import utcnow
 
 LEASE = timedelta(minutes=2)
 STOP_CHECK_EVERY = 2.0  # seconds between looks at whether someone stopped the job
-RENEW_EVERY = 20.0  # seconds
+RENEW_EVERY = 20.0  # seconds between lease renewals (see ``steward.jobs.runner``)
 
 
 def me() -> str:
@@ -66,44 +58,3 @@ def claim(role: str) -> dict[str, str]:
     Recorded on the event so the read model gets the lease in the same UPDATE (a separate
     write would bump the version without an event)."""
     return {role: me(), "lease_until": lease_until().isoformat()}
-
-
-@contextmanager
-def renewing(renew: Callable[[datetime], None]) -> Iterator[None]:
-    """Renew a lease in the background while the body runs; stop when it ends."""
-    stop = threading.Event()
-
-    def loop() -> None:
-        while not stop.wait(RENEW_EVERY):
-            try:
-                renew(lease_until())
-            except Exception:
-                continue
-
-    thread = threading.Thread(target=loop, name="lease-renewal", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
-
-
-def stop_when_moved(db: Database, model: Any, subject_id: str, state: str) -> Callable[[], bool]:
-    """A ``should_stop`` for long jobs: True once the subject left ``state`` (e.g. aborted).
-
-    Looks at the database every few seconds, not on every block the job moves.
-    """
-    last = 0.0
-    stopped = False
-
-    def should_stop() -> bool:
-        nonlocal last, stopped
-        now = time.monotonic()
-        if not stopped and now - last >= STOP_CHECK_EVERY:
-            last = now
-            with db.read() as s:
-                stopped = s.scalar(select(model.state).where(model.id == subject_id)) != state
-        return stopped
-
-    return should_stop

@@ -14,14 +14,17 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from steward.config import Settings
 from steward.db.models import Package, PackageFile
 from steward.db.session import Database
 from steward.domain import packages as domain
-from steward.errors import Conflict, Detail, InvalidTransition, StewardError, ValidationFailed
+from steward.domain.workflow import Context
+from steward.errors import Detail, Forbidden, InvalidTransition, ValidationFailed
+from steward.jobs import outbox, runner
 from steward.packaging import bag, report
-from steward.services import leases, ledger, packages
+from steward.services import ledger, packages
 from steward.services.access import audited
 from steward.services.packages import KIND, PackageView, bag_dir, load, view, visible
 from steward.timeutil import utcnow
@@ -35,46 +38,36 @@ class BuildProgress:
     advance: Callable[[int, int], None] | None = None  # (bytes, files) since the last call
 
 
+def _context(s: Session, actor: str | None, row: Package) -> Context:
+    return visible(s, actor, row.id)[1]
+
+
+JOB = runner.LongJob(
+    kind=KIND,
+    owner_field="builder",
+    running="building",
+    failable=("pending", "building"),
+    noun="build",
+    done_by="built",
+    context=_context,
+)
+
+
 def _claim(db: Database, *, actor: str | None, package_id: str) -> PackageView:
     """Move pending → building, or take over a building package whose builder is gone."""
     with db.transaction() as s:
         row, ctx = visible(s, actor, package_id)
         if row.state == "built":
             return view(row)
-        if row.state == "building":
-            if not leases.holder_gone(row.builder, row.lease_until):
-                raise Conflict(
-                    f"{row.id} is being built by {row.builder} (lease until "
-                    f"{row.lease_until:%Y-%m-%d %H:%M:%S} UTC); wait, or abort it",
-                    [Detail("build in progress", field="package", value=row.id)],
-                )
-            command = "resume"
-        elif row.state == "failed":
+        if row.state == "failed":
             raise InvalidTransition(
                 f"{row.id} failed ({row.failure_reason}); `steward package retry {row.id}` "
                 "builds it again, keeping the files already done",
                 [Detail("failed", field="state", value=row.state, accepted="pending, building")],
             )
-        else:
-            command = "start"
-        ledger.record(s, kind=KIND, row=row, command=command, ctx=ctx, data=leases.claim("builder"))
+        runner.claim(s, JOB, row, ctx)
         s.refresh(row)
         return view(row)
-
-
-def _renew(db: Database, package_id: str, owner: str) -> Callable[[Any], None]:
-    def renew(until: Any) -> None:
-        with db.transaction() as s:
-            # A Core UPDATE: the lease is not state, so it must not bump the version others
-            # use for optimistic concurrency.
-            s.execute(
-                update(Package)
-                .where(Package.id == package_id, Package.builder == owner)
-                .values(lease_until=until)
-                .execution_options(synchronize_session=False)
-            )
-
-    return renew
 
 
 def _entries(db: Database, package_id: str) -> tuple[list[PackageFile], Package]:
@@ -148,31 +141,6 @@ def _entry(f: PackageFile) -> bag.BagEntry:
     )
 
 
-def _fail(db: Database, *, actor: str | None, package_id: str, reason: str) -> str:
-    """Record why the build stopped — unless someone already moved the package on (abort).
-
-    Returns the state the package is in afterwards."""
-    with db.transaction() as s:
-        row, ctx = visible(s, actor, package_id)
-        if row.state not in ("pending", "building"):
-            return row.state
-        ledger.record(s, kind=KIND, row=row, command="fail", ctx=ctx, data={"reason": reason})
-        return "failed"
-
-
-def _reason(exc: BaseException) -> str:
-    from steward.redact import redact  # kept in the ledger and shown: never a credential
-
-    if isinstance(exc, StewardError):
-        lines = [exc.message, *(str(d) for d in exc.details[:20])]
-        if len(exc.details) > 20:
-            lines.append(f"… and {len(exc.details) - 20} more")
-        return redact("\n".join(lines))
-    if isinstance(exc, KeyboardInterrupt):
-        return "interrupted (Ctrl-C) during the build"
-    return redact(f"{type(exc).__name__}: {exc}")
-
-
 def build(
     db: Database,
     settings: Settings,
@@ -187,38 +155,49 @@ def build(
     if pkg.state == "built":
         return pkg
     progress = progress or BuildProgress()
-    try:
+
+    def stopped(state: str) -> None:
+        if state in ("aborted", "deleted"):
+            packages.remove_files(settings, package_id)  # the abort left that to us
+
+    with runner.work(
+        db,
+        JOB,
+        package_id,
+        actor=actor,
+        on_start=progress.start,
+        on_advance=progress.advance,
+        on_stopped=stopped,
+    ) as job:
         files, row = _entries(db, package_id)
-        if progress.start:
-            progress.start(sum(f.size or 0 for f in files), len(files))
+        job.start(sum(f.size or 0 for f in files), len(files))
         target = bag_dir(settings, package_id)
-        with leases.renewing(_renew(db, package_id, leases.me())):
-            built = bag.build_payload(
-                target,
-                [_entry(f) for f in files],
-                mode=pkg.mode,  # type: ignore[arg-type]
-                s3=settings.s3_config(),
-                workers=settings.workers or None,
-                on_progress=progress.advance,
-                should_stop=leases.stop_when_moved(db, Package, package_id, "building"),
-            )
-            if leases.stop_when_moved(db, Package, package_id, "building")():
-                raise bag.BuildCancelled(f"{package_id} was stopped while its bag was finished")
-            html = report.render_report(_report_input(row, files, built))
-            summary = bag.finish_bag(
-                target,
-                bag.BagInfo(
-                    name=pkg.name,
-                    package_id=pkg.id,
-                    source_organisation=settings.organisation,
-                    created_by=pkg.created_by,
-                    created_at=pkg.created_at,
-                    description=pkg.description,
-                ),
-                built,
-                tag_files={"report.html": html.encode()},
-                fetch=pkg.mode == "fetch",
-            )
+        built = bag.build_payload(
+            target,
+            [_entry(f) for f in files],
+            mode=pkg.mode,  # type: ignore[arg-type]
+            s3=settings.s3_config(),
+            workers=settings.workers or None,
+            on_progress=job.advance,
+            should_stop=job.should_stop,
+        )
+        if job.stop_reason(fresh=True):
+            raise bag.BuildCancelled(f"{package_id} was stopped while its bag was finished")
+        html = report.render_report(_report_input(row, files, built))
+        summary = bag.finish_bag(
+            target,
+            bag.BagInfo(
+                name=pkg.name,
+                package_id=pkg.id,
+                source_organisation=settings.organisation,
+                created_by=pkg.created_by,
+                created_at=pkg.created_at,
+                description=pkg.description,
+            ),
+            built,
+            tag_files={"report.html": html.encode()},
+            fetch=pkg.mode == "fetch",
+        )
         problems = bag.validate_bag(target, full=False)
         if problems:
             raise ValidationFailed("the finished bag is not complete", problems)
@@ -230,13 +209,6 @@ def build(
             summary=summary,
             keep_days=settings.package_keep_days,
         )
-    except BaseException as exc:
-        if _fail(db, actor=actor, package_id=package_id, reason=_reason(exc)) in (
-            "aborted",
-            "deleted",
-        ):
-            packages.remove_files(settings, package_id)  # the abort left that to us
-        raise
 
 
 def _finish(
@@ -279,3 +251,53 @@ def _finish(
         )
         s.refresh(row)
         return view(row)
+
+
+BUILD_ACTION = "package.build"
+
+
+def request_build(db: Database, *, actor: str | None, package_id: str) -> tuple[PackageView, str]:
+    """Queue the package's build for a worker (``--no-wait``); returns it and the action id.
+
+    Asking again before anything changed is the same action (the key names the package's
+    version), so a double click never builds twice."""
+    with (
+        audited(db, actor=actor, action="build", subject_kind=domain.KIND, subject_id=package_id),
+        db.transaction() as s,
+    ):
+        row, ctx = visible(s, actor, package_id)
+        allowed = domain.WORKFLOW.available(row.state, ctx)
+        if row.state not in domain.ACTIVE or not {"start", "resume"} & set(allowed):
+            if row.state in domain.ACTIVE:
+                raise Forbidden(
+                    f"{ctx.actor} may not build {row.id}: that needs the steward or admin role",
+                    [Detail("needs steward or admin", field="role")],
+                )
+            raise InvalidTransition(
+                f"{row.id} is {row.state}; only a pending (or interrupted) package is queued",
+                [Detail("cannot build", field="state", value=row.state, accepted="pending")],
+            )
+        action_id = outbox.enqueue(
+            s,
+            subject_kind=domain.KIND,
+            subject_id=row.id,
+            project_id=row.project_id,
+            action=BUILD_ACTION,
+            payload={},
+            idempotency_key=f"{BUILD_ACTION}:{row.id}:{row.version}",
+            actor=ctx.actor,
+        )
+        return view(row), action_id
+
+
+def build_queued(
+    db: Database, settings: Settings, *, actor: str | None, package_id: str, again: bool
+) -> PackageView:
+    """A worker's build: like :func:`build`, but when ``again`` (a later try of the same
+    action) a package the earlier try left failed continues instead of being refused."""
+    if again:
+        with db.transaction() as s:
+            row, ctx = visible(s, actor, package_id)
+            if row.state == "failed":
+                runner.retry(s, JOB, row, ctx)
+    return build(db, settings, actor=actor, package_id=package_id)

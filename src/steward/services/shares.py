@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Select, func, insert, select, update
+from sqlalchemy import Select, func, insert, select
 from sqlalchemy.orm import Session
 
 from steward import outfiles
@@ -29,13 +29,12 @@ from steward.db.session import Database
 from steward.domain import shares as domain
 from steward.domain.workflow import Context
 from steward.errors import (
-    Conflict,
     Detail,
     InvalidTransition,
-    StewardError,
     ValidationFailed,
 )
 from steward.ids import new_id
+from steward.jobs import outbox, runner
 from steward.packaging import script
 from steward.packaging.sources import S3Source, parse_source
 from steward.services import leases, ledger, places
@@ -129,6 +128,21 @@ class ShareFilter:
 class PushProgress:
     start: Callable[[int, int], None] | None = None  # (total bytes, total objects)
     advance: Callable[[int, int], None] | None = None  # (bytes, objects)
+
+
+def _job_context(s: Session, actor: str | None, row: Share) -> Context:
+    return pkgs.context(s, actor, row.project_id)
+
+
+PUSH_JOB = runner.LongJob(
+    kind=KIND,
+    owner_field="sender",
+    running="running",
+    failable=("pending", "running"),
+    noun="push",
+    done_by="sent",
+    context=_job_context,
+)
 
 
 def view(row: Share) -> ShareView:
@@ -256,20 +270,8 @@ def _claim_push(
                 },
             )
         if row.state == "failed":
-            ledger.record(s, kind=KIND, row=row, command="retry", ctx=ctx)
-        if row.state == "running":
-            if not leases.holder_gone(row.sender, row.lease_until):
-                raise Conflict(
-                    f"{row.id} is being sent by {row.sender}; wait, or abort it",
-                    [Detail("push in progress", field="share", value=row.id)],
-                )
-            ledger.record(
-                s, kind=KIND, row=row, command="resume", ctx=ctx, data=leases.claim("sender")
-            )
-        else:
-            ledger.record(
-                s, kind=KIND, row=row, command="start", ctx=ctx, data=leases.claim("sender")
-            )
+            runner.retry(s, PUSH_JOB, row, ctx)
+        runner.claim(s, PUSH_JOB, row, ctx)
         s.refresh(row)
         return view(row), True
 
@@ -320,38 +322,6 @@ class _Registry:
             self.pending = []
 
 
-def _fail(db: Database, *, actor: str | None, share_id: str, reason: str) -> None:
-    with db.transaction() as s:
-        row = _load(s, share_id)
-        if row.state not in ("pending", "running"):
-            return
-        ctx = pkgs.context(s, actor, row.project_id)
-        ledger.record(s, kind=KIND, row=row, command="fail", ctx=ctx, data={"reason": reason})
-
-
-def _reason(exc: BaseException) -> str:
-    from steward.redact import redact  # kept in the ledger and shown: never a credential
-
-    if isinstance(exc, StewardError):
-        return redact("\n".join([exc.message, *(str(d) for d in exc.details[:20])]))
-    if isinstance(exc, KeyboardInterrupt):
-        return "interrupted (Ctrl-C) during the push"
-    return redact(f"{type(exc).__name__}: {exc}")
-
-
-def _renew(db: Database, share_id: str, owner: str) -> Callable[[Any], None]:
-    def renew(until: Any) -> None:
-        with db.transaction() as s:
-            s.execute(
-                update(Share)
-                .where(Share.id == share_id, Share.sender == owner)
-                .values(lease_until=until)
-                .execution_options(synchronize_session=False)
-            )
-
-    return renew
-
-
 def push(
     db: Database,
     settings: Settings,
@@ -369,47 +339,40 @@ def push(
     or when the package's folder there would lie in (or hold) STEWARD_HOME, a bag or one of
     the package's source folders.
     """
-    where = parse_destination(destination, field="destination")
-    with db.transaction() as s:
-        pkg, ctx = _built_package(s, actor, package_id)
-        domain.WORKFLOW.decide_create(ctx)
-        name, project_id = pkg.name, pkg.project_id
-        sources = _source_uris(s, pkg.id)
-    dest = open_store(_dest_root(where, name), settings.s3_config())
-    places.refuse_push_target(settings, dest, destination, sources, field="destination")
-    dest.check_writable()  # a missing bucket or a refused key stops us before any data moves
+    dest, project_id = _checked_destination(
+        db, settings, actor=actor, package_id=package_id, destination=destination
+    )
     with audited(db, actor=actor, action="push", project_id=project_id, subject_kind=domain.KIND):
         share, claimed = _claim_push(db, actor=actor, package_id=package_id, destination=dest.url)
     if not claimed:
         return share
     progress = progress or PushProgress()
     registry = _Registry(db, share, dest.url)
-    try:
+    with runner.work(
+        db,
+        PUSH_JOB,
+        share.id,
+        actor=actor,
+        on_start=progress.start,
+        on_advance=progress.advance,
+        on_stopped=lambda _state: registry.flush(),
+    ) as job:
         with db.transaction() as s:
             items = _items(settings, s, pkgs.load(s, package_id))
-        if progress.start:
-            progress.start(sum(i.size for i in items), len(items))
+        job.start(sum(i.size for i in items), len(items))
 
         def done(result: tx.TransferResult) -> None:
             registry.add(result)
-            if progress.advance and result.skipped:
-                progress.advance(result.size, 1)
-            elif progress.advance:
-                progress.advance(0, 1)
+            job.advance(result.size if result.skipped else 0, 1)
 
-        def moved(n: int) -> None:
-            if progress.advance:
-                progress.advance(n, 0)
-
-        with leases.renewing(_renew(db, share.id, leases.me())):
-            summary = tx.transfer(
-                items,
-                dest,
-                concurrency=concurrency or settings.workers or 4,
-                on_progress=moved,
-                on_done=done,
-                should_stop=leases.stop_when_moved(db, Share, share.id, "running"),
-            )
+        summary = tx.transfer(
+            items,
+            dest,
+            concurrency=concurrency or settings.workers or 4,
+            on_progress=lambda n: job.advance(n, 0),
+            on_done=done,
+            should_stop=job.should_stop,
+        )
         registry.flush()
         with db.transaction() as s:
             row = _load(s, share.id)
@@ -428,12 +391,109 @@ def push(
             )
             s.refresh(row)
             return view(row)
-    except BaseException as exc:
-        try:
-            registry.flush()
-        finally:
-            _fail(db, actor=actor, share_id=share.id, reason=_reason(exc))
-        raise
+
+
+PUSH_ACTION = "share.push"
+
+
+def _checked_destination(
+    db: Database, settings: Settings, *, actor: str | None, package_id: str, destination: str
+) -> tuple[Store, str]:
+    """The destination store, checked before anything is recorded or moves, and the project."""
+    where = parse_destination(destination, field="destination")
+    with db.read() as s:
+        pkg, ctx = _built_package(s, actor, package_id)
+        domain.WORKFLOW.decide_create(ctx)
+        name, project_id = pkg.name, pkg.project_id
+        sources = _source_uris(s, pkg.id)
+    dest = open_store(_dest_root(where, name), settings.s3_config())
+    places.refuse_push_target(settings, dest, destination, sources, field="destination")
+    dest.check_writable()  # a missing bucket or a refused key stops us before any data moves
+    return dest, project_id
+
+
+def request_push(
+    db: Database,
+    settings: Settings,
+    *,
+    actor: str | None,
+    package_id: str,
+    destination: str,
+    concurrency: int | None = None,
+) -> tuple[ShareView, str | None]:
+    """Queue a push for a worker (``--no-wait``); returns the share and the action id.
+
+    The same checks as :func:`push` run first. The share is the one :func:`push` would
+    continue (a failed one is moved back to pending); asking again before anything changed
+    is the same action. No action (None) when the share already succeeded or is being sent.
+    """
+    dest, project_id = _checked_destination(
+        db, settings, actor=actor, package_id=package_id, destination=destination
+    )
+    with (
+        audited(db, actor=actor, action="push", project_id=project_id, subject_kind=domain.KIND),
+        db.transaction() as s,
+    ):
+        pkg, ctx = _built_package(s, actor, package_id)
+        row = _find_resumable(s, pkg.id, dest.url)
+        if row is None:
+            row = Share(id=new_id(domain.KIND), project_id=pkg.project_id, version=1)
+            ledger.record_create(
+                s,
+                kind=KIND,
+                row=row,
+                ctx=ctx,
+                data={
+                    "package_id": pkg.id,
+                    "method": "push",
+                    "destination": dest.url,
+                    "created_by": ctx.actor,
+                },
+            )
+        if row.state == "failed":
+            runner.retry(s, PUSH_JOB, row, ctx)
+        busy = row.state == "running" and not leases.holder_gone(row.sender, row.lease_until)
+        if row.state == "succeeded" or busy:
+            return view(row), None
+        action_id = outbox.enqueue(
+            s,
+            subject_kind=domain.KIND,
+            subject_id=row.id,
+            project_id=row.project_id,
+            action=PUSH_ACTION,
+            payload={"package_id": pkg.id, "destination": destination, "concurrency": concurrency},
+            idempotency_key=f"{PUSH_ACTION}:{row.id}:{row.version}",
+            actor=ctx.actor,
+        )
+        s.flush()
+        s.refresh(row)
+        return view(row), action_id
+
+
+def push_queued(
+    db: Database,
+    settings: Settings,
+    *,
+    actor: str | None,
+    share_id: str,
+    destination: str,
+    concurrency: int | None,
+) -> ShareView:
+    """A worker's push of a queued share; a share that ended meanwhile (aborted, or sent by
+    someone else) is left as it is — the push is never done twice."""
+    with db.read() as s:
+        row = _load(s, share_id)
+        if row.state in ("aborted", "succeeded"):
+            return view(row)
+        package_id = row.package_id
+    return push(
+        db,
+        settings,
+        actor=actor,
+        package_id=package_id,
+        destination=destination,
+        concurrency=concurrency,
+    )
 
 
 def _pushed_to_s3(s: Session, package_id: str, share_id: str | None) -> Share:
@@ -514,7 +574,7 @@ def presign(
                 "from_share": source.id,
             },
         )
-        ledger.record(s, kind=KIND, row=row, command="start", ctx=ctx, data=leases.claim("sender"))
+        runner.claim(s, PUSH_JOB, row, ctx)
         share_id, pkg_name, created_by = row.id, pkg.name, ctx.actor
     try:
         store = open_store(source.destination, settings.s3_config())
@@ -541,7 +601,7 @@ def presign(
             field="output",
         )
     except BaseException as exc:
-        _fail(db, actor=actor, share_id=share_id, reason=_reason(exc))
+        runner.fail(db, PUSH_JOB, share_id, actor=actor, reason=runner.reason(exc, "push"))
         raise
     with db.transaction() as s:
         row = _load(s, share_id)

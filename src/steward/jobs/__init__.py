@@ -1,0 +1,1 @@
+"""Long jobs, the outbox of effects, and the worker that drains it."""

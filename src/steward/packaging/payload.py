@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,7 +144,7 @@ TEMP_SUFFIX = ".steward-part"
 def temp_name(dest: Path) -> Path:
     """A hidden name next to ``dest``: creating and renaming within one directory is the
     cheapest way on ext4/XFS, and a leftover from a killed run is a stray the next run deletes."""
-    return dest.parent / f".{uuid.uuid4().hex}{TEMP_SUFFIX}"
+    return dest.with_name(f".{os.urandom(16).hex()}{TEMP_SUFFIX}")
 
 
 class _TempFile:
@@ -296,6 +295,7 @@ def _hash_local(job: Job, ctx: Context, *, link: bool) -> tuple[Digests, SourceS
                 "mode 'link' needs both on one file system (use mode 'copy')",
             ) from None
         raise BagWriteError(tmp, exc) from None
+    installed = False
     try:
         linked = local_state(os.stat(tmp))
         if not linked.same_version(before):
@@ -306,9 +306,11 @@ def _hash_local(job: Job, ctx: Context, *, link: bool) -> tuple[Digests, SourceS
                 accepted=f"unchanged: {before.describe()}",
             )
         _install(tmp, job.dest)
+        installed = True
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+        if not installed:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
     return digests, before, linked.mtime_ns
 
 

@@ -20,7 +20,6 @@ from steward.packaging.bagit_files import (
     is_manifest,
     nfc,
     unsafe_relpath_reason,
-    walk_files,
 )
 from steward.packaging.hashing import DIGEST_HEX_LENGTH
 from steward.packaging.payload import Job
@@ -67,15 +66,16 @@ def plan(bag_dir: Path, entries: Sequence[BagEntry], mode: Mode) -> list[Job]:
     problems: list[Detail] = []
     jobs: list[Job] = []
     seen: dict[str, int] = {}
-    files = {nfc(e.relpath) for e in entries}
+    keys = [nfc(e.relpath) for e in entries]
+    files = set(keys)
+    data = bag_dir / PAYLOAD_DIR
     bag_dev = os.stat(bag_dir).st_dev
-    for row, entry in enumerate(entries, start=1):
+    for row, (entry, key) in enumerate(zip(entries, keys, strict=True), start=1):
         where = f"data/{entry.relpath}"
         reason = unsafe_relpath_reason(entry.relpath)
         if reason:
             problems.append(Detail(reason, field=where, row=row, accepted="a/relative/path"))
             continue
-        key = nfc(entry.relpath)
         if key in seen:
             problems.append(Detail(f"the same path as entry {seen[key]}", field=where, row=row))
             continue
@@ -132,7 +132,7 @@ def plan(bag_dir: Path, entries: Sequence[BagEntry], mode: Mode) -> list[Job]:
                     accepted="mode 'copy' or 'fetch'",
                 )
             )
-        jobs.append(Job(entry, source, bag_dir / PAYLOAD_DIR / entry.relpath, state))
+        jobs.append(Job(entry, source, data / entry.relpath, state))
     if problems:
         raise ValidationFailed(f"{len(problems)} problem(s) in the package's file list", problems)
     return jobs
@@ -141,18 +141,42 @@ def plan(bag_dir: Path, entries: Sequence[BagEntry], mode: Mode) -> list[Job]:
 def remove_strays(bag_dir: Path, keep: set[str]) -> None:
     """Delete payload files no entry asks for: half-written temporary files of a killed run,
     files of an earlier, different build. Then make every folder the payload needs, once,
-    here rather than per file in the workers."""
+    here rather than per file in the workers.
+
+    One walk of ``data/`` and plain strings: for thousands of files, a ``Path`` and a ``stat``
+    per entry cost more than the walk (all of this runs before the first file is read)."""
     data = bag_dir / PAYLOAD_DIR
-    for rel in list(walk_files(data)):
+    files, folders = _walk(str(data))
+    for rel in files:
         if rel not in keep:
-            (data / rel).unlink()
-    for rel in keep:
-        path = data / rel
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-    for folder, _dirs, _files in sorted(os.walk(data), key=lambda t: -len(t[0])):
-        if Path(folder) != data:
-            with contextlib.suppress(OSError):
-                os.rmdir(folder)  # only succeeds when empty
-    for parent in sorted({(data / rel).parent for rel in keep}):
-        parent.mkdir(parents=True, exist_ok=True)
+            os.unlink(f"{data}/{rel}")
+    for rel in folders:
+        if rel in keep:  # a folder where a payload file must go
+            shutil.rmtree(f"{data}/{rel}")
+    for rel in sorted(folders, key=len, reverse=True):
+        with contextlib.suppress(OSError):
+            os.rmdir(f"{data}/{rel}")  # only succeeds when empty (or already removed)
+    for parent in sorted({rel.rpartition("/")[0] for rel in keep} - {""}):
+        os.makedirs(f"{data}/{parent}", exist_ok=True)
+
+
+def _walk(root: str) -> tuple[list[str], list[str]]:
+    """Every non-folder entry (symbolic links too, not followed) and every folder under
+    ``root``, as '/'-separated paths relative to it."""
+    files: list[str] = []
+    folders: list[str] = []
+    stack = [""]
+    while stack:
+        rel = stack.pop()
+        try:
+            entries = list(os.scandir(f"{root}/{rel}" if rel else root))
+        except FileNotFoundError:
+            continue
+        for entry in entries:
+            child = f"{rel}/{entry.name}" if rel else entry.name
+            if entry.is_dir(follow_symlinks=False):
+                folders.append(child)
+                stack.append(child)
+            else:
+                files.append(child)
+    return files, folders

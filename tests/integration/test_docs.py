@@ -32,6 +32,7 @@ from steward.domain.shares import WORKFLOW as SHARE_WORKFLOW
 from steward.domain.workflow import Workflow
 from steward.errors import StewardError
 from steward.services import access, importer
+from steward.services.kinds import Kind, kinds
 from steward.services.reports import REPORTS
 from steward.services.requests import RequestFilter
 from steward.timeutil import zone
@@ -347,11 +348,15 @@ def test_import_examples_import(cli: Cli, tmp_path: Path, monkeypatch: pytest.Mo
 PACKAGE_PAGE_WORKFLOWS = {"Package states": PACKAGE_WORKFLOW, "Share states": SHARE_WORKFLOW}
 
 
-def test_workflow_show_accepts_package_and_share(cli: Cli) -> None:
-    for name, wf in (("package", PACKAGE_WORKFLOW), ("share", SHARE_WORKFLOW)):
-        result = cli("workflow", "show", name, "--mermaid")
-        assert result.code == 0, result.err
-        assert result.out.rstrip("\n") == wf.mermaid()
+@pytest.mark.parametrize("kind", kinds(), ids=lambda k: k.name)
+def test_workflow_show_knows_every_registered_kind(cli: Cli, kind: Kind) -> None:
+    """The list of workflows comes from the registry: a new kind is shown and documented
+    (on its own page, with the generated diagram) without anyone editing a list."""
+    result = cli("workflow", "show", kind.workflow.name, "--mermaid")
+    assert result.code == 0, result.err
+    assert result.out.rstrip("\n") == kind.workflow.mermaid()
+    assert kind.workflow.mermaid() in page(kind.docs)
+    assert f"steward workflow show {kind.workflow.name}" in page("cli.md")
 
 
 @pytest.mark.parametrize("heading", sorted(PACKAGE_PAGE_WORKFLOWS))

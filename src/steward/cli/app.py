@@ -13,12 +13,10 @@ from steward import __version__
 from steward.cli import helpfmt, render
 from steward.cli.state import STATE, reset
 from steward.domain import duo
-from steward.domain.packages import WORKFLOW as PACKAGE
-from steward.domain.requests import WORKFLOW
-from steward.domain.shares import WORKFLOW as SHARE
 from steward.errors import Detail, StewardError, ValidationFailed
 from steward.services import access, catalog
 from steward.services.catalog import TreeNode
+from steward.services.kinds import kinds
 
 if TYPE_CHECKING:
     from steward.services.demo_package import DemoPackage
@@ -37,7 +35,8 @@ app = typer.Typer(
 )
 
 GLOBAL_FLAGS = {"--as": True, "--tz": True, "--json": False}
-WORKFLOWS = {"access-request": WORKFLOW, "package": PACKAGE, "share": SHARE}
+WORKFLOWS = {k.workflow.name: k.workflow for k in kinds()}
+"""Every registered kind's workflow, by name (``workflow show NAME``)."""
 
 
 def _print_version(value: bool) -> None:
@@ -481,12 +480,13 @@ def workflow_show(
 
 
 def _register_groups() -> None:
-    from steward.cli import packages, reports, requests, shares
+    from steward.cli import jobs, packages, reports, requests, shares
 
     app.add_typer(requests.app, name="request")
     app.add_typer(reports.app, name="report")
     app.add_typer(packages.app, name="package")
     app.add_typer(shares.app, name="share")
+    jobs.register(app)
 
 
 _register_groups()

@@ -84,6 +84,15 @@ def show_table(table: Table, *, limit_width: Sequence[str] = ()) -> None:
     st.out.print(f"[dim]{count}; times in {st.tz.key}{note}[/dim]")
 
 
+def done(view: Any, verb: str) -> None:
+    """What a command that changed a tracked subject answers: the subject (``--json``) or
+    one line saying what happened and where it stands now."""
+    if STATE.json:
+        emit_json(view)
+    else:
+        STATE.out.print(f"{view.id} {verb}: now [bold]{view.state}[/bold] (version {view.version})")
+
+
 def state_for(state: str, seconds: float | None) -> str:
     """A subject's state and how long it has been in it ("submitted for 3d 4h")."""
     return state if seconds is None else f"{state} for {format_duration(seconds)}"

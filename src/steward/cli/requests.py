@@ -14,7 +14,6 @@ from steward.cli.state import STATE
 from steward.domain.requests import RequestFields
 from steward.services import importer
 from steward.services import requests as svc
-from steward.services.requests import RequestView
 from steward.tables import Column, Table
 from steward.timeutil import format_time
 
@@ -35,13 +34,6 @@ Version = Annotated[
     int | None,
     typer.Option("--if-version", help="Refuse if the request changed since you saw this version."),
 ]
-
-
-def _done(view: RequestView, verb: str) -> None:
-    if STATE.json:
-        render.emit_json(view)
-    else:
-        STATE.out.print(f"{view.id} {verb}: now [bold]{view.state}[/bold] (version {view.version})")
 
 
 def _fields(
@@ -109,7 +101,7 @@ def create(
         idempotency_key=idempotency_key,
         submit=submit,
     )
-    _done(view, "created")
+    render.done(view, "created")
 
 
 @app.command()
@@ -134,7 +126,7 @@ def edit(
         expected_version=if_version,
         idempotency_key=idempotency_key,
     )
-    _done(view, "edited")
+    render.done(view, "edited")
 
 
 def _simple(command: str, verb: str, doc: str) -> None:
@@ -153,7 +145,7 @@ def _simple(command: str, verb: str, doc: str) -> None:
             expected_version=if_version,
             idempotency_key=idempotency_key,
         )
-        _done(view, verb)
+        render.done(view, verb)
 
     handler.__doc__ = doc
     app.command(command)(handler)
@@ -194,7 +186,7 @@ def approve(
         expected_version=if_version,
         idempotency_key=idempotency_key,
     )
-    _done(view, "approved")
+    render.done(view, "approved")
 
 
 @app.command("assign-reviewer")
@@ -214,7 +206,7 @@ def assign_reviewer(
         expected_version=if_version,
         idempotency_key=idempotency_key,
     )
-    _done(view, f"assigned to {reviewer}")
+    render.done(view, f"assigned to {reviewer}")
 
 
 @app.command()
@@ -232,7 +224,7 @@ def comment(
         text=text,
         idempotency_key=idempotency_key,
     )
-    _done(view, "commented")
+    render.done(view, "commented")
 
 
 @app.command("list")

@@ -104,6 +104,14 @@ def as_data(step: Step, payload: Any) -> dict[str, Any]:
     return dict(payload.model_dump(mode="json", exclude_none=True))
 
 
+class Claim(Payload):
+    """A job taking (or taking over) a subject's work: who, and until when unless renewed."""
+
+    builder: str | None = None
+    sender: str | None = None
+    lease_until: str | None = None
+
+
 REASON = Command(OptionalReason, reason_data)
 NEEDS_REASON = Command(RequiredReason, reason_data)
 COMMENT = Command(CommentText, comment_data)

@@ -21,23 +21,33 @@ from sqlalchemy import Select, func, insert, select
 from sqlalchemy.orm import Session
 
 from steward.config import Settings
-from steward.db.models import Membership, Package, PackageFile, Share, User
+from steward.db.models import Package, PackageFile
 from steward.db.session import Database
 from steward.domain import packages as domain
-from steward.domain.roles import STAFF
 from steward.domain.workflow import Context
 from steward.errors import Conflict, Detail, NotFound, ValidationFailed
 from steward.ids import new_id
 from steward.packaging import bag
 from steward.packaging import manifest as mf
 from steward.packaging.bagit_files import CRATE_FILE
-from steward.services import leases, ledger
-from steward.services.access import audited, load_visible, require_member, require_user
+from steward.services import leases, ledger, subjects
+from steward.services.access import audited, require_member, require_user
+from steward.services.kinds import (
+    COMMENT,
+    REASON,
+    Claim,
+    Command,
+    FilterSpec,
+    Kind,
+    OptionalReason,
+    Payload,
+    Policy,
+    as_data,
+    register,
+)
 from steward.services.storage_facts import manifest_stat
-from steward.services.timeline import TimelineEntry, check_filter, history, within
-from steward.timeutil import utcnow
+from steward.services.timeline import TimelineEntry
 
-KIND = ledger.Kind(domain.WORKFLOW, Package, domain.project)
 READERS = domain.READERS
 
 
@@ -144,14 +154,7 @@ class PackageFilter:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
-        check_filter(
-            domain.WORKFLOW,
-            self.states,
-            {
-                "created": (self.created_from, self.created_to),
-                "completed": (self.completed_from, self.completed_to),
-            },
-        )
+        subjects.check(PACKAGE, self)
 
 
 def bag_dir(settings: Settings, package_id: str) -> Path:
@@ -175,25 +178,9 @@ def load(session: Session, package_id: str) -> Package:
 def visible(session: Session, actor: str | None, package_id: str) -> tuple[Package, Context]:
     """The package and the caller's context, when the caller may see packages of its project;
     otherwise the same "not found" as for an id that does not exist."""
-    row, user, roles = load_visible(
-        session,
-        actor,
-        Package,
-        package_id,
-        what="package",
-        field="package",
-        hidden=hidden_from_non_readers,
-    )
-    return row, Context(actor=user.id, roles=roles)
-
-
-def hidden_from_non_readers(user: User, roles: frozenset[str], row: Package | Share) -> str | None:
-    if roles & READERS:
-        return None
-    return (
-        f"{user.id} may not see {row.id}: packages and shares are visible to project staff, "
-        "reviewers and viewers"
-    )
+    row, ctx = subjects.visible(session, PACKAGE, actor, package_id)
+    assert isinstance(row, Package)
+    return row, ctx
 
 
 def context(session: Session, actor: str | None, project_id: str) -> Context:
@@ -372,42 +359,29 @@ def act(
     package_id: str,
     command: str,
     reason: str | None = None,
+    text: str | None = None,
     idempotency_key: str | None = None,
     expected_version: int | None = None,
 ) -> PackageView:
     """abort, delete, retry, expire or comment; files are removed after the event commits."""
-    with db.transaction() as s:
-        project_id = s.scalar(select(Package.project_id).where(Package.id == package_id))
-    with (
-        audited(
-            db,
-            actor=actor,
-            action=command,
-            project_id=project_id,
-            subject_kind=domain.KIND,
-            subject_id=package_id,
-        ),
-        db.transaction() as s,
-    ):
-        row, ctx = visible(s, actor, package_id)
-        builder, lease = row.builder, row.lease_until
-        data: dict[str, Any] = {}
-        if reason:
-            data["reason" if command != "comment" else "text"] = reason.strip()
-        if command == "comment" and not data:
-            raise ValidationFailed("a comment needs text", [Detail("required", field="text")])
-        ledger.record(
-            s,
-            kind=KIND,
-            row=row,
-            command=command,
-            ctx=ctx,
-            data=data,
-            idempotency_key=idempotency_key,
-            expected_version=expected_version,
-        )
-        s.refresh(row)
-        result = view(row)
+    holder: list[tuple[str | None, datetime | None]] = []
+
+    def note_builder(row: Any) -> None:
+        holder.append((row.builder, row.lease_until))
+
+    payload = {"text": text} if command == "comment" else {"reason": reason}
+    result: PackageView = subjects.act(
+        db,
+        PACKAGE,
+        actor=actor,
+        subject_id=package_id,
+        command=command,
+        payload={k: v for k, v in payload.items() if v is not None},
+        idempotency_key=idempotency_key,
+        expected_version=expected_version,
+        before=note_builder,
+    )
+    builder, lease = holder[0]
     if result.state in ("aborted", "expired", "deleted") and leases.holder_gone(builder, lease):
         # A builder still running elsewhere removes the files itself when it sees the abort;
         # deleting under its feet would let it recreate half a folder.
@@ -427,13 +401,7 @@ def get(
     package_id: str,
     now: datetime | None = None,
 ) -> PackageDetail:
-    now = now or utcnow()
-    with (
-        audited(db, actor=actor, action="show", subject_kind=domain.KIND, subject_id=package_id),
-        db.read() as s,
-    ):
-        row, ctx = visible(s, actor, package_id)
-        h = history(s, workflow=domain.WORKFLOW, row=row, now=now)
+    def files_and_warnings(s: Session, row: Package) -> tuple[list[Any], list[str]]:
         by_type = s.execute(
             select(
                 PackageFile.data_type,
@@ -444,17 +412,23 @@ def get(
             .group_by(PackageFile.data_type)
             .order_by(PackageFile.data_type)
         ).all()
-        return PackageDetail(
-            package=view(row),
-            bag_path=str(bag_dir(settings, row.id)),
-            timeline=h.timeline,
-            time_in_state=h.time_in_state,
-            current_state_for=h.current_state_for,
-            available_actions=domain.WORKFLOW.available(row.state, ctx),
-            files_by_data_type={t: int(n) for t, n, _ in by_type},
-            bytes_by_data_type={t: int(b or 0) for t, _, b in by_type},
-            warnings=_warnings(s, row),
-        )
+        return list(by_type), _warnings(s, row)
+
+    found = subjects.get(
+        db, PACKAGE, actor=actor, subject_id=package_id, now=now, extra=files_and_warnings
+    )
+    by_type, warnings = found.extra
+    return PackageDetail(
+        package=view(found.row),
+        bag_path=str(bag_dir(settings, package_id)),
+        timeline=found.history.timeline,
+        time_in_state=found.history.time_in_state,
+        current_state_for=found.history.current_state_for,
+        available_actions=found.allowed_actions,
+        files_by_data_type={t: int(n) for t, n, _ in by_type},
+        bytes_by_data_type={t: int(b or 0) for t, _, b in by_type},
+        warnings=warnings,
+    )
 
 
 def _warnings(s: Session, row: Package) -> list[str]:
@@ -492,47 +466,18 @@ def files(db: Database, *, actor: str | None, package_id: str) -> list[PackageFi
 
 
 def visible_query(s: Session, actor: str | None, flt: PackageFilter) -> Select[Package]:
-    flt.validate()
-    user = require_user(s, actor)
-    q = select(Package)
-    if not user.is_admin:
-        readable = select(Membership.project_id).where(
-            Membership.user_id == user.id, Membership.role.in_(sorted(READERS))
-        )
-        q = q.where(Package.project_id.in_(readable))
-    if flt.project:
-        q = q.where(Package.project_id == flt.project)
-    if flt.name:
-        q = q.where(Package.name.contains(flt.name, autoescape=True))
-    if flt.states:
-        q = q.where(Package.state.in_(list(flt.states)))
-    q = q.where(*within(Package.created_at, flt.created_from, flt.created_to))
-    q = q.where(*within(Package.completed_at, flt.completed_from, flt.completed_to))
-    return q
+    return subjects.visible_query(s, PACKAGE, actor, flt)
 
 
 def list_packages(db: Database, *, actor: str | None, flt: PackageFilter) -> list[PackageView]:
-    with db.read() as s:
-        q = visible_query(s, actor, flt).order_by(Package.created_at, Package.id)
-        if flt.limit:
-            q = q.limit(flt.limit)
-        return [view(r) for r in s.scalars(q)]
+    return subjects.list_(db, PACKAGE, actor=actor, flt=flt)
 
 
 def expire_due(
     db: Database, settings: Settings, *, actor: str | None, now: datetime | None = None
 ) -> list[str]:
     """Expire built packages past keep-until (run on a schedule; safe to repeat)."""
-    now = now or utcnow()
-    with db.transaction() as s:
-        user = require_user(s, actor)
-        q = select(Package.id).where(Package.state == "built", Package.keep_until <= now)
-        if not user.is_admin:
-            staff_of = select(Membership.project_id).where(
-                Membership.user_id == user.id, Membership.role.in_(sorted(STAFF))
-            )
-            q = q.where(Package.project_id.in_(staff_of))
-        due = list(s.scalars(q.order_by(Package.keep_until, Package.id)))
+    due = subjects.due(db, PACKAGE, actor=actor, state="built", column="keep_until", now=now)
     for package_id in due:
         act(
             db,
@@ -613,3 +558,42 @@ def report_path(db: Database, settings: Settings, *, actor: str | None, package_
             [Detail("missing file", field="report", value=str(path))],
         )
     return path
+
+
+class BuildFinished(Payload):
+    file_count: int
+    total_size: int
+    keep_until: str | None = None
+    payload_oxum: str | None = None
+
+
+PACKAGE = register(
+    Kind(
+        workflow=domain.WORKFLOW,
+        model=Package,
+        project=domain.project,
+        label="package",
+        id_field="package",
+        prefix="pkg",
+        view=PackageView,
+        # Staff, reviewers and viewers of a project see its packages; requesters do not.
+        policy=Policy(readers=READERS),
+        filters=FilterSpec(
+            contains={"name": "name"},
+            ranges={"created": "created_at", "completed": "completed_at"},
+        ),
+        commands={
+            "retry": REASON,
+            "abort": REASON,
+            "delete": REASON,
+            "expire": REASON,
+            "comment": COMMENT,
+            "start": Command(Claim, as_data, internal=True),
+            "resume": Command(Claim, as_data, internal=True),
+            "finish": Command(BuildFinished, as_data, internal=True),
+            "fail": Command(OptionalReason, as_data, internal=True),
+        },
+        docs="packages.md",
+    )
+)
+KIND = PACKAGE  # the engine's name for it (the build and the shares use packages.KIND)

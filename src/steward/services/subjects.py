@@ -7,7 +7,7 @@ transaction, refusals audited. Kind-specific services are thin typed wrappers ar
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -41,6 +41,7 @@ class Found:
     ctx: Context
     history: History
     allowed_actions: list[str]
+    extra: Any = None
 
 
 def visible(
@@ -66,8 +67,15 @@ def context(kind: Kind, actor: str, roles: frozenset[str], row: Any) -> Context:
 
 
 def get(
-    db: Database, kind: Kind, *, actor: str | None, subject_id: str, now: datetime | None = None
+    db: Database,
+    kind: Kind,
+    *,
+    actor: str | None,
+    subject_id: str,
+    now: datetime | None = None,
+    extra: Callable[[Session, Any], Any] | None = None,
 ) -> Found:
+    """A visible subject with its history; ``extra`` reads more in the same snapshot."""
     now = now or utcnow()
     with (
         audited(db, actor=actor, action="show", subject_kind=kind.name, subject_id=subject_id),
@@ -78,7 +86,10 @@ def get(
             row=row,
             ctx=ctx,
             history=history(s, workflow=kind.workflow, row=row, now=now),
-            allowed_actions=kind.workflow.available(row.state, ctx),
+            allowed_actions=[
+                c for c in kind.workflow.available(row.state, ctx) if not kind.commands[c].internal
+            ],
+            extra=extra(s, row) if extra is not None else None,
         )
 
 
@@ -220,9 +231,11 @@ def act(
     idempotency_key: str | None = None,
     expected_version: int | None = None,
     at: datetime | None = None,
+    before: Callable[[Any], None] | None = None,
 ) -> Any:
     """``act(kind, id, command, payload, actor, key, version)`` for every kind; answers the
-    subject's view afterwards (for a repeated key: as the first send left it)."""
+    subject's view afterwards (for a repeated key: as the first send left it). ``before``
+    sees the loaded row first (what a command's after-commit work needs to know)."""
     with db.read() as s:
         project_id = s.scalar(select(kind.model.project_id).where(kind.model.id == subject_id))
     with (
@@ -237,6 +250,8 @@ def act(
         db.transaction() as s,
     ):
         row, ctx = visible(s, kind, actor, subject_id)
+        if before is not None:
+            before(row)
         event = apply(
             s,
             kind,

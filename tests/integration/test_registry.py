@@ -1,0 +1,234 @@
+"""The contract every registered kind keeps, checked for each kind in the registry.
+
+A new kind is a declaration; this file is what makes the declaration complete: every command
+has a typed payload and a handler, every event is projected, the workflow is valid and drawn in
+its docs page, and who may see or do what is exactly the declared policy — through the real
+services, on a real database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from steward.config import Settings
+from steward.db.models import AuditEntry, Event
+from steward.domain import workflow as wf
+from steward.errors import Forbidden, InvalidTransition, NotFound, StewardError
+from steward.services import package_build, packages, requests, shares, subjects
+from steward.services.kinds import Kind, Payload, kinds
+from steward.services.packages import PackageSpec
+from tests.conftest import Consortium
+from tests.packaging_data import make_dataset
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+KINDS = {k.name: k for k in kinds()}
+SQLITE_ONLY = pytest.mark.parametrize("backend", ["sqlite"])
+
+
+def test_the_registry_holds_every_kind() -> None:
+    assert set(KINDS) == {"access_request", "package", "share"}
+    assert len({k.prefix for k in KINDS.values()}) == len(KINDS)
+
+
+@pytest.mark.parametrize("kind", KINDS.values(), ids=list(KINDS))
+def test_every_command_has_a_payload_schema_and_a_handler(kind: Kind) -> None:
+    commands = {t.command for t in kind.workflow.transitions}
+    assert set(kind.commands) == commands  # none missing, none stale
+    for name, command in kind.commands.items():
+        assert issubclass(command.payload, Payload), name
+        assert callable(command.handle), name
+        # Unknown fields are refused, not dropped.
+        assert command.payload.model_config.get("extra") == "forbid", name
+
+
+@pytest.mark.parametrize("kind", KINDS.values(), ids=list(KINDS))
+def test_every_event_type_is_projected(kind: Kind) -> None:
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+
+    class AnyData(dict[str, object]):
+        """Whatever field a projector reads, there is a value (the payloads are tested apart)."""
+
+        def __missing__(self, key: str) -> object:
+            return None
+
+    for event in kind.workflow.event_types:
+        changes = kind.project(event, at, "someone", AnyData(), {})
+        columns = set(kind.model.__table__.c.keys())
+        assert set(changes) <= columns, (event, set(changes) - columns)
+    with pytest.raises(KeyError):
+        kind.project("no-such-event", at, "someone", {}, {})
+
+
+@pytest.mark.parametrize("kind", KINDS.values(), ids=list(KINDS))
+def test_the_workflow_validates_and_its_docs_page_draws_it(kind: Kind) -> None:
+    assert wf.validate(kind.workflow) == []
+    page = (DOCS / kind.docs).read_text(encoding="utf-8")
+    assert kind.workflow.mermaid() in page
+    for state in kind.workflow.state_names:
+        assert f"`{state}`" in page, (kind.name, state)
+
+
+@pytest.mark.parametrize("kind", KINDS.values(), ids=list(KINDS))
+def test_filters_name_real_columns(kind: Kind) -> None:
+    columns = set(kind.model.__table__.c.keys())
+    spec = kind.filters
+    named = [*spec.equals.values(), *spec.contains.values(), *spec.ranges.values()]
+    named += list(spec.choices)
+    assert set(named) <= columns
+    assert set(kind.facts) <= columns
+    if kind.policy.owner:
+        assert kind.policy.owner in columns
+
+
+# ---- the authorisation matrix, through the real services ----------------------------------
+# Who sees a subject of each kind (all in its project): the declared policy, written out.
+SEES = {
+    "access_request": {"admin", "sam", "rita", "rob", "vic", "ada"},  # ada filed it
+    "package": {"admin", "sam", "rita", "rob", "vic"},
+    "share": {"admin", "sam", "rita", "rob", "vic"},
+}
+# What each of them may do to a fresh subject (a submitted request, a built package, a
+# finished share): the workflow's roles × guards, written out.
+MAY = {
+    "access_request": {
+        "admin": {"approve", "reject", "return", "cancel", "assign-reviewer", "comment"},
+        "sam": {"approve", "reject", "return", "cancel", "assign-reviewer", "comment"},
+        "rita": {"approve", "reject", "return", "comment"},
+        "rob": {"approve", "reject", "return", "comment"},
+        "vic": {"comment"},
+        "ada": {"cancel", "comment"},
+    },
+    "package": {
+        "admin": {"expire", "delete", "comment"},
+        "sam": {"expire", "delete", "comment"},
+        "rita": {"comment"},
+        "rob": {"comment"},
+        "vic": {"comment"},
+    },
+    "share": {
+        "admin": {"comment"},
+        "sam": {"comment"},
+        "rita": {"comment"},
+        "rob": {"comment"},
+        "vic": {"comment"},
+    },
+}
+PEOPLE = ("admin", "sam", "rita", "rob", "vic", "ada", "bea", "olga")
+PAYLOADS = {
+    "comment": {"text": "a note"},
+    "assign-reviewer": {"reviewer": "rita"},
+}
+
+
+@pytest.fixture
+def subject_of(consortium: Consortium, settings: Settings, tmp_path: Path) -> Callable[[str], str]:
+    """A fresh subject of a kind, made through its own service by the project's staff."""
+    c = consortium
+
+    def make(kind: str) -> str:
+        if kind == "access_request":
+            from steward.domain.requests import RequestFields
+
+            view = requests.create(
+                c.db,
+                actor=c.requester,
+                project=c.project,
+                fields=RequestFields("Study", "Uni", "Prof", "Research", datasets=("raw/wgs",)),
+                submit=True,
+            )
+            return view.id
+        data = make_dataset(tmp_path / "ds")
+        spec = PackageSpec(name="cup", manifest=data.manifest)
+        pkg, _ = packages.create(c.db, settings, actor=c.steward, project=c.project, spec=spec)
+        pkg = package_build.build(c.db, settings, actor=c.steward, package_id=pkg.id)
+        if kind == "package":
+            return pkg.id
+        share = shares.push(
+            c.db, settings, actor=c.steward, package_id=pkg.id, destination=str(tmp_path / "r")
+        )
+        return share.id
+
+    return make
+
+
+def _events(c: Consortium, subject_id: str) -> int:
+    with c.db.read() as s:
+        return int(s.scalar(select(func.count()).where(Event.subject_id == subject_id)) or 0)
+
+
+@SQLITE_ONLY
+@pytest.mark.parametrize("name", list(KINDS))
+def test_who_sees_and_who_may_do_what(
+    consortium: Consortium, subject_of: Callable[[str], str], name: str
+) -> None:
+    c = consortium
+    kind = KINDS[name]
+    sid = subject_of(name)
+    people_commands = [n for n, cmd in kind.commands.items() if not cmd.internal]
+    for who in PEOPLE:
+        listed = {v.id for v in subjects.list_(c.db, kind, actor=who, flt=_empty_filter(kind))}
+        if who not in SEES[name]:
+            with pytest.raises(NotFound):
+                subjects.get(c.db, kind, actor=who, subject_id=sid)
+            assert sid not in listed, who
+            for command in people_commands:
+                with pytest.raises(NotFound):
+                    subjects.act(
+                        c.db, kind, actor=who, subject_id=sid, command=command,
+                        payload=PAYLOADS.get(command, {}),
+                    )  # fmt: skip
+            continue
+        found = subjects.get(c.db, kind, actor=who, subject_id=sid)
+        assert sid in listed, who
+        assert set(found.allowed_actions) == MAY[name][who], who
+        # Every command not offered is refused by act itself — and writes nothing.
+        before = _events(c, sid)
+        for command in set(people_commands) - MAY[name][who]:
+            with pytest.raises((Forbidden, InvalidTransition)):
+                subjects.act(
+                    c.db, kind, actor=who, subject_id=sid, command=command,
+                    payload=PAYLOADS.get(command, {}),
+                )  # fmt: skip
+        assert _events(c, sid) == before
+    # Every refusal of someone who may not see it is in the audit log, with the real reason.
+    with c.db.read() as s:
+        hidden = s.scalars(
+            select(AuditEntry.actor).where(
+                AuditEntry.subject_id == sid, AuditEntry.outcome == "denied"
+            )
+        ).all()
+    assert set(hidden) >= set(PEOPLE) - SEES[name]
+
+
+def _empty_filter(kind: Kind) -> object:
+    return {
+        "access_request": requests.RequestFilter,
+        "package": packages.PackageFilter,
+        "share": shares.ShareFilter,
+    }[kind.name]()
+
+
+@SQLITE_ONLY
+def test_a_payload_is_typed(consortium: Consortium, subject_of: Callable[[str], str]) -> None:
+    """Fields a command does not take are refused with their path; types are checked."""
+    c = consortium
+    rid = subject_of("access_request")
+    kind = KINDS["access_request"]
+    with pytest.raises(StewardError) as err:
+        subjects.act(
+            c.db, kind, actor=c.steward, subject_id=rid, command="comment",
+            payload={"text": "x", "colour": "blue"},
+        )  # fmt: skip
+    assert err.value.details[0].field == "colour"
+    with pytest.raises(StewardError) as err:
+        subjects.act(
+            c.db, kind, actor=c.reviewer, subject_id=rid, command="approve",
+            payload={"expires_at": "next tuesday"},
+        )  # fmt: skip
+    assert err.value.details[0].field == "expires_at"
+    assert _events(c, rid) == 2

@@ -47,6 +47,9 @@ class StewardError(Exception):
     title: ClassVar[str] = "Error"
     http_status: ClassVar[int] = 500
     exit_code: ClassVar[int] = 1
+    transient: ClassVar[bool] = False
+    """True when the same call may well succeed later (a busy database, an overloaded
+    store): retries and the worker's backoff look at this, never at message text."""
 
     def __post_init__(self) -> None:
         super().__init__(self.message)
@@ -132,6 +135,7 @@ class DatabaseUnavailable(StewardError):
     code = "database-unavailable"
     title = "Database unavailable"
     http_status = 503
+    transient = True
 
 
 class DatabaseBusy(StewardError):
@@ -144,3 +148,30 @@ class DatabaseBusy(StewardError):
     code = "database-busy"
     title = "Database busy"
     http_status = 503
+    transient = True
+
+
+class ExternalError(StewardError):
+    """A system Steward talks to (object storage, a file system, later ticketing and mail)
+    failed or refused. Never :class:`Forbidden`: that word is for what a *person* may not do,
+    and the audit log records it as their denial; this is about Steward's own access."""
+
+    code = "external"
+    title = "Another system failed"
+    http_status = 502
+
+
+class StorageDenied(ExternalError):
+    """The store refused Steward's credentials or permissions for this place."""
+
+    code = "storage-denied"
+    title = "Storage refused access"
+
+
+class Unavailable(ExternalError):
+    """The other system is overloaded, unreachable or timed out: try again later."""
+
+    code = "unavailable"
+    title = "Temporarily unavailable"
+    http_status = 503
+    transient = True

@@ -457,3 +457,23 @@ def test_index_lists_the_five_capabilities_and_every_page() -> None:
         assert f"**{capability}**" in text, capability
     for name in (*OWN_PAGES[1:], "performance.md"):
         assert f"]({name})" in text, name
+
+
+def test_every_error_code_is_in_the_cli_table() -> None:
+    """Scripts branch on `code`: every code Steward can answer is documented, with its HTTP
+    status and exit code as the error tree defines them."""
+    from steward import errors
+
+    text = page("cli.md")
+    seen = set()
+    todo: list[type[StewardError]] = [StewardError]
+    while todo:
+        cls = todo.pop()
+        todo.extend(cls.__subclasses__())
+        if "code" not in cls.__dict__ or cls is StewardError:
+            continue
+        seen.add(cls.code)
+        row = f"| `{cls.code}` | {cls.http_status} | {cls.exit_code} |"
+        assert row in text, (cls.__name__, row)
+    assert {"storage-denied", "unavailable", "not-found"} <= seen
+    assert errors.Concealed.code == "not-found"

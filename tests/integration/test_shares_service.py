@@ -252,7 +252,7 @@ def test_shares_are_hidden_from_whoever_may_not_see_them_and_every_touch_is_audi
         for attempt in (
             partial(shares.get, c.db, actor=who, share_id=share.id),
             partial(shares.objects, c.db, actor=who, share_id=share.id),
-            partial(shares.act, c.db, actor=who, share_id=share.id, command="comment", reason="x"),
+            partial(shares.act, c.db, actor=who, share_id=share.id, command="comment", text="x"),
             partial(shares.act, c.db, actor=who, share_id=share.id, command="abort", reason="x"),
         ):
             with pytest.raises(NotFound) as hidden:
@@ -280,3 +280,40 @@ def test_shares_are_hidden_from_whoever_may_not_see_them_and_every_touch_is_audi
             (who, "comment"),
             (who, "abort"),
         }
+
+
+def test_a_store_refusing_stewards_credentials_is_not_a_persons_denial(
+    consortium: Consortium,
+    settings: Settings,
+    data: Dataset,
+    seaweedfs: s3.SeaweedFS,
+    s3_bucket: str,
+) -> None:
+    """Read-only keys cannot write the recipient's bucket: that is the store refusing Steward
+    (StorageDenied, HTTP 502), not the steward lacking a role (Forbidden, 403, audited as
+    their denial)."""
+    from steward.db.models import AuditEntry
+    from steward.errors import Forbidden, StorageDenied
+
+    c = consortium
+    pkg = _built(c, settings, data)
+    cfg = seaweedfs.readonly_config()
+    readonly = settings.model_copy(
+        update={
+            "s3_endpoint": cfg.endpoint,
+            "s3_region": cfg.region,
+            "s3_access_key_id": cfg.access_key_id,
+            "s3_secret_access_key": SecretStr(cfg.secret_access_key or ""),
+        }
+    )
+    with pytest.raises(StorageDenied) as refused:
+        shares.push(
+            c.db, readonly, actor=c.steward, package_id=pkg.id, destination=f"s3://{s3_bucket}/in"
+        )
+    assert not isinstance(refused.value, Forbidden)
+    assert refused.value.as_problem()["status"] == 502
+    with c.db.read() as s:
+        denied = s.scalar(
+            select(func.count()).select_from(AuditEntry).where(AuditEntry.outcome == "denied")
+        )
+    assert denied == 0

@@ -14,7 +14,7 @@ import pytest
 from steward.adapters import s3api
 from steward.adapters.storage import S3Config, Store, open_store, split_url
 from steward.adapters.store_s3 import S3Store
-from steward.errors import ConfigurationError, Forbidden, NotFound, ValidationFailed
+from steward.errors import ConfigurationError, NotFound, StorageDenied, ValidationFailed
 from tests.s3 import SeaweedFS, fetch
 
 # -- the S3 server itself checks what AWS checks --------------------------------------------
@@ -262,7 +262,9 @@ def test_wrong_secret_is_refused_clearly(seaweedfs: SeaweedFS, s3_bucket: str) -
 
 def test_read_only_key_cannot_push(seaweedfs: SeaweedFS, s3_bucket: str) -> None:
     store = open_store(f"s3://{s3_bucket}", seaweedfs.readonly_config())
-    with pytest.raises(Forbidden, match=f"may not write to s3://{s3_bucket}"):
+    # Steward's credentials were refused: the store's refusal, not a person's (no Forbidden,
+    # which the audit log would record as a user's denial and an API answer 403).
+    with pytest.raises(StorageDenied, match=f"may not write to s3://{s3_bucket}"):
         store.check_writable()
 
 

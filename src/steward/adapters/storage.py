@@ -132,7 +132,7 @@ class Store(ABC):
 
     @abstractmethod
     def check_writable(self) -> None:
-        """Fail clearly (NotFound, Forbidden, ConfigurationError) before any data moves."""
+        """Fail clearly (NotFound, StorageDenied, ConfigurationError) before any data moves."""
 
     def abort_incomplete(self, keys: set[str] | None = None) -> int:
         """Remove leftovers of interrupted writes (multipart uploads, temporary files) for

@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import BinaryIO
 
 from steward.adapters.storage import ObjectInfo, Store, normalize_key
-from steward.errors import ConfigurationError, Forbidden, NotFound, StewardError
+from steward.errors import ConfigurationError, NotFound, StewardError, StorageDenied
 
 TEMP_SUFFIX = ".steward-part"
 
@@ -43,7 +43,7 @@ class LocalStore(Store):
         if exc.errno in (errno.ENOENT, errno.ENOTDIR):
             return NotFound(f"{where} does not exist")
         if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-            return Forbidden(f"not allowed to {action} {where}: {exc.strerror}")
+            return StorageDenied(f"not allowed to {action} {where}: {exc.strerror}")
         if exc.errno == errno.EISDIR:
             return NotFound(f"{where} is a folder, not a file")
         return ConfigurationError(f"could not {action} {where}: {exc.strerror or exc}")

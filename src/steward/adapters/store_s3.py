@@ -35,9 +35,11 @@ from steward.adapters.storage import ObjectInfo, Store, normalize_key
 from steward.errors import (
     ConfigurationError,
     Detail,
-    Forbidden,
+    ExternalError,
     NotFound,
     StewardError,
+    StorageDenied,
+    Unavailable,
     ValidationFailed,
 )
 
@@ -149,10 +151,10 @@ class S3Store(Store):
         if code in ("NoSuchKey", "NoSuchUpload") or (code is None and status == 404):
             return NotFound(f"{where} does not exist")
         if code == "AccessDenied" or status == 403:
-            return Forbidden(f"{self._who} may not {action} {where} at {endpoint}")
+            return StorageDenied(f"{self._who} may not {action} {where} at {endpoint}")
         if code in ("SlowDown", "ServiceUnavailable", "RequestTimeout") or status == 503:
-            return ConfigurationError(f"S3 at {endpoint} is overloaded ({code or status}); retry")
-        return StewardError(f"S3 at {endpoint} failed to {action} {where}: {code or status}")
+            return Unavailable(f"S3 at {endpoint} is overloaded ({code or status}); retry")
+        return ExternalError(f"S3 at {endpoint} failed to {action} {where}: {code or status}")
 
     def _diagnose(self, status: int, key: str, action: str) -> StewardError:
         """A HEAD answer has no body: ask the bucket why (missing? credentials?)."""

@@ -38,9 +38,9 @@ from steward.errors import (
     ConfigurationError,
     Conflict,
     Detail,
-    Forbidden,
     NotFound,
     StewardError,
+    StorageDenied,
     ValidationFailed,
 )
 
@@ -377,7 +377,7 @@ def transfer(
                             on_done(result)
                     elif not isinstance(exc, _Stop):
                         failures.append((event.item.dest_key, exc))
-                        if isinstance(exc, ConfigurationError | Forbidden) or not isinstance(
+                        if isinstance(exc, ConfigurationError | StorageDenied) or not isinstance(
                             exc, StewardError
                         ):
                             plan.stop.set()  # the destination refuses us: stop everything

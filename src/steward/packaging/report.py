@@ -30,7 +30,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
-from steward.errors import Forbidden, NotFound, StewardError
+from steward.errors import NotFound, StewardError, StorageDenied
 from steward.tables import atomic_writer
 from steward.timeutil import as_utc, format_time, zone
 
@@ -164,7 +164,7 @@ def write_report(data: ReportInput, path: Path) -> None:
     except FileNotFoundError as exc:
         raise NotFound(f"cannot write the report to {path}: {exc.strerror}") from None
     except PermissionError as exc:
-        raise Forbidden(f"cannot write the report to {path}: {exc.strerror}") from None
+        raise StorageDenied(f"cannot write the report to {path}: {exc.strerror}") from None
     except OSError as exc:
         raise StewardError(f"cannot write the report to {path}: {exc.strerror or exc}") from None
 

@@ -31,9 +31,15 @@ class Detail:
         if self.field:
             where.append(self.field)
         text = f"{', '.join(where)}: {self.message}" if where else self.message
+        # What was given *and* what would be accepted: a refusal that names only one of them
+        # leaves people guessing which of their values is meant (or what to type instead).
+        notes = []
+        if self.value is not None and self.value != "" and repr(self.value) not in text:
+            shown = self.value if len(self.value) <= 200 else self.value[:200] + "…"
+            notes.append(f"given: {shown!r}")
         if self.accepted:
-            text += f" (accepted: {self.accepted})"
-        return text
+            notes.append(f"accepted: {self.accepted}")
+        return f"{text} ({'; '.join(notes)})" if notes else text
 
 
 @dataclass(eq=False)  # compare and hash by identity, like every other exception

@@ -157,8 +157,12 @@ def test_detail_as_dict_leaves_out_what_is_unknown() -> None:
         (Detail("bad", row=0), "line 0: bad"),
         (
             Detail("malformed", field="duo", value="X", accepted="GRU"),
-            "duo: malformed (accepted: GRU)",
+            "duo: malformed (given: 'X'; accepted: GRU)",
         ),
+        (Detail("unknown user", field="user", value="zoe"), "user: unknown user (given: 'zoe')"),
+        # Already quoted in the message: not said twice.
+        (Detail("no user 'zoe'", value="zoe"), "no user 'zoe'"),
+        (Detail("x", value="a" * 300), "x (given: '" + "a" * 200 + "…')"),
     ],
 )
 def test_detail_reads_as_a_sentence(detail: Detail, text: str) -> None:

@@ -4,10 +4,11 @@ Why keep report text in the database: the change log is the one report as long a
 ledger itself — a row per state change, a million rows for a million events — and built from
 the events at export time every row costs Python work: reading a million rows into Python
 alone took 2–4 s on the benchmark machine, more than an export may take. But a row's text is
-fixed as soon as its subject changes state again. So the ledger (and the bulk importer)
-render a change's line (``domain/change_log.py``) when they write its event, in the same
-transaction, and an export concatenates one text per subject and adds the latest line's
-ending: the time spent in the current state, which runs up to the moment of the export.
+fixed as soon as its subject changes state again. So the ledger (``record``, and
+``append_many`` for imports) renders a change's line (``domain/change_log.py``'s
+``Builder``) when it writes its event, in the same transaction, and an export concatenates
+one text per subject and adds the latest line's ending: the time spent in the current
+state, which runs up to the moment of the export.
 
 Tests check the kept text against the report built from the events, and ``rebuild`` derives
 it from the events again (the migration that added the table does that).
@@ -22,7 +23,7 @@ from sqlalchemy import Connection, delete, insert, select
 from sqlalchemy.orm import Session
 
 from steward.db.models import ChangeLog, Event
-from steward.domain.change_log import Builder, closing, line, reason_of
+from steward.domain.change_log import Builder, reason_of
 
 MOVES = (Event.from_state.is_(None)) | (Event.from_state != Event.to_state)
 """Events that change state: the creation and every transition (not comments, edits…)."""
@@ -30,7 +31,10 @@ BATCH = 5_000
 
 
 def record(session: Session, event: Event) -> None:
-    """Add a state-changing event to its subject's change log (the ledger, per event)."""
+    """Add a state-changing event to its subject's change log (the ledger, per event).
+
+    The line is rendered by the same ``Builder.add`` that ``ledger.append_many`` uses for
+    bulk history, continued from the kept log's count of changes."""
     key = (event.subject_kind, event.subject_id)
     with session.no_autoflush:  # the ledger's flush, after this, reports conflicts
         log = session.get(ChangeLog, key)
@@ -43,12 +47,9 @@ def record(session: Session, event: Event) -> None:
             moves=0,
         )
         session.add(log)
-    else:
-        log.lines += closing(event.subject_id, event.stay_seconds)
-    log.moves += 1
-    log.lines += line(
-        event.subject_id,
-        log.moves,
+    built = Builder(event.subject_id)
+    built.moves = log.moves
+    built.add(
         event.from_state,
         event.to_state,
         event.at,
@@ -56,7 +57,9 @@ def record(session: Session, event: Event) -> None:
         reason_of(event.data),
         event.stay_seconds,
     )
-    log.state, log.since = event.to_state, event.at
+    log.lines += built.text
+    log.moves = built.moves
+    log.state, log.since = built.state, event.at
 
 
 def _rows(conn: Connection) -> Iterator[dict[str, Any]]:

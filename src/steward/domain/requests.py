@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -229,6 +229,40 @@ def check_fields(
         datasets=datasets,
         duo_codes=tuple(duo),
     ), problems
+
+
+@dataclass(frozen=True)
+class FilingRefusal:
+    rule: str
+    """"staff only" (the filer may not act for others) or "requester role" (the person named
+    may not hold requests)."""
+    message: str
+
+
+def filing_refusal(
+    actor: str,
+    requester: str,
+    actor_roles: frozenset[str],
+    requester_roles: Callable[[], frozenset[str]],
+    *,
+    project: str,
+) -> FilingRefusal | None:
+    """Why ``actor`` may not file a request whose requester is ``requester`` (None: they may).
+
+    The rule for filing on someone's behalf, one copy for live commands and imports: only
+    project staff may, and only for a member who is a requester. Filing for oneself is the
+    workflow's creation rule (``decide_create``). ``requester_roles`` is asked only when
+    needed: looking the requester up is the caller's I/O.
+    """
+    if requester == actor:
+        return None
+    if not actor_roles & STAFF:
+        return FilingRefusal(
+            "staff only", f"{actor} may not file a request on behalf of {requester}"
+        )
+    if Role.REQUESTER.value not in requester_roles():
+        return FilingRefusal("requester role", f"{requester} is not a requester in {project}")
+    return None
 
 
 def check_ready_to_submit(subject: Mapping[str, Any]) -> list[Detail]:

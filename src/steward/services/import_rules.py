@@ -110,46 +110,33 @@ class _Judge:
         except Forbidden as exc:
             self.out.append(_refusal(p.external_id, first.line, who, exc))
             return
-        if who == requester:
+        refusal = domain.filing_refusal(
+            who, requester, roles, lambda: self.roles(requester), project=self.project
+        )
+        if refusal is None:
             return
-        if not roles & STAFF:
-            self.out.append(
-                Detail(
-                    f"request {p.external_id}: {who} may not file a request on behalf of "
-                    f"{requester} (rule: staff only)",
-                    row=first.line,
-                    field="actor",
-                    value=who,
-                    accepted=f"{requester}, or a steward or admin of {self.project}",
-                )
+        on_actor = refusal.rule == "staff only"
+        self.out.append(
+            Detail(
+                f"request {p.external_id}: {refusal.message} (rule: {refusal.rule})",
+                row=first.line if on_actor else p.field_lines.get("requester", first.line),
+                field="actor" if on_actor else "requester",
+                value=who if on_actor else requester,
+                accepted=f"{requester}, or a steward or admin of {self.project}"
+                if on_actor
+                else "members with the requester role",
             )
-        elif Role.REQUESTER.value not in self.roles(requester):
-            self.out.append(
-                Detail(
-                    f"request {p.external_id}: {requester} is not a requester in "
-                    f"{self.project} (rule: requester role)",
-                    row=p.field_lines.get("requester", first.line),
-                    field="requester",
-                    value=requester,
-                    accepted="members with the requester role",
-                )
-            )
+        )
 
     def _moves(self, p: Plan, requester: str) -> None:
         """Each state change through ``decide``, and the reason rule (a tight loop: it runs
         for every imported event)."""
         ext, out, seen, unknown = p.external_id, self.out, self.seen, self.unknown
-        reviewer = p.fields.get("reviewer") or None
-        # The reviewer counts as assigned from the row that names them on (nearly always the
-        # first row: then no row needs its position looked up).
-        assigned_at = 0 if reviewer is None else _position(p.rows, p.field_lines["reviewer"])
-        positions = {id(r): i for i, r in enumerate(p.rows)} if assigned_at else {}
-        assigned = None if assigned_at else reviewer
-        for row, event, src, _dst in p.events[1:]:  # the first is the creation, judged above
+        for (row, event, src, _dst), assigned in zip(
+            p.events[1:], assigned_reviewers(p)[1:], strict=True
+        ):  # the first is the creation, judged above
             values = row.values
             who: str = values.get("actor") or requester
-            if assigned_at and positions[id(row)] >= assigned_at:
-                assigned = reviewer
             if who not in unknown:
                 # decide's every input: command, state and context, which is fixed by who
                 # acts (their roles are fixed for the import) and the subject's people.
@@ -191,11 +178,19 @@ class _Judge:
 _UNSEEN = object()
 
 
-def _position(rows: list[Any], line: int | None) -> int:
-    for i, r in enumerate(rows):
-        if r.line == line:
-            return i
-    return 0
+def assigned_reviewers(p: Plan) -> list[str | None]:
+    """The reviewer assigned when each of ``p.events`` happened: the one the history names,
+    from the row that names them on (nearly always the first; the importer's decisions see
+    the same)."""
+    reviewer = p.fields.get("reviewer") or None
+    if reviewer is None:
+        return [None] * len(p.events)
+    line = p.field_lines["reviewer"]
+    if p.rows[0].line == line:
+        return [reviewer] * len(p.events)
+    named = next((i for i, r in enumerate(p.rows) if r.line == line), 0)
+    positions = {id(r): i for i, r in enumerate(p.rows)}
+    return [reviewer if positions[id(r)] >= named else None for r, *_ in p.events]
 
 
 def check_histories(

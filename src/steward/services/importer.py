@@ -13,30 +13,31 @@ import gc
 import io
 import json
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from operator import attrgetter
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from steward.db.models import AccessRequest, Event, Membership, User
 from steward.db.session import Database
-from steward.domain import change_log
 from steward.domain import requests as domain
 from steward.domain.duo import normalise as normalise_duo
 from steward.domain.roles import STAFF, Role
-from steward.domain.workflow import Transition
+from steward.domain.workflow import Context, Transition
 from steward.errors import Detail, Forbidden, ValidationFailed
 from steward.ids import new_id
 from steward.services import import_limits as limits
+from steward.services import ledger
 from steward.services.access import audited, check_name, require_member, require_user
-from steward.services.import_rules import check_histories
+from steward.services.import_rules import COMMAND_OF, assigned_reviewers, check_histories
+from steward.services.requests import REQUEST
 from steward.timeutil import parse_duration, parse_timestamp, utcnow
 
 COLUMNS = (
@@ -472,280 +473,68 @@ def plan_requests(rows: list[Row]) -> tuple[list[Plan], list[Detail]]:
 
 
 _CREATE_FIELDS = tuple(f for f in domain.SUBJECT_FIELDS if f != "reviewer")
-REQUEST_COLUMNS = (
-    "id",
-    "project_id",
-    "external_id",
-    "title",
-    "requester",
-    "institution",
-    "project_lead",
-    "intended_use",
-    "datasets",
-    "duo_codes",
-    "reviewer",
-    "decided_by",
-    "decision_reason",
-    "ticket_key",
-    "state",
-    "version",
-    "created_at",
-    "updated_at",
-    "state_since",
-    "submitted_at",
-    "decided_at",
-    "expires_at",
-)
-EVENT_COLUMNS = (
-    "subject_kind",
-    "subject_id",
-    "project_id",
-    "seq",
-    "at",
-    "actor",
-    "type",
-    "from_state",
-    "to_state",
-    "data",
-    "idempotency_key",
-    "stay_seconds",
-)
-CHANGE_LOG_COLUMNS = (
-    "subject_kind",
-    "subject_id",
-    "project_id",
-    "lines",
-    "moves",
-    "state",
-    "since",
-)
 _TABLES = Event.metadata.tables
-REQUESTS, EVENTS, CHANGE_LOGS = (
-    _TABLES["access_requests"],
-    _TABLES["events"],
-    _TABLES["change_logs"],
-)
-BULK_CACHE_KIB = 256 * 1024
-ANALYZE_AFTER = 10_000
-"""Refresh the planner's statistics after an import this big, so reports plan well at once."""
 
 
-def _sqlite_time(value: datetime | None) -> str | None:
-    # SQLAlchemy's SQLite DateTime storage format (naive UTC, always 6 fractional digits).
-    if value is None:
-        return None
-    if value.tzinfo is not UTC:
-        value = value.astimezone(UTC)
-    return value.isoformat(" ", "microseconds")[:26]
+def _histories(
+    plans: list[Plan],
+    existing: set[str | None],
+    project: str,
+    roles: Mapping[str, frozenset[str]],
+    result: ImportResult,
+) -> Iterator[ledger.NewSubject]:
+    """Each new request's rows as the changes ``ledger.append_many`` decides and writes.
 
-
-def _same(value: Any) -> Any:
-    return value
-
-
-class _Writer:
-    """Bulk rows straight to the driver, inside the session's transaction.
-
-    Per-row ORM and type-processing overhead dominates a million-row import, so rows arrive
-    here as tuples already in the form the column types would have produced: SQLite gets
-    ``executemany``; PostgreSQL gets ``COPY`` on the same connection; any other backend falls
-    back to a Core ``executemany``.
+    Each change carries the context its decision needs, as ``check_histories`` judged it:
+    the actor's roles in the project and the request's people at that row (the reviewer from
+    the row that names them on). Contexts and data are shared wherever they repeat, so the
+    ledger decides and serialises each distinct one once.
     """
-
-    def __init__(self, s: Session) -> None:
-        self.conn = s.connection()
-        self.dialect = self.conn.dialect.name
-        self.saved_cache = -2000
-        self.time: Callable[[datetime | None], Any] = (
-            _sqlite_time if self.dialect == "sqlite" else _same
-        )
-        self.json: Callable[[Any], Any] = (
-            json.dumps if self.dialect in ("sqlite", "postgresql") else _same
-        )
-
-    def __enter__(self) -> _Writer:
-        if self.dialect == "sqlite":
-            # Room for the indexes being built: with SQLite's default 2 MB page cache, every
-            # insert into a randomly ordered index (the idempotency keys) spills to the WAL.
-            found = self.conn.exec_driver_sql("PRAGMA cache_size").scalar()
-            self.saved_cache = -2000 if found is None else int(found)
-            self.conn.exec_driver_sql(f"PRAGMA cache_size = -{BULK_CACHE_KIB}")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.dialect == "sqlite":
-            self.conn.exec_driver_sql(f"PRAGMA cache_size = {self.saved_cache}")
-
-    def write(self, table: Table, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
-        if not rows:
-            return
-        names = ", ".join(columns)
-        if self.dialect == "sqlite":
-            marks = ", ".join("?" for _ in columns)
-            self.conn.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({marks})", rows)
-        elif self.dialect == "postgresql":
-            raw = self.conn.connection.driver_connection
-            assert raw is not None
-            with raw.cursor() as cur, cur.copy(f"COPY {table.name} ({names}) FROM STDIN") as cp:
-                for row in rows:
-                    cp.write_row(row)
-        else:
-            self.conn.execute(table.insert(), [dict(zip(columns, r, strict=True)) for r in rows])
-
-    @contextmanager
-    def stream(
-        self, table: Table, columns: tuple[str, ...]
-    ) -> Iterator[Callable[[tuple[Any, ...]], None]]:
-        """A function taking rows one by one: written in batches, or as one ``COPY`` stream
-        that PostgreSQL ingests while the rows are still being produced."""
-        if self.dialect == "postgresql":
-            raw = self.conn.connection.driver_connection
-            assert raw is not None
-            names = ", ".join(columns)
-            with raw.cursor() as cur, cur.copy(f"COPY {table.name} ({names}) FROM STDIN") as cp:
-                yield cp.write_row
-            return
-        batch: list[tuple[Any, ...]] = []
-
-        def put(row: tuple[Any, ...]) -> None:
-            batch.append(row)
-            if len(batch) >= BATCH:
-                self.write(table, columns, batch)
-                batch.clear()
-
-        yield put
-        self.write(table, columns, batch)
-
-    def analyze(self, *tables: Table) -> None:
-        if self.dialect in ("sqlite", "postgresql"):
-            for table in tables:
-                self.conn.exec_driver_sql(f"ANALYZE {table.name}")
-
-
-def _write_plans(
-    writer: _Writer,
-    plans: list[Plan],
-    existing: set[str | None],
-    project: str,
-    result: ImportResult,
-) -> None:
-    """Replay each new request's history into events, its read-model row and change log."""
-    req_rows: list[tuple[Any, ...]] = []
-    log_rows: list[tuple[Any, ...]] = []
-    with writer.stream(EVENTS, EVENT_COLUMNS) as put_event:
-        _replay(writer, plans, existing, project, result, put_event, req_rows, log_rows)
-    writer.write(REQUESTS, REQUEST_COLUMNS, req_rows)
-    writer.write(CHANGE_LOGS, CHANGE_LOG_COLUMNS, log_rows)
-    if result.events >= ANALYZE_AFTER:
-        writer.analyze(REQUESTS, EVENTS, CHANGE_LOGS)
-
-
-def _replay(
-    writer: _Writer,
-    plans: list[Plan],
-    existing: set[str | None],
-    project: str,
-    result: ImportResult,
-    put_event: Callable[[tuple[Any, ...]], None],
-    req_rows: list[tuple[Any, ...]],
-    log_rows: list[tuple[Any, ...]],
-) -> None:
-    when, as_json = writer.time, writer.json
-    kind = domain.KIND
+    create = domain.WORKFLOW.create.command
     key_prefix = f"import:{project}:"
-    empty_data = as_json({})
-    reason_data: dict[str, Any] = {}
+    empty: dict[str, Any] = {}
+    reasons: dict[str, dict[str, Any]] = {}
+    contexts: dict[tuple[str, str, str | None], Context] = {}
+    no_roles: frozenset[str] = frozenset()
     for p in plans:
         if p.external_id in existing:
             result.skipped += 1
             continue
-        first_at = p.rows[0].at
-        rid = new_id(kind, first_at)
         fields = p.fields
-        subject: dict[str, Any] = {}
-        create_data = {k: fields.get(k, [] if k in LIST_FIELDS else "") for k in _CREATE_FIELDS}
-        create_data["external_id"] = p.external_id
-        state_since = first_at
-        reviewer = fields.get("reviewer")
         requester = fields["requester"]
-        stamps: dict[datetime | None, Any] = {None: None}
-        log = change_log.Builder(rid)
-        for seq, (row, etype, src, dst) in enumerate(p.events, start=1):
-            if seq == 1:
-                data: dict[str, Any] = create_data
-                stored = as_json(create_data)
-            else:
-                reason = row.values.get("reason")
-                if reason:
-                    data = {"reason": reason}
-                    stored = reason_data.get(reason)
-                    if stored is None:
-                        stored = reason_data[reason] = as_json(data)
-                else:
-                    data, stored = {}, empty_data
-            if etype == "approved" and reviewer:
-                subject.setdefault("reviewer", reviewer)
-            who = row.values.get("actor") or requester
-            subject.update(domain.project(etype, row.at, who, data, subject))
-            stay: float | None = None
-            if src != dst:
-                if src is not None:  # the time spent in the state it leaves, as the ledger does
-                    stay = (row.at - state_since).total_seconds()
-                state_since = row.at
-                log.add(src, dst, row.at, who, change_log.reason_of(data), stay)
-            stamp = stamps[row.at] = when(row.at)
-            put_event(
-                (
-                    kind,
-                    rid,
-                    project,
-                    seq,
-                    stamp,
-                    who,
-                    etype,
-                    src,
-                    dst,
-                    stored,
-                    f"{key_prefix}{p.external_id}:{seq}",
-                    stay,
+        data: dict[str, Any] = {
+            k: fields.get(k, [] if k in LIST_FIELDS else "") for k in _CREATE_FIELDS
+        }
+        if fields.get("reviewer"):
+            data["reviewer"] = fields["reviewer"]
+        data["external_id"] = p.external_id
+        changes = []
+        prefix = f"{key_prefix}{p.external_id}:"
+        for seq, ((row, etype, _src, _dst), assigned) in enumerate(
+            zip(p.events, assigned_reviewers(p), strict=True), start=1
+        ):
+            values = row.values
+            who = values.get("actor") or requester
+            ctx = contexts.get((who, requester, assigned))
+            if ctx is None:
+                ctx = contexts[(who, requester, assigned)] = Context(
+                    actor=who,
+                    roles=roles.get(who, no_roles),
+                    subject={"requester": requester, "reviewer": assigned},
                 )
-            )
-        get = subject.get
-        times = [
-            stamps[v] if v in stamps else when(v)
-            for v in (
-                first_at,
-                p.events[-1][0].at,
-                state_since,
-                get("submitted_at"),
-                get("decided_at"),
-                get("expires_at"),
-            )
-        ]
-        req_rows.append(
-            (
-                rid,
-                project,
-                p.external_id,
-                subject["title"],
-                subject["requester"],
-                get("institution", ""),
-                get("project_lead", ""),
-                get("intended_use", ""),
-                as_json(get("datasets", [])),
-                as_json(get("duo_codes", [])),
-                reviewer or None,
-                get("decided_by"),
-                get("decision_reason"),
-                None,
-                p.events[-1][3],
-                len(p.events),
-                *times,
-            )
-        )
-        log_rows.append((kind, rid, project, log.text, log.moves, log.state, when(log.since)))
+            if seq == 1:
+                command = create
+            else:
+                command = COMMAND_OF[etype]
+                reason = values.get("reason")
+                if reason:
+                    data = reasons.get(reason) or reasons.setdefault(reason, {"reason": reason})
+                else:
+                    data = empty
+            changes.append(ledger.Change(command, ctx, row.at, data, f"{prefix}{seq}"))
         result.requests += 1
-        result.events += len(p.events)
+        result.events += len(changes)
+        yield ledger.NewSubject(new_id(domain.KIND, p.rows[0].at), project, changes)
 
 
 def _unknown_users(plans: list[Plan], known: set[str]) -> dict[str, int]:
@@ -885,12 +674,8 @@ def _import(
         new_plans = [p for p in plans if p.external_id not in existing]
         for p in new_plans:
             problems += limits.check_key(project, p.external_id, len(p.events), p.rows[0].line)
-        problems += check_histories(
-            new_plans,
-            project=project,
-            roles=_roles(s, project, {u for u, admin in users.items() if admin}, created, plans),
-            unknown=unknown,
-        )
+        roles = _roles(s, project, {u for u, admin in users.items() if admin}, created, plans)
+        problems += check_histories(new_plans, project=project, roles=roles, unknown=unknown)
         if unknown and only_users and len(problems) == len(unknown):
             raise ValidationFailed(
                 f"{len(unknown)} user(s) in {path.name} do not exist; nothing was imported",
@@ -927,6 +712,5 @@ def _import(
                 ],
             )
 
-        with _Writer(s) as writer:
-            _write_plans(writer, plans, existing, project, result)
+        ledger.append_many(s, REQUEST, _histories(plans, existing, project, roles, result))
     return result

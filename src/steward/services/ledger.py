@@ -4,14 +4,19 @@ load → decide (pure) → project the event onto the read model → append the 
 it changes state, its line to the subject's change log), all in the caller's transaction.
 SQLAlchemy's ``version_id_col`` makes the UPDATE carry ``WHERE version =`` so two writers
 racing on one subject cannot both win; the loser gets ``Conflict``.
+
+``append_many`` does the same for whole histories of new subjects at once (imports): the
+same decisions, projection, stays and change-log lines (``_created``/``_advanced`` and the
+change log's ``Builder``, shared with ``record``), written through the dialect's bulk path
+(``db/bulk.py``) instead of the ORM.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import select
@@ -20,14 +25,17 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified
 from sqlalchemy.orm.exc import StaleDataError
 
-from steward.db import change_logs
+from steward.db import bulk, change_logs
 from steward.db.models import Event
+from steward.domain.change_log import Builder, reason_of
 from steward.domain.workflow import Context, Decision, Workflow
 from steward.errors import Conflict, Detail, ValidationFailed
 from steward.redact import redact
 from steward.timeutil import utcnow
 
 Projector = Callable[[str, datetime, str, Mapping[str, Any], Mapping[str, Any]], dict[str, Any]]
+
+_TABLES = Event.metadata.tables
 
 
 class Tracked(Protocol):
@@ -112,10 +120,10 @@ def record_create(
             return session.get_one(kind.model, prior.subject_id), prior
     decision = kind.workflow.decide_create(ctx)
     at = at or utcnow()
-    for name, value in kind.project(decision.event, at, ctx.actor, data, {}).items():
+    subject: dict[str, Any] = {}
+    _created(kind, subject, decision, at, ctx.actor, data)
+    for name, value in subject.items():
         setattr(row, name, value)
-    row.state = decision.to_state
-    row.created_at = row.updated_at = row.state_since = at
     session.add(row)
     event = _event(kind, row, decision, ctx.actor, at, data, idempotency_key, seq=1)
     session.add(event)
@@ -152,9 +160,16 @@ def record(
     at: datetime | None = None,
     idempotency_key: str | None = None,
     expected_version: int | None = None,
-    decision: Decision | None = None,
 ) -> Event:
-    """Apply ``command`` to ``row``: one event appended, read model updated, or an error."""
+    """Apply ``command`` to ``row``: one event appended, read model updated, or an error.
+
+    The workflow decides (there is no way to hand it a decision). ``at=None`` is a live
+    command, recorded now — or, when the subject's last event is dated after now (a history
+    imported from a clock that ran ahead, before imports refused future times), at that
+    event's time with a ``clock_note`` in its data saying so, so the ledger stays in order
+    and the subject is not blocked until then. An explicit ``at`` before the last event is
+    refused.
+    """
     data = dict(data or {})
     prior = replayed(
         session, kind=kind, subject_id=row.id, command=command, idempotency_key=idempotency_key
@@ -162,8 +177,8 @@ def record(
     if prior is not None:
         return prior
     check_version(row, expected_version)
-    if decision is None:
-        decision = kind.workflow.decide(command, row.state, ctx)
+    decision = kind.workflow.decide(command, row.state, ctx)
+    live = at is None
     at = at or utcnow()
     newest = _last(session, kind, row.id)
     if newest is not None and newest[0] > row.version:
@@ -173,22 +188,16 @@ def record(
         raise _stale()
     last = newest[1] if newest is not None else None
     if last is not None and at < last:
-        raise ValidationFailed(
-            f"{row.id}: an event at {at.isoformat()} would come before the previous one at "
-            f"{last.isoformat()}",
-            [Detail("timestamps must not go backwards", field="at", value=at.isoformat())],
-        )
+        if not live:
+            raise _backwards(row.id, at, last)
+        data["clock_note"] = _clock_note(at, last)
+        at = last
     subject = {c.key: getattr(row, c.key) for c in sa_inspect(row).mapper.column_attrs}
-    for name, value in kind.project(decision.event, at, ctx.actor, data, subject).items():
-        setattr(row, name, value)
+    stay = _advanced(kind, subject, decision, at, ctx.actor, data)
+    for name, value in subject.items():
+        if name != "version" and value is not getattr(row, name):
+            setattr(row, name, value)
     seq = row.version + 1
-    stay: float | None = None
-    if decision.to_state != row.state:
-        # How long the subject stayed in the state it now leaves, kept on the event itself.
-        stay = (at - row.state_since).total_seconds()
-        row.state = decision.to_state
-        row.state_since = at
-    row.updated_at = at
     # Every event is a new version, even one that changes no column (a comment at the same
     # instant as the previous event): without this the ORM skips the UPDATE, the version
     # stays, and the next command collides with this event's sequence number.
@@ -204,6 +213,243 @@ def record(
             Event.subject_kind == kind.name, Event.subject_id == row.id, Event.seq == seq
         )
     ).one()
+
+
+class Change(NamedTuple):
+    """One event of a bulk history, before the workflow has decided it.
+
+    ``command``: the first change of a subject is the kind's creation command. ``ctx``: the
+    decision's context as it was then, built by the caller as for ``record`` (who acts, in
+    which roles, the subject's facts). Histories may share ``ctx`` and ``data`` objects
+    between changes: each distinct one is decided and serialised once.
+    """
+
+    command: str
+    ctx: Context
+    at: datetime
+    data: Mapping[str, Any]
+    idempotency_key: str | None = None
+
+
+class NewSubject(NamedTuple):
+    """A subject that does not exist yet, with its whole history, oldest change first."""
+
+    id: str
+    project_id: str
+    changes: Sequence[Change]
+
+
+Effect = tuple[str, Mapping[str, Any], str]
+"""An outbox action an event causes: (action, payload, idempotency key)."""
+Effects = Callable[[str, str, Decision, Mapping[str, Any]], Iterable[Effect]]
+"""The outbox hook: (subject id, project id, decision, data) → the effects to enqueue."""
+
+
+@dataclass
+class Appended:
+    subjects: int = 0
+    events: int = 0
+
+
+EVENT_COLUMNS = (
+    "subject_kind",
+    "subject_id",
+    "project_id",
+    "seq",
+    "at",
+    "actor",
+    "type",
+    "from_state",
+    "to_state",
+    "data",
+    "idempotency_key",
+    "stay_seconds",
+)
+CHANGE_LOG_COLUMNS = (
+    "subject_kind",
+    "subject_id",
+    "project_id",
+    "lines",
+    "moves",
+    "state",
+    "since",
+)
+
+
+def append_many(
+    session: Session,
+    kind: Kind,
+    items: Iterable[NewSubject],
+    *,
+    effects: Effects | None = None,
+) -> Appended:
+    """Create many subjects with their histories in the caller's transaction: what
+    ``record_create`` and ``record`` would do event by event — the workflow's decision for
+    every change, read-model rows, sequence numbers and versions, stays, change logs, and
+    (``effects``) outbox rows — written through the dialect's bulk path.
+
+    Refuses (``Forbidden``/``InvalidTransition`` from the workflow, ``ValidationFailed`` for
+    a time going backwards) exactly where ``record`` would; callers that must list every
+    problem of their input (the importer) judge it first, and this is the guarantee.
+    """
+    wf = kind.workflow
+    create = wf.create.command
+    table = kind.model.__table__
+    columns = tuple(c.name for c in table.columns)
+    events, logs_table = _TABLES["events"], _TABLES["change_logs"]
+    done = Appended()
+    decided: dict[tuple[str, str | None, int], tuple[Context, Decision]] = {}
+    texts: dict[int, tuple[Mapping[str, Any], Any]] = {}  # id(data) → (data, stored JSON)
+    queued: list[tuple[str, str, str, Effect]] = []
+    rows: list[bulk.Row] = []
+    logs: list[bulk.Row] = []
+    name = kind.name
+    with bulk.Writer(session) as w:
+        base = w.defaults(table, columns)
+        convert = tuple(zip(columns, w.converters(table, columns), strict=True))
+        when, as_json = w.time, w.json
+        with w.stream(events, EVENT_COLUMNS) as put:
+            for item in items:
+                sid, project = item.id, item.project_id
+                subject = dict(base, id=sid, project_id=project)
+                log = Builder(sid)
+                seq = 0
+                for command, ctx, at, data, key in item.changes:
+                    state = subject["state"] if seq else None
+                    if seq == 0 and command != create:
+                        raise ValueError(f"{sid}: a new subject's first change is {create!r}")
+                    found = decided.get((command, state, id(ctx)))
+                    if found is not None and found[0] is ctx:
+                        decision = found[1]
+                    else:
+                        decision = (
+                            wf.decide(command, state, ctx) if state else wf.decide_create(ctx)
+                        )
+                        decided[(command, state, id(ctx))] = (ctx, decision)
+                    actor = ctx.actor
+                    if seq == 0:
+                        _created(kind, subject, decision, at, actor, data)
+                        stay = None
+                    else:
+                        if at < subject["updated_at"]:
+                            raise _backwards(sid, at, subject["updated_at"])
+                        stay = _advanced(kind, subject, decision, at, actor, data)
+                    seq += 1
+                    if decision.from_state != decision.to_state:
+                        log.add(
+                            decision.from_state,
+                            decision.to_state,
+                            at,
+                            actor,
+                            reason_of(data),
+                            stay,
+                        )
+                    text = texts.get(id(data))
+                    if text is None or text[0] is not data:
+                        text = texts[id(data)] = (data, as_json(data))
+                    put(
+                        (
+                            name,
+                            sid,
+                            project,
+                            seq,
+                            when(at),
+                            actor,
+                            decision.event,
+                            decision.from_state,
+                            decision.to_state,
+                            text[1],
+                            key,
+                            stay,
+                        )
+                    )
+                    if effects is not None:
+                        queued += [
+                            (sid, project, actor, e) for e in effects(sid, project, decision, data)
+                        ]
+                if not seq:
+                    continue
+                subject["version"] = seq
+                rows.append(tuple([f(subject[c]) for c, f in convert]))
+                logs.append((name, sid, project, log.text, log.moves, log.state, when(log.since)))
+                done.subjects += 1
+                done.events += seq
+        w.write(table, columns, rows)
+        w.write(logs_table, CHANGE_LOG_COLUMNS, logs)
+        if done.events >= bulk.ANALYZE_AFTER:
+            w.analyze(table, events, logs_table)
+    _enqueue(session, name, queued)
+    return done
+
+
+def _enqueue(session: Session, kind: str, queued: list[tuple[str, str, str, Effect]]) -> None:
+    """The effects' outbox rows, in the same transaction as the events that caused them."""
+    if not queued:
+        return
+    from steward.jobs import outbox  # the job runner imports the services: import when used
+
+    for sid, project, actor, (action, payload, key) in queued:
+        outbox.enqueue(
+            session,
+            subject_kind=kind,
+            subject_id=sid,
+            project_id=project,
+            action=action,
+            payload=payload,
+            idempotency_key=key,
+            actor=actor,
+        )
+
+
+def _created(
+    kind: Kind,
+    subject: dict[str, Any],
+    decision: Decision,
+    at: datetime,
+    actor: str,
+    data: Mapping[str, Any],
+) -> None:
+    """A new subject's columns from its first event (``record_create`` and ``append_many``)."""
+    subject.update(kind.project(decision.event, at, actor, data, {}))
+    subject["state"] = decision.to_state
+    subject["created_at"] = subject["updated_at"] = subject["state_since"] = at
+
+
+def _advanced(
+    kind: Kind,
+    subject: dict[str, Any],
+    decision: Decision,
+    at: datetime,
+    actor: str,
+    data: Mapping[str, Any],
+) -> float | None:
+    """Project one more event onto ``subject``'s columns (``record`` and ``append_many``);
+    returns the stay it ends: how long the subject was in the state it now leaves, kept on
+    the event itself (``None`` when the state does not change)."""
+    subject.update(kind.project(decision.event, at, actor, data, subject))
+    stay: float | None = None
+    if decision.to_state != subject["state"]:
+        stay = (at - subject["state_since"]).total_seconds()
+        subject["state"] = decision.to_state
+        subject["state_since"] = at
+    subject["updated_at"] = at
+    return stay
+
+
+def _backwards(subject_id: str, at: datetime, last: datetime) -> ValidationFailed:
+    return ValidationFailed(
+        f"{subject_id}: an event at {at.isoformat()} would come before the previous one at "
+        f"{last.isoformat()}",
+        [Detail("timestamps must not go backwards", field="at", value=at.isoformat())],
+    )
+
+
+def _clock_note(now: datetime, last: datetime) -> str:
+    return (
+        f"recorded at {last.isoformat()}, the time of the previous event, instead of "
+        f"{now.isoformat()}: that event is dated {last - now} in the future (its history "
+        "was imported from a clock that ran ahead)"
+    )
 
 
 def _event(

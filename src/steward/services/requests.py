@@ -153,17 +153,20 @@ def create(
     ):
         ctx = _creator(s, actor, project)
         owner = requester or ctx.actor
-        if owner != ctx.actor and not ctx.roles & STAFF:
-            raise Forbidden(
-                f"{ctx.actor} may not file a request on behalf of {owner}",
-                [Detail("staff only", field="requester", value=owner)],
-            )
-        owner_user = _existing_user(s, owner, "requester")
-        if owner != ctx.actor and Role.REQUESTER.value not in roles_in(s, owner_user, project):
+        refusal = domain.filing_refusal(
+            ctx.actor,
+            owner,
+            ctx.roles,
+            lambda: roles_in(s, _existing_user(s, owner, "requester"), project),
+            project=project,
+        )
+        if refusal is not None and refusal.rule == "staff only":
+            raise Forbidden(refusal.message, [Detail("staff only", field="requester", value=owner)])
+        if refusal is not None:
             raise ValidationFailed(
-                f"{owner} is not a requester in {project}",
-                [Detail("not a requester", field="requester", value=owner)],
+                refusal.message, [Detail("not a requester", field="requester", value=owner)]
             )
+        _existing_user(s, owner, "requester")
         clean = _check_fields(s, project, fields)
         data = {
             "title": clean.title,

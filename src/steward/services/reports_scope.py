@@ -23,9 +23,8 @@ from steward.db import change_logs
 from steward.db.models import AccessRequest, Event, Membership
 from steward.db.session import Database
 from steward.domain import requests as domain
-from steward.domain.roles import Role
 from steward.services.access import require_user
-from steward.services.requests import RequestFilter, visible_query
+from steward.services.requests import REQUEST, RequestFilter, visible_query
 
 OF_KIND = Event.subject_kind == domain.KIND
 MOVES = change_logs.MOVES
@@ -77,15 +76,12 @@ class Scope:
 
 
 def _narrowed(flt: RequestFilter) -> bool:
-    return bool(
-        flt.states
-        or flt.requester
-        or flt.reviewer
-        or flt.created_from
-        or flt.created_to
-        or flt.decided_from
-        or flt.decided_to
-    )
+    """Whether any filter beyond the project narrows the requests (read from the kind's
+    declared filters, so a new filter field cannot be forgotten here)."""
+    spec = REQUEST.filters
+    named = [*spec.equals, *spec.contains, *spec.choices]
+    bounds = [f"{r}_{end}" for r in spec.ranges for end in ("from", "to")]
+    return bool(flt.states or any(getattr(flt, n) for n in (*named, *bounds)))
 
 
 def _projects(
@@ -94,8 +90,9 @@ def _projects(
     """Whether the visible requests are exactly every request of some projects, and which
     (``None``: every project).
 
-    Mirrors ``visible_query``: admins see every project; other members see the whole of a
-    project where they hold any role but requester, and only their own requests elsewhere.
+    The same policy ``visible_query`` applies (the kind's declared ``Policy``): admins see
+    every project; members see the whole of a project where they hold a reader role, and
+    only their own requests where they hold only an owner's role.
     """
     if _narrowed(flt):
         return False, ()
@@ -105,8 +102,9 @@ def _projects(
     memberships = s.execute(
         select(Membership.project_id, Membership.role).where(Membership.user_id == user.id)
     ).all()
-    see_all = {p for p, r in memberships if r != Role.REQUESTER.value}
-    own_only = {p for p, _ in memberships} - see_all
+    policy = REQUEST.policy
+    see_all = {p for p, r in memberships if r in policy.readers}
+    own_only = {p for p, r in memberships if r in policy.owner_readers} - see_all
     if flt.project is not None:
         if flt.project in see_all:
             return True, (flt.project,)

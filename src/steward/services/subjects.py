@@ -7,13 +7,15 @@ transaction, refusals audited. Kind-specific services are thin typed wrappers ar
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from steward.db.models import Event, Membership
@@ -305,3 +307,95 @@ def due(
                 )
             q = q.where(model.project_id.in_(staff_of))
         return list(s.scalars(q.order_by(getattr(model, column), model.id)))
+
+
+SORTS = {
+    "created": "created_at",
+    "updated": "updated_at",
+    "since": "state_since",
+    "state": "state",
+    "id": "id",
+}
+"""What lists may be sorted by: columns every kind has and none leaves empty, so a cursor
+(the last row's value and id) always names a place in the order."""
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a list: its items, how many match in all, and the cursor of the next page
+    (``None`` on the last)."""
+
+    items: list[Any]
+    total: int
+    next: str | None
+
+
+def _sort(sort: str) -> tuple[str, bool]:
+    name, descending = sort.removeprefix("-"), sort.startswith("-")
+    if name not in SORTS:
+        accepted = ", ".join([*SORTS, *(f"-{s}" for s in SORTS)])
+        raise ValidationFailed(
+            f"cannot sort by {sort!r}",
+            [Detail("unknown sort", field="sort", value=sort, accepted=accepted)],
+        )
+    return SORTS[name], descending
+
+
+def _cursor(value: Any, ident: str) -> str:
+    raw = json.dumps([value.isoformat() if isinstance(value, datetime) else value, ident])
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _uncursor(text: str, column: str) -> tuple[Any, str]:
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        value, ident = json.loads(raw)
+        if not isinstance(ident, str):
+            raise ValueError(ident)
+        if column.endswith("_at") or column == "state_since":
+            value = datetime.fromisoformat(value)
+        return value, ident
+    except (ValueError, TypeError, json.JSONDecodeError, UnicodeDecodeError):
+        raise ValidationFailed(
+            "the cursor is not one this list gave out",
+            [Detail("unknown cursor", field="after", value=text[:80])],
+        ) from None
+
+
+def page(
+    db: Database,
+    kind: Kind,
+    *,
+    actor: str | None,
+    flt: Any,
+    sort: str = "created",
+    after: str | None = None,
+    limit: int = 50,
+) -> Page:
+    """A page of the visible subjects matching ``flt``, in ``sort`` order (``-`` for newest
+    first), after the ``after`` cursor. Keyset pagination on (sort value, id): rows written
+    between two pages neither repeat nor push others off, as offsets would."""
+    column, descending = _sort(sort)
+    if limit < 1:
+        raise ValidationFailed(
+            "a page holds at least one row",
+            [Detail("too small", field="limit", value=str(limit), accepted="1 or more")],
+        )
+    model = kind.model
+    key, ident = getattr(model, column), model.id
+    with db.read() as s:
+        q = visible_query(s, kind, actor, flt)
+        total = int(s.scalar(select(func.count()).select_from(q.subquery())) or 0)
+        if after:
+            value, last = _uncursor(after, column)
+            later = (
+                (key < value) | ((key == value) & (ident < last))
+                if descending
+                else ((key > value) | ((key == value) & (ident > last)))
+            )
+            q = q.where(later)
+        order = (key.desc(), ident.desc()) if descending else (key.asc(), ident.asc())
+        rows = list(s.scalars(q.order_by(*order).limit(limit + 1)))
+    more, rows = len(rows) > limit, rows[:limit]
+    nxt = _cursor(getattr(rows[-1], column), rows[-1].id) if more else None
+    return Page([kind.view_of(r) for r in rows], total, nxt)

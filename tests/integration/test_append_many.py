@@ -219,3 +219,40 @@ def test_append_many_refuses_what_record_refuses_and_writes_nothing(
         ledger.append_many(s, REQUEST, [ledger.NewSubject("req_x", c.project, changes)])
     with c.db.read() as s:
         assert s.scalars(select(Event).where(Event.subject_id == "req_x")).all() == []
+
+
+def test_append_many_queues_the_outbox_effects_of_its_events(consortium: Consortium) -> None:
+    """The outbox hook: effects are rows written in the events' transaction, one per key."""
+    from steward.db.queue_tables import Action
+
+    c = consortium
+
+    def effects(
+        sid: str, project: str, decision: Any, data: Any
+    ) -> list[tuple[str, dict[str, Any], str]]:
+        if decision.event != "submitted":
+            return []
+        return [("webhook", {"url": "http://127.0.0.1:9/", "body": {"id": sid}}, f"hook:{sid}")]
+
+    changes = [
+        _change("ada", "create", START),
+        _change("ada", "submit", START + timedelta(hours=1)),
+        _change("ada", "comment", START + timedelta(hours=2)),
+    ]
+    with c.db.transaction() as s:
+        ledger.append_many(
+            s, REQUEST, [ledger.NewSubject("req_y", c.project, changes)], effects=effects
+        )
+    with c.db.read() as s:
+        queued = s.scalars(select(Action).where(Action.subject_id == "req_y")).all()
+        assert [
+            (a.action, a.idempotency_key, a.state, a.project_id, a.payload) for a in queued
+        ] == [
+            (
+                "webhook",
+                "hook:req_y",
+                "pending",
+                c.project,
+                {"url": "http://127.0.0.1:9/", "body": {"id": "req_y"}},
+            )
+        ]

@@ -263,3 +263,20 @@ def test_a_fresh_home_says_to_run_init(cli: Cli, tmp_path: Path) -> None:
     assert result.code == 2
     assert "no users yet" in result.err
     assert "steward init --admin carol" in result.err
+
+
+@SQLITE_ONLY
+def test_request_list_sorts(consortium: Consortium, cli: Cli) -> None:
+    made = []
+    for title in ("First", "Second", "Third"):
+        out = cli(
+            "request", "create", "p1", "--title", title, "--as", "ada", "--json",
+        )  # fmt: skip
+        made.append(only_json(out)["id"])  # type: ignore[index]
+    newest = only_json(cli("request", "list", "--sort", "-created", "--as", "sam", "--json"))
+    assert [r["id"] for r in newest] == made[::-1]  # type: ignore[union-attr, index]
+    oldest = only_json(cli("request", "list", "--as", "sam", "--json"))
+    assert [r["id"] for r in oldest] == made  # type: ignore[union-attr, index]
+    bad = cli("request", "list", "--sort", "colour", "--as", "sam")
+    assert bad.code == 2
+    assert "cannot sort by 'colour'" in bad.err

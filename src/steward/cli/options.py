@@ -20,6 +20,13 @@ States = Annotated[
 Limit = Annotated[
     int | None, typer.Option(min=0, help="At most this many rows (0 or absent: all).")
 ]
+Sort = Annotated[
+    str,
+    typer.Option(
+        help="Order: created, updated, since (entered its state), state or id; a leading '-' "
+        "reverses (newest first: -created)."
+    ),
+]
 Requester = Annotated[str | None, typer.Option(help="Only requests filed by this user.")]
 Reviewer = Annotated[str | None, typer.Option(help="Only requests assigned to this reviewer.")]
 CreatedFrom = Annotated[

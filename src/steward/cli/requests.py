@@ -238,6 +238,7 @@ def list_(
     decided_from: o.DecidedFrom = None,
     decided_to: o.DecidedTo = None,
     limit: o.Limit = None,
+    sort: o.Sort = "created",
 ) -> None:
     """List the requests you may see; every filter combines with the others."""
     flt = o.request_filter(
@@ -251,7 +252,7 @@ def list_(
         decided_to,
         limit,
     )
-    views = svc.list_requests(STATE.db, actor=STATE.actor, flt=flt)
+    views = svc.list_requests(STATE.db, actor=STATE.actor, flt=flt, sort=sort)
     if STATE.json:
         render.emit_json(views)
         return

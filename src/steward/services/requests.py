@@ -401,8 +401,10 @@ def visible_query(s: Session, actor: str | None, flt: RequestFilter) -> Select[A
     return subjects.visible_query(s, REQUEST, actor, flt)
 
 
-def list_requests(db: Database, *, actor: str | None, flt: RequestFilter) -> list[RequestView]:
-    return subjects.list_(db, REQUEST, actor=actor, flt=flt)
+def list_requests(
+    db: Database, *, actor: str | None, flt: RequestFilter, sort: str = "created"
+) -> list[RequestView]:
+    return subjects.list_(db, REQUEST, actor=actor, flt=flt, sort=sort)
 
 
 def expire_due(db: Database, *, actor: str | None, now: datetime | None = None) -> list[str]:

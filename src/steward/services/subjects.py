@@ -95,6 +95,13 @@ def get(
         )
 
 
+def history_of(
+    db: Database, kind: Kind, *, actor: str | None, subject_id: str, now: datetime | None = None
+) -> History:
+    """A visible subject's timeline and the time it spent in each state."""
+    return get(db, kind, actor=actor, subject_id=subject_id, now=now).history
+
+
 def check(kind: Kind, flt: Any) -> None:
     """Every problem of a list filter at once: unknown states or choices, ranges that end
     before they start, times without a zone, a negative limit."""
@@ -151,10 +158,16 @@ def visible_query(s: Session, kind: Kind, actor: str | None, flt: Any) -> Select
     return q
 
 
-def list_(db: Database, kind: Kind, *, actor: str | None, flt: Any) -> list[Any]:
-    """Views of the visible subjects matching ``flt``, oldest first, at most ``flt.limit``."""
+def list_(
+    db: Database, kind: Kind, *, actor: str | None, flt: Any, sort: str = "created"
+) -> list[Any]:
+    """Views of the visible subjects matching ``flt`` in ``sort`` order (oldest first by
+    default; ``-`` reverses), at most ``flt.limit``."""
+    column, descending = _sort(sort)
+    key, ident = getattr(kind.model, column), kind.model.id
+    order = (key.desc(), ident.desc()) if descending else (key.asc(), ident.asc())
     with db.read() as s:
-        q = visible_query(s, kind, actor, flt).order_by(kind.model.created_at, kind.model.id)
+        q = visible_query(s, kind, actor, flt).order_by(*order)
         if flt.limit:
             q = q.limit(flt.limit)
         return [kind.view_of(r) for r in s.scalars(q)]

@@ -112,6 +112,17 @@ class Claim(Payload):
     lease_until: str | None = None
 
 
+def job_commands(finished: type[Payload]) -> dict[str, Command]:
+    """The commands Steward's long-job runner issues on a kind whose work it runs (a build,
+    a push): take it, take it over, finish with ``finished``'s figures, fail with a reason."""
+    return {
+        "start": Command(Claim, as_data, internal=True),
+        "resume": Command(Claim, as_data, internal=True),
+        "finish": Command(finished, as_data, internal=True),
+        "fail": Command(OptionalReason, as_data, internal=True),
+    }
+
+
 REASON = Command(OptionalReason, reason_data)
 NEEDS_REASON = Command(RequiredReason, reason_data)
 COMMENT = Command(CommentText, comment_data)

@@ -35,14 +35,11 @@ from steward.services.access import audited, require_member, require_user
 from steward.services.kinds import (
     COMMENT,
     REASON,
-    Claim,
-    Command,
     FilterSpec,
     Kind,
-    OptionalReason,
     Payload,
     Policy,
-    as_data,
+    job_commands,
     register,
 )
 from steward.services.storage_facts import manifest_stat
@@ -588,10 +585,7 @@ PACKAGE = register(
             "delete": REASON,
             "expire": REASON,
             "comment": COMMENT,
-            "start": Command(Claim, as_data, internal=True),
-            "resume": Command(Claim, as_data, internal=True),
-            "finish": Command(BuildFinished, as_data, internal=True),
-            "fail": Command(OptionalReason, as_data, internal=True),
+            **job_commands(BuildFinished),
         },
         docs="packages.md",
     )

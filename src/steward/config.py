@@ -137,6 +137,15 @@ class Settings(BaseSettings):
         ),
     )
 
+    queue_url: str | None = Field(
+        default=None,
+        description=(
+            "Where workers take their jobs from: unset = a SQLite queue file in STEWARD_HOME "
+            "(one machine); redis://[:password@]host:port/db (or rediss://) = a Redis server "
+            "shared by workers on several machines."
+        ),
+    )
+
     s3_endpoint: str | None = Field(
         default=None,
         description=(
@@ -155,6 +164,13 @@ class Settings(BaseSettings):
         default=None,
         description="S3 secret access key; never shown. Default: AWS_SECRET_ACCESS_KEY.",
     )
+
+    @field_validator("queue_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("use redis://host:port/db, rediss://… or unix:///path/redis.sock")
+        return value or None
 
     @field_validator("s3_endpoint")
     @classmethod

@@ -177,6 +177,13 @@ def create(
     build: Annotated[
         bool, typer.Option(help="Build straight away (--no-build only records the request).")
     ] = True,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            help="--wait (the default): build in this process, showing progress. --no-wait: "
+            "queue the build and print the package id at once; `steward worker` builds it."
+        ),
+    ] = True,
     strict_ids: Annotated[
         bool | None,
         typer.Option(
@@ -220,6 +227,18 @@ def create(
             f"{view.id} {verb}: {view.file_count} file(s), {render.size(view.total_size)}"
         )
         _warn(packages.warnings(STATE.db, actor=STATE.actor, package_id=view.id))
+    if build and not wait and view.state in ("pending", "building"):
+        view, action_id = package_build.request_build(
+            STATE.db, actor=STATE.actor, package_id=view.id
+        )
+        if STATE.json:
+            render.emit_json({"package": view, "action_id": action_id})
+        else:
+            STATE.out.print(
+                f"{view.id} queued ({action_id}): `steward worker` builds it; "
+                f"`steward jobs show {action_id}` follows it"
+            )
+        return
     if build and view.state in ("pending", "building", "failed"):  # failed: says to retry
         view = _build(view.id)
     _done(view, "created" if new else "ready")

@@ -65,8 +65,8 @@ def push(
     wait: Annotated[
         bool,
         typer.Option(
-            help="Wait until every object is sent and verified (the default: pushes run in "
-            "this process)."
+            help="--wait (the default): send in this process, showing progress. --no-wait: "
+            "queue the push and print the share id at once; `steward worker` sends it."
         ),
     ] = True,
 ) -> None:
@@ -76,10 +76,24 @@ def push(
     object is verified after upload (size and checksum) and written to the share registry.
     """
     if not wait:
-        raise ValidationFailed(
-            "--no-wait needs a background worker, which this installation does not run yet",
-            [Detail("not available", field="wait", accepted="--wait")],
+        queued, action_id = shares.request_push(
+            STATE.db,
+            STATE.settings,
+            actor=STATE.actor,
+            package_id=package_id,
+            destination=to,
+            concurrency=concurrency,
         )
+        if STATE.json:
+            render.emit_json({"share": queued, "action_id": action_id})
+        elif action_id:
+            STATE.out.print(
+                f"{queued.id} queued ({action_id}): `steward worker` sends it; "
+                f"`steward jobs show {action_id}` follows it"
+            )
+        else:
+            _done(queued, "not queued")
+        return
     view = _push(package_id, to, concurrency)
     _done(view, "pushed")
 

@@ -33,8 +33,10 @@ WEBHOOK_TIMEOUT = 30.0
 
 def handlers(db: Database, settings: Settings) -> dict[str, Handler]:
     def build(d: Delivery) -> dict[str, Any]:
+        # A later try, or one retried by hand, continues a build the earlier try left failed.
+        again = d.attempt > 1 or bool(d.payload.get("again"))
         view = package_build.build_queued(
-            db, settings, actor=d.created_by, package_id=d.subject_id, again=d.attempt > 1
+            db, settings, actor=d.created_by, package_id=d.subject_id, again=again
         )
         return {"state": view.state, "file_count": view.file_count}
 

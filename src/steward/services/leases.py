@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 from datetime import datetime, timedelta
 
 from steward.timeutil import utcnow
@@ -20,7 +21,9 @@ RENEW_EVERY = 20.0  # seconds between lease renewals (see ``steward.jobs.runner`
 
 
 def me() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """Who holds a lease: host, process and thread (a worker runs several jobs at once, and
+    one of its threads must not take over another's job as if it were its own)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
 
 def _alive(pid: int) -> bool:
@@ -39,11 +42,14 @@ def holder_gone(
     """True when nobody holds the job any more (so another process may take it over)."""
     if not owner:
         return True
-    host, _, pid = owner.rpartition(":")
+    host, _, rest = owner.partition(":")
+    pid, _, thread = rest.partition(":")
     if host == socket.gethostname() and pid.isdigit():
         if int(pid) == os.getpid():
-            return True  # this process itself (e.g. a retry after an error in the same run)
-        if not _alive(int(pid)):
+            if not thread or thread == str(threading.get_ident()):
+                return True  # this very thread (e.g. a retry after an error in the same run)
+            # another thread of this process: it holds the job while its lease runs
+        elif not _alive(int(pid)):
             return True
     return lease_until is None or lease_until < (now or utcnow())
 

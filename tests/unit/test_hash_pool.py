@@ -72,7 +72,7 @@ def test_sha256_and_md5_of_one_stream_run_at_once_on_two_threads(pool: HashPool)
     hasher = _Rendezvous()
     _calls, readinto = _reader(data)
     assert pump(readinto, hasher, chunk_size=CHUNK, pool=pool) == len(data)
-    assert len(hasher.threads) == 2
+    assert len(hasher.threads) >= 2  # the pool's threads, and the reader when it helps
     got = hasher.digests()
     assert got.sha256 == hashlib.sha256(data).hexdigest()
     assert got.md5 == hashlib.md5(data).hexdigest()

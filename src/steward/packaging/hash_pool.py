@@ -116,12 +116,17 @@ class HashPool:
 
     # ---- called with the lock held ---------------------------------------------------------
 
-    def _schedule(self, lane: _Lane, slot: _Slot) -> None:
-        lane.todo.append(slot)
-        if not lane.queued:
-            lane.queued = True
-            self._ready.append(lane)
-            self._work.notify()
+    def _schedule(self, lanes: Sequence[_Lane], slot: _Slot) -> None:
+        """Queue ``slot`` on every lane and wake one thread. One, not one per lane: a woken
+        thread takes every ready lane before it sleeps again, and the reader runs its own lanes
+        while it waits — each needless wake-up is a futex call and a context switch, which per
+        small file cost more than the Python around them."""
+        for lane in lanes:
+            lane.todo.append(slot)
+            if not lane.queued:
+                lane.queued = True
+                self._ready.append(lane)
+        self._work.notify()
 
     def _take_slot(self, size: int) -> _Slot:
         idle = self._idle.get(size)
@@ -164,7 +169,6 @@ class HashPool:
         lane.todo.popleft()
         if lane.todo:  # to the back: other streams' lanes get their turn
             self._ready.append(lane)
-            self._work.notify()
         else:
             lane.queued = False
         feed = lane.feed
@@ -244,8 +248,7 @@ class Feed:
         with self._lock:
             slot.pending = len(self._lanes)
             self._inflight.append(slot)
-            for lane in self._lanes:
-                self._pool._schedule(lane, slot)
+            self._pool._schedule(self._lanes, slot)
         return chunk
 
     def wait(self) -> None:

@@ -4,6 +4,10 @@ Each row is one state change of one request, with its original timestamp. Every 
 before anything is written; any problem → all problems listed with line numbers and nothing
 imported. Requests already imported (same external id in the project) are skipped, so an
 import that was interrupted or repeated never duplicates anything.
+
+Checked rows are written by ``ledger.append_many``, the ledger's bulk path: the same
+decisions, read-model projection, stays and change logs as live commands, so nothing the
+ledger does (or will do: outbox effects, rules) skips imported history.
 """
 
 from __future__ import annotations
@@ -57,7 +61,6 @@ COLUMNS = (
 )
 REQUIRED = ("request", "state", "at")
 LIST_FIELDS = ("datasets", "duo_codes")
-BATCH = 20_000
 FORMATS = {
     ".csv": "CSV",
     ".txt": "CSV",

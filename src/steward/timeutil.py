@@ -14,6 +14,8 @@ def utcnow() -> datetime:
 
 def zone(name: str) -> ZoneInfo:
     try:
+        if not name.strip():
+            raise ValueError(name)  # an empty --tz (an unset variable) is not "UTC"
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "Europe" is a folder
         raise ValidationFailed(
@@ -128,9 +130,13 @@ def format_duration(seconds: float | None) -> str:
 
 
 def format_time(value: datetime | None, tz: ZoneInfo) -> str:
+    """Minutes and the zone's offset ("2026-03-01 14:05 +02:00"): a time on screen without
+    its offset is ambiguous as soon as two people compare notes."""
     if value is None:
         return "-"
-    return as_utc(value).astimezone(tz).strftime("%Y-%m-%d %H:%M")
+    local = as_utc(value).astimezone(tz)
+    offset = local.strftime("%z")  # +0530
+    return f"{local:%Y-%m-%d %H:%M} {offset[:3]}:{offset[3:]}"
 
 
 def parse_duration(text: str) -> timedelta:

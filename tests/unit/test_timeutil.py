@@ -100,9 +100,10 @@ def test_as_utc_attaches_utc_to_naive_values_and_converts_aware_ones() -> None:
 
 def test_format_time_shows_utc_values_in_the_chosen_zone() -> None:
     value = datetime(2024, 7, 1, 9, 0, tzinfo=UTC)
-    assert format_time(value, HELSINKI) == "2024-07-01 12:00"
-    assert format_time(value, ZoneInfo("UTC")) == "2024-07-01 09:00"
-    assert format_time(datetime(2024, 1, 15, 10, 0), HELSINKI) == "2024-01-15 12:00"
+    assert format_time(value, HELSINKI) == "2024-07-01 12:00 +03:00"
+    assert format_time(value, ZoneInfo("UTC")) == "2024-07-01 09:00 +00:00"
+    assert format_time(datetime(2024, 1, 15, 10, 0), HELSINKI) == "2024-01-15 12:00 +02:00"
+    assert format_time(value, ZoneInfo("Asia/Kathmandu")) == "2024-07-01 14:45 +05:45"
     assert format_time(None, HELSINKI) == "-"
 
 

@@ -315,3 +315,30 @@ def test_bad_sorts_and_cursors_are_named(consortium: Consortium) -> None:
     with pytest.raises(StewardError) as err:
         subjects.page(c.db, kind, actor=c.steward, flt=requests.RequestFilter(), after="%%%")
     assert err.value.details[0].field == "after"
+
+
+@SQLITE_ONLY
+@pytest.mark.parametrize("name", ["access_request", "package"])
+def test_scheduled_expiry_refuses_whoever_coordinates_nothing(
+    consortium: Consortium, settings: Settings, name: str
+) -> None:
+    """The same rule for every kind with an expiry: a reviewer (or anyone who coordinates no
+    project) running expire-due is refused and audited, never silently given nothing."""
+    c = consortium
+    run = {
+        "access_request": lambda who: requests.expire_due(c.db, actor=who),
+        "package": lambda who: packages.expire_due(c.db, settings, actor=who),
+    }[name]
+    for who in (c.reviewer, c.viewer, c.requester, c.outsider):
+        with pytest.raises(Forbidden, match="steward or admin"):
+            run(who)
+    assert run(c.steward) == []
+    with c.db.read() as s:
+        denied = set(
+            s.scalars(
+                select(AuditEntry.actor).where(
+                    AuditEntry.action == "expire", AuditEntry.subject_kind == name
+                )
+            )
+        )
+    assert denied == {c.reviewer, c.viewer, c.requester, c.outsider}

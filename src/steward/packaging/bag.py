@@ -9,9 +9,14 @@ Two steps, so the caller can render the HTML report from the built files in betw
 
 Copying (mode ``copy``, local sources) uses ``copy_file_range`` and hashes each chunk as it
 lands in the copy, read back from the page cache; S3 sources are streamed once through the
-storage adapter and written as they are hashed. A source that changes while it is read (size,
-mtime, inode — or ETag in S3 — differ before and after) or disagrees with the manifest's size or
-checksums fails, naming the file; the other files are still built and every problem is reported.
+storage adapter and written as they are hashed. A chunk's SHA-256 and MD5 run at once on the
+shared hashing threads (:mod:`~steward.packaging.hash_pool`) while its reader fills the next
+buffer: one large file is hashed on two cores (SHA-256 beside the slower MD5), several files
+on every core.
+
+A source that changes while it is read (size, mtime, inode — or ETag in S3 — differ before and
+after) or disagrees with the manifest's size or checksums fails, naming the file; the other
+files are still built and every problem is reported.
 
 Resumable: each payload file is written under a hidden temporary name next to its place in
 ``data/`` and renamed only when complete and hashed, then recorded in
@@ -83,7 +88,9 @@ STOP_CHECK_SECONDS = 0.2
 
 
 def default_workers(entries: Sequence[BagEntry]) -> int:
-    """Hashing local files is CPU-bound (one thread per core); S3 reads wait on the network."""
+    """Files read at once. Their digests run on the shared hashing threads (one per core), and
+    a reader waiting for its digests runs them too, so one reader per core keeps every core
+    busy with local files; S3 reads wait on the network, so more are in flight."""
     cpus = os.cpu_count() or 2
     if any(e.source_uri.startswith("s3://") for e in entries):
         return max(8, 2 * cpus)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -364,3 +365,39 @@ def test_the_worker_expires_due_packages_on_its_schedule(
     with consortium.db.read() as s:
         assert s.get(Package, pkg.id).state == "expired"  # type: ignore[union-attr]
         assert s.scalars(select(Share)).first() is None
+
+
+def test_sigterm_lets_the_running_effect_finish_then_the_worker_exits(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STEWARD_")}
+    env.update(STEWARD_HOME=str(settings.home), STEWARD_DATABASE_URL=settings.resolved_database_url)
+    with http_sink(delay=2.0) as sink:
+        action_id = _webhook(db, sink.url)
+        log = (tmp_path / "worker.log").open("wb")
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "from steward.cli.app import run; run()", "worker"],
+            env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            prefix = f"{socket.gethostname()}:{proc.pid}:"
+            deadline = utcnow() + timedelta(minutes=5)
+            while True:  # wait until the worker is in the middle of the call
+                with db.read() as s:
+                    row = s.get(Action, action_id)
+                    assert row is not None
+                    if row.state == "running" and (row.owner or "").startswith(prefix):
+                        break
+                assert utcnow() < deadline, (tmp_path / "worker.log").read_text()
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=120) == 0, (tmp_path / "worker.log").read_text()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            log.close()
+    with db.read() as s:
+        row = s.get(Action, action_id)
+        assert row is not None
+        assert (row.state, row.owner) == ("done", None)
+    assert len(sink.calls) == 1
+    assert "finishing the jobs running now" in (tmp_path / "worker.log").read_text()

@@ -65,6 +65,12 @@ class LongJob:
         return self.kind.model
 
 
+def held(job: LongJob, row: Any) -> bool:
+    """Whether someone alive runs the subject's job now (its lease holds)."""
+    holder = getattr(row, job.owner_field)
+    return bool(row.state == job.running and not leases.holder_gone(holder, row.lease_until))
+
+
 def claim(s: Session, job: LongJob, row: Any, ctx: Context) -> None:
     """Start the subject's job, or take it over when its holder is gone; in ``s``.
 
@@ -73,7 +79,7 @@ def claim(s: Session, job: LongJob, row: Any, ctx: Context) -> None:
     command = "start"
     if row.state == job.running:
         holder = getattr(row, job.owner_field)
-        if not leases.holder_gone(holder, row.lease_until):
+        if held(job, row):
             until = f"{row.lease_until:%Y-%m-%d %H:%M:%S} UTC" if row.lease_until else "now"
             raise Conflict(
                 f"{row.id} is being {job.done_by} by {holder} (lease until {until}); "

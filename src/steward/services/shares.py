@@ -37,7 +37,7 @@ from steward.ids import new_id
 from steward.jobs import outbox, runner
 from steward.packaging import script
 from steward.packaging.sources import S3Source, parse_source
-from steward.services import leases, ledger, places
+from steward.services import ledger, places
 from steward.services import packages as pkgs
 from steward.services.access import audited, load_visible, not_found, require_user
 from steward.services.timeline import TimelineEntry, check_filter, history, within
@@ -452,8 +452,7 @@ def request_push(
             )
         if row.state == "failed":
             runner.retry(s, PUSH_JOB, row, ctx)
-        busy = row.state == "running" and not leases.holder_gone(row.sender, row.lease_until)
-        if row.state == "succeeded" or busy:
+        if row.state == "succeeded" or runner.held(PUSH_JOB, row):
             return view(row), None
         action_id = outbox.enqueue(
             s,

@@ -274,6 +274,14 @@ def test_cancelling_a_running_build_stops_it_and_retry_continues_it(
 
     def cancel_once(_nbytes: int, nfiles: int) -> None:
         if nfiles and not seen:
+            # Another reader sees how far the build is while it runs (the heartbeat wrote it).
+            deadline = utcnow() + timedelta(minutes=2)
+            while (p := service.get(db, actor="sam", action_id=action_id).progress) is None or (
+                not p.items_done
+            ):
+                assert utcnow() < deadline, "no progress was written"
+            assert p.items_total is not None
+            assert p.finished_at is None
             seen.append(service.cancel(db, actor="sam", action_id=action_id))
 
     def build(d: outbox.Delivery) -> dict[str, Any]:
@@ -401,3 +409,21 @@ def test_sigterm_lets_the_running_effect_finish_then_the_worker_exits(
         assert (row.state, row.owner) == ("done", None)
     assert len(sink.calls) == 1
     assert "finishing the jobs running now" in (tmp_path / "worker.log").read_text()
+
+
+def test_eta_is_the_rest_at_the_rate_so_far() -> None:
+    from steward.db.queue_tables import JobProgress
+    from steward.jobs import runner
+
+    start = utcnow()
+    row = JobProgress(
+        started_at=start, updated_at=start + timedelta(seconds=10), finished_at=None,
+        bytes_done=250, bytes_total=1000, items_done=1, items_total=2,
+    )  # fmt: skip
+    assert runner.eta(row) == 30.0  # a quarter of the bytes in 10 s: 30 s for the rest
+    row.bytes_total = None
+    assert runner.eta(row) == 10.0  # no byte total: by items
+    row.items_done = 0
+    assert runner.eta(row) is None  # nothing done yet: no rate to go by
+    row.finished_at = start
+    assert runner.eta(row) == 0.0

@@ -38,10 +38,6 @@ from steward.timeutil import utcnow
 HEARTBEAT = 1.0  # seconds between progress writes (only when something changed)
 
 
-class Cancelled(Conflict):
-    """Someone asked the job to stop (``steward jobs cancel``); the subject records it."""
-
-
 @dataclass(frozen=True)
 class LongJob:
     """What the runner needs to know about one kind of long job."""
@@ -235,14 +231,6 @@ class Handle:
 
     def should_stop(self) -> bool:
         return self.stop_reason() is not None
-
-    def check(self) -> None:
-        """Raise ``Cancelled`` when the job was cancelled or stopped (between steps)."""
-        why = self.stop_reason(fresh=True)
-        if why is not None:
-            raise Cancelled(
-                why, [Detail("stopped", field=self.job.kind.name, value=self.subject_id)]
-            )
 
     @property
     def cancelled_by(self) -> str | None:

@@ -292,94 +292,132 @@ def append_many(
     a time going backwards) exactly where ``record`` would; callers that must list every
     problem of their input (the importer) judge it first, and this is the guarantee.
     """
-    wf = kind.workflow
-    create = wf.create.command
     table = kind.model.__table__
-    columns = tuple(c.name for c in table.columns)
     events, logs_table = _TABLES["events"], _TABLES["change_logs"]
-    done = Appended()
-    decided: dict[tuple[str, str | None, int], tuple[Context, Decision]] = {}
-    texts: dict[int, tuple[Mapping[str, Any], Any]] = {}  # id(data) → (data, stored JSON)
-    queued: list[tuple[str, str, str, Effect]] = []
-    rows: list[bulk.Row] = []
-    logs: list[bulk.Row] = []
-    name = kind.name
     with bulk.Writer(session) as w:
-        base = w.defaults(table, columns)
-        convert = tuple(zip(columns, w.converters(table, columns), strict=True))
-        when, as_json = w.time, w.json
+        out = _Bulk(kind, w, table, effects)
         with w.stream(events, EVENT_COLUMNS) as put:
             for item in items:
-                sid, project = item.id, item.project_id
-                subject = dict(base, id=sid, project_id=project)
-                log = Builder(sid)
-                seq = 0
-                for command, ctx, at, data, key in item.changes:
-                    state = subject["state"] if seq else None
-                    if seq == 0 and command != create:
-                        raise ValueError(f"{sid}: a new subject's first change is {create!r}")
-                    found = decided.get((command, state, id(ctx)))
-                    if found is not None and found[0] is ctx:
-                        decision = found[1]
-                    else:
-                        decision = (
-                            wf.decide(command, state, ctx) if state else wf.decide_create(ctx)
-                        )
-                        decided[(command, state, id(ctx))] = (ctx, decision)
-                    actor = ctx.actor
-                    if seq == 0:
-                        _created(kind, subject, decision, at, actor, data)
-                        stay = None
-                    else:
-                        if at < subject["updated_at"]:
-                            raise _backwards(sid, at, subject["updated_at"])
-                        stay = _advanced(kind, subject, decision, at, actor, data)
-                    seq += 1
-                    if decision.from_state != decision.to_state:
-                        log.add(
-                            decision.from_state,
-                            decision.to_state,
-                            at,
-                            actor,
-                            reason_of(data),
-                            stay,
-                        )
-                    text = texts.get(id(data))
-                    if text is None or text[0] is not data:
-                        text = texts[id(data)] = (data, as_json(data))
-                    put(
-                        (
-                            name,
-                            sid,
-                            project,
-                            seq,
-                            when(at),
-                            actor,
-                            decision.event,
-                            decision.from_state,
-                            decision.to_state,
-                            text[1],
-                            key,
-                            stay,
-                        )
-                    )
-                    if effects is not None:
-                        queued += [
-                            (sid, project, actor, e) for e in effects(sid, project, decision, data)
-                        ]
-                if not seq:
-                    continue
-                subject["version"] = seq
-                rows.append(tuple([f(subject[c]) for c, f in convert]))
-                logs.append((name, sid, project, log.text, log.moves, log.state, when(log.since)))
-                done.subjects += 1
-                done.events += seq
-        w.write(table, columns, rows)
-        w.write(logs_table, CHANGE_LOG_COLUMNS, logs)
-        if done.events >= bulk.ANALYZE_AFTER:
+                out.subject(item, put)
+        w.write(table, out.columns, out.rows)
+        w.write(logs_table, CHANGE_LOG_COLUMNS, out.logs)
+        if out.done.events >= bulk.ANALYZE_AFTER:
             w.analyze(table, events, logs_table)
-    _enqueue(session, name, queued)
-    return done
+    _enqueue(session, kind.name, out.queued)
+    return out.done
+
+
+class _Bulk:
+    """``append_many``'s state: what is decided and serialised once, the rows to write."""
+
+    def __init__(self, kind: Kind, w: bulk.Writer, table: Any, effects: Effects | None) -> None:
+        self.kind, self.effects = kind, effects
+        self.columns = tuple(c.name for c in table.columns)
+        self.base = w.defaults(table, self.columns)
+        self.when, self.as_json = w.time, w.json
+        self.convert = tuple(
+            (c, self._stamp if f is w.time else f)
+            for c, f in zip(self.columns, w.converters(table, self.columns), strict=True)
+        )
+        self.stamps: dict[datetime | None, Any] = {None: None}
+        """The subject's times as the database takes them: its columns repeat its events'."""
+        self.decided: dict[tuple[str, str | None, int], tuple[Context, Decision]] = {}
+        self.texts: dict[int, tuple[Mapping[str, Any], Any]] = {}  # id(data) → (data, JSON)
+        self.queued: list[tuple[str, str, str, Effect]] = []
+        self.rows: list[bulk.Row] = []
+        self.logs: list[bulk.Row] = []
+        self.done = Appended()
+
+    def _stamp(self, value: datetime | None) -> Any:
+        found = self.stamps.get(value)
+        if found is None and value is not None:
+            found = self.stamps[value] = self.when(value)
+        return found
+
+    def _decide(self, command: str, state: str | None, ctx: Context) -> Decision:
+        found = self.decided.get((command, state, id(ctx)))
+        if found is not None and found[0] is ctx:
+            return found[1]
+        wf = self.kind.workflow
+        if state is None:
+            if command != wf.create.command:
+                raise ValueError(f"a new subject's first change is {wf.create.command!r}")
+            decision = wf.decide_create(ctx)
+        else:
+            decision = wf.decide(command, state, ctx)
+        self.decided[(command, state, id(ctx))] = (ctx, decision)
+        return decision
+
+    def subject(self, item: NewSubject, put: Callable[[bulk.Row], None]) -> None:
+        """One new subject: its events streamed to ``put``, its row and change log kept."""
+        kind, name, texts, as_json, stamps, decided = (
+            self.kind,
+            self.kind.name,
+            self.texts,
+            self.as_json,
+            self.stamps,
+            self.decided,
+        )
+        sid, project = item.id, item.project_id
+        subject = dict(self.base, id=sid, project_id=project)
+        log = Builder(sid)
+        stamps.clear()
+        stamps[None] = None
+        seq = 0
+        for command, ctx, at, data, key in item.changes:
+            actor = ctx.actor
+            if seq == 0:
+                decision = self._decide(command, None, ctx)
+                _created(kind, subject, decision, at, actor, data)
+                stay = None
+            else:
+                state = subject["state"]
+                found = decided.get((command, state, id(ctx)))  # inlined: once per event
+                if found is not None and found[0] is ctx:
+                    decision = found[1]
+                else:
+                    decision = self._decide(command, state, ctx)
+                if at < subject["updated_at"]:
+                    raise _backwards(sid, at, subject["updated_at"])
+                stay = _advanced(kind, subject, decision, at, actor, data)
+            seq += 1
+            if decision.from_state != decision.to_state:
+                log.add(decision.from_state, decision.to_state, at, actor, reason_of(data), stay)
+            text = texts.get(id(data))
+            if text is None or text[0] is not data:
+                text = texts[id(data)] = (data, as_json(data))
+            stamp = stamps.get(at)
+            if stamp is None:
+                stamp = stamps[at] = self.when(at)
+            put(
+                (
+                    name,
+                    sid,
+                    project,
+                    seq,
+                    stamp,
+                    actor,
+                    decision.event,
+                    decision.from_state,
+                    decision.to_state,
+                    text[1],
+                    key,
+                    stay,
+                )
+            )
+            if self.effects is not None:
+                self.queued += [
+                    (sid, project, actor, e) for e in self.effects(sid, project, decision, data)
+                ]
+        if not seq:
+            return
+        subject["version"] = seq
+        self.rows.append(tuple([f(subject[c]) for c, f in self.convert]))
+        self.logs.append(
+            (name, sid, project, log.text, log.moves, log.state, self._stamp(log.since))
+        )
+        self.done.subjects += 1
+        self.done.events += seq
 
 
 def _enqueue(session: Session, kind: str, queued: list[tuple[str, str, str, Effect]]) -> None:

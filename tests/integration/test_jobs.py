@@ -427,3 +427,27 @@ def test_eta_is_the_rest_at_the_rate_so_far() -> None:
     assert runner.eta(row) is None  # nothing done yet: no rate to go by
     row.finished_at = start
     assert runner.eta(row) == 0.0
+
+
+def test_jobs_commands_show_steer_and_refuse_clearly(consortium: Consortium, cli: Cli) -> None:
+    action_id = _webhook(consortium.db, "http://127.0.0.1:9/")
+    listed = cli("--as", "sam", "jobs", "list")
+    assert listed.code == 0, listed.err
+    assert action_id in listed.out
+    assert "webhook" in listed.out
+    shown = cli("--as", "sam", "jobs", "show", action_id)
+    assert shown.code == 0
+    assert "hook-1" in shown.out  # the idempotency key
+    cancelled = cli("--as", "sam", "jobs", "cancel", action_id)
+    assert cancelled.code == 0
+    assert f"{action_id} cancelled: now cancelled" in cancelled.out
+    again = cli("--as", "sam", "--json", "jobs", "retry", action_id)
+    assert json.loads(again.out)["state"] == "pending"
+
+    bad = cli("--as", "sam", "jobs", "list", "--state", "stuck")
+    assert bad.code == 2
+    assert "stuck" in bad.err
+    assert "pending, running, done, failed, cancelled" in bad.err
+    unknown = cli("--as", "vic", "jobs", "show", action_id)  # not staff: as if it did not exist
+    assert unknown.code == 1
+    assert f"no action {action_id!r}" in unknown.err

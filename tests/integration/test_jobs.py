@@ -25,7 +25,7 @@ from steward.db.queue_tables import Action, Schedule
 from steward.db.session import Database
 from steward.errors import Conflict, InvalidTransition, NotFound
 from steward.jobs import effects, outbox, schedule, service
-from steward.services import leases, package_build, packages
+from steward.services import leases, package_build, packages, shares
 from steward.services.packages import PackageSpec
 from steward.timeutil import utcnow
 from tests.conftest import CliResult, Consortium
@@ -451,3 +451,25 @@ def test_jobs_commands_show_steer_and_refuse_clearly(consortium: Consortium, cli
     unknown = cli("--as", "vic", "jobs", "show", action_id)  # not staff: as if it did not exist
     assert unknown.code == 1
     assert f"no action {action_id!r}" in unknown.err
+
+
+def test_cancelling_a_queued_push_fails_its_share_and_a_new_push_queues_again(
+    consortium: Consortium, settings: Settings, data: Dataset, tmp_path: Path
+) -> None:
+    db = consortium.db
+    pkg = _built(consortium, settings, data)
+    dest = str(tmp_path / "recipient")
+    push = {"actor": "sam", "package_id": pkg.id, "destination": dest}
+    share, first = shares.request_push(db, settings, **push)
+    assert first is not None
+    assert service.cancel(db, actor="sam", action_id=first).state == "cancelled"
+    with db.read() as s:
+        row = s.get(Share, share.id)
+        assert row is not None
+        assert (row.state, row.failure_reason) == ("failed", "cancelled by sam")
+    again, second = shares.request_push(db, settings, **push)
+    assert again.id == share.id  # the same share continues
+    assert again.state == "pending"
+    assert second not in (None, first)
+    assert outbox.deliver(db, second, effects.handlers(db, settings)) == "done"  # type: ignore[arg-type]
+    assert _events(db, share.id).count("succeeded") == 1

@@ -107,11 +107,14 @@ def fail(db: Database, job: LongJob, subject_id: str, *, actor: str | None, reas
         row = s.get(job.model, subject_id)
         if row is None:
             return "missing"
-        if row.state not in job.failable:
-            return str(row.state)
-        ctx = job.context(s, actor, row)
+        return fail_in(s, job, row, job.context(s, actor, row), reason)
+
+
+def fail_in(s: Session, job: LongJob, row: Any, ctx: Context, reason: str) -> str:
+    """:func:`fail` in the caller's transaction, for a subject it has loaded."""
+    if row.state in job.failable:
         ledger.record(s, kind=job.kind, row=row, command="fail", ctx=ctx, data={"reason": reason})
-        return str(row.state)
+    return str(row.state)
 
 
 def reason(exc: BaseException, noun: str) -> str:

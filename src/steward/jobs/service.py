@@ -153,11 +153,15 @@ def cancel(db: Database, *, actor: str | None, action_id: str) -> ActionView:
         row = _visible(s, actor, action_id)
         user = require_user(s, actor)
         job = JOBS.get(row.action)
-        if job is not None and row.state == "running":
-            subject = s.get(job.model, row.subject_id)
-            if subject is not None:
-                ctx = job.context(s, user.id, subject)
-                runner.request_cancel(s, job, subject, ctx)
+        subject = s.get(job.model, row.subject_id) if job is not None else None
+        if job is not None and subject is not None and row.state in outbox.OPEN:
+            ctx = job.context(s, user.id, subject)
+            if row.state == "running":
+                runner.request_cancel(s, job, subject, ctx)  # the job records why it stopped
+            else:
+                # Not started: the subject says so now, instead of waiting for a job that
+                # will not come (asking again then queues a new one).
+                runner.fail_in(s, job, subject, ctx, f"cancelled by {user.id}")
         outbox.cancel(s, row, user.id)
         s.flush()
         return _view(s, row)

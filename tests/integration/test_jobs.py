@@ -473,3 +473,23 @@ def test_cancelling_a_queued_push_fails_its_share_and_a_new_push_queues_again(
     assert second not in (None, first)
     assert outbox.deliver(db, second, effects.handlers(db, settings)) == "done"  # type: ignore[arg-type]
     assert _events(db, share.id).count("succeeded") == 1
+
+
+def test_asking_again_after_a_build_action_ended_queues_a_new_one(
+    consortium: Consortium, settings: Settings, data: Dataset
+) -> None:
+    db = consortium.db
+    spec = PackageSpec(name="cup", manifest=data.manifest, workflow_manifest=data.workflow_manifest)
+    pkg, _ = packages.create(db, settings, actor="sam", project="p1", spec=spec)
+    _, first = package_build.request_build(db, actor="sam", package_id=pkg.id)
+    assert package_build.request_build(db, actor="sam", package_id=pkg.id)[1] == first
+
+    def refused(_d: outbox.Delivery) -> dict[str, Any]:
+        raise outbox.PermanentFailure("the builder is switched off for maintenance")
+
+    assert outbox.deliver(db, first, {effects.PACKAGE_BUILD: refused}) == "failed"
+    _, second = package_build.request_build(db, actor="sam", package_id=pkg.id)
+    assert second != first  # not the failed one again: the package would never be built
+    assert outbox.deliver(db, second, effects.handlers(db, settings)) == "done"
+    with db.read() as s:
+        assert s.get(Package, pkg.id).state == "built"  # type: ignore[union-attr]

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import tenacity
-from sqlalchemy import Select, or_, select, update
+from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from ulid import ULID
@@ -129,6 +129,45 @@ def enqueue(
             ],
         )
     return row.id
+
+
+def request(
+    session: Session,
+    *,
+    subject_kind: str,
+    subject_id: str,
+    project_id: str,
+    action: str,
+    payload: Mapping[str, Any],
+    actor: str,
+) -> str:
+    """Queue ``action`` on a subject unless one is already open (pending or running); returns
+    the open or new action's id.
+
+    For work people ask for (``--no-wait``): asking twice while it is queued or running is one
+    action; asking after it ended (done, failed, cancelled) is a new one. The key names the
+    subject and how many such actions came before, so two requests racing get the same key.
+    """
+    found = session.scalars(
+        select(Action.id).where(
+            Action.subject_id == subject_id, Action.action == action, Action.state.in_(OPEN)
+        )
+    ).first()
+    if found is not None:
+        return found
+    before = session.scalar(
+        select(func.count()).where(Action.subject_id == subject_id, Action.action == action)
+    )
+    return enqueue(
+        session,
+        subject_kind=subject_kind,
+        subject_id=subject_id,
+        project_id=project_id,
+        action=action,
+        payload=payload,
+        idempotency_key=f"{action}:{subject_id}:{before or 0}",
+        actor=actor,
+    )
 
 
 def _due(now: datetime) -> Select[Action]:

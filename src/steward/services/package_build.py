@@ -259,8 +259,8 @@ BUILD_ACTION = "package.build"
 def request_build(db: Database, *, actor: str | None, package_id: str) -> tuple[PackageView, str]:
     """Queue the package's build for a worker (``--no-wait``); returns it and the action id.
 
-    Asking again before anything changed is the same action (the key names the package's
-    version), so a double click never builds twice."""
+    Asking again while that build is queued or running is the same action, so a double click
+    never builds twice."""
     with (
         audited(db, actor=actor, action="build", subject_kind=domain.KIND, subject_id=package_id),
         db.transaction() as s,
@@ -277,14 +277,13 @@ def request_build(db: Database, *, actor: str | None, package_id: str) -> tuple[
                 f"{row.id} is {row.state}; only a pending (or interrupted) package is queued",
                 [Detail("cannot build", field="state", value=row.state, accepted="pending")],
             )
-        action_id = outbox.enqueue(
+        action_id = outbox.request(
             s,
             subject_kind=domain.KIND,
             subject_id=row.id,
             project_id=row.project_id,
             action=BUILD_ACTION,
             payload={},
-            idempotency_key=f"{BUILD_ACTION}:{row.id}:{row.version}",
             actor=ctx.actor,
         )
         return view(row), action_id

@@ -424,8 +424,9 @@ def request_push(
     """Queue a push for a worker (``--no-wait``); returns the share and the action id.
 
     The same checks as :func:`push` run first. The share is the one :func:`push` would
-    continue (a failed one is moved back to pending); asking again before anything changed
-    is the same action. No action (None) when the share already succeeded or is being sent.
+    continue (a failed one is moved back to pending); asking again while its push is queued
+    or running is the same action. No action (None) when the share already succeeded or is
+    being sent.
     """
     dest, project_id = _checked_destination(
         db, settings, actor=actor, package_id=package_id, destination=destination
@@ -454,14 +455,13 @@ def request_push(
             runner.retry(s, PUSH_JOB, row, ctx)
         if row.state == "succeeded" or runner.held(PUSH_JOB, row):
             return view(row), None
-        action_id = outbox.enqueue(
+        action_id = outbox.request(
             s,
             subject_kind=domain.KIND,
             subject_id=row.id,
             project_id=row.project_id,
             action=PUSH_ACTION,
             payload={"package_id": pkg.id, "destination": destination, "concurrency": concurrency},
-            idempotency_key=f"{PUSH_ACTION}:{row.id}:{row.version}",
             actor=ctx.actor,
         )
         s.flush()

@@ -493,3 +493,18 @@ def test_asking_again_after_a_build_action_ended_queues_a_new_one(
     assert outbox.deliver(db, second, effects.handlers(db, settings)) == "done"
     with db.read() as s:
         assert s.get(Package, pkg.id).state == "built"  # type: ignore[union-attr]
+
+
+def test_a_worker_whose_redis_is_unreachable_says_which_setting_and_exits_1(
+    db: Database, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.pg import free_port
+
+    url = f"redis://:s3cret@127.0.0.1:{free_port()}/0"
+    monkeypatch.setenv("STEWARD_QUEUE_URL", url)
+    result = cli("--as", "admin", "worker", "--drain")
+    assert result.code == 1
+    assert "STEWARD_QUEUE_URL" in result.err
+    assert "cannot be reached" in result.err
+    assert "s3cret" not in result.err + result.out
+    assert "Traceback" not in result.err

@@ -23,7 +23,9 @@ from typing import Any
 
 from steward.config import Settings
 from steward.db.session import Database
+from steward.errors import ConfigurationError, Detail
 from steward.jobs import effects, outbox, schedule
+from steward.redact import redact
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,28 @@ def make_huey(settings: Settings) -> Any:
     )
 
 
+def check_queue(settings: Settings, huey: Any) -> None:
+    """Refuse to start on a queue that cannot be reached, saying which setting names it."""
+    if not settings.queue_url:
+        return
+    import redis
+
+    try:
+        huey.storage.conn.ping()
+    except redis.RedisError as exc:
+        raise ConfigurationError(
+            redact(f"the queue named by STEWARD_QUEUE_URL cannot be reached: {exc}"),
+            [
+                Detail(
+                    "unreachable",
+                    field="STEWARD_QUEUE_URL",
+                    value=redact(settings.queue_url),
+                    accepted="the URL of a running Redis server, e.g. redis://host:6379/0",
+                )
+            ],
+        ) from None
+
+
 def periodic_tasks(
     db: Database, settings: Settings, actor: str | None
 ) -> dict[str, schedule.Periodic]:
@@ -65,6 +89,11 @@ def periodic_tasks(
         "expire-requests": schedule.Periodic("expire-requests", EXPIRE_EVERY, expire_requests),
         "expire-packages": schedule.Periodic("expire-packages", EXPIRE_EVERY, expire_packages),
     }
+
+
+def _warn(what: str, exc: Exception) -> None:
+    # One line, no traceback (the worker tries again on its next pass).
+    log.warning("%s: %s", what, redact(f"{type(exc).__name__}: {exc}"))
 
 
 @dataclass
@@ -94,6 +123,7 @@ class Worker:
         self.settings = settings
         self.concurrency = max(1, concurrency)
         self.huey = make_huey(settings)
+        check_queue(settings, self.huey)
         self.handlers = effects.handlers(db, settings)
         self.periodic = periodic_tasks(db, settings, actor)
         self.stop = threading.Event()
@@ -121,8 +151,8 @@ class Worker:
         while not self.stop.is_set():
             try:
                 took = self._take()
-            except Exception:
-                log.exception("the queue could not be read")
+            except Exception as exc:
+                _warn("the queue could not be read", exc)
                 took = False
             if not took:
                 if until_empty:
@@ -133,8 +163,8 @@ class Worker:
         while not self.stop.is_set():
             try:
                 self.relay()
-            except Exception:
-                log.exception("the outbox could not be relayed")
+            except Exception as exc:
+                _warn("the outbox could not be relayed", exc)
             self.stop.wait(POLL)
 
     def run_periodic(self) -> list[str]:
@@ -148,8 +178,8 @@ class Worker:
         while not self.stop.is_set():
             try:
                 self.run_periodic()
-            except Exception:
-                log.exception("periodic tasks could not run")
+            except Exception as exc:
+                _warn("periodic tasks could not run", exc)
             self.stop.wait(SCHEDULE_EVERY)
 
     def _threads(self, target: Callable[[], None], n: int, name: str) -> list[threading.Thread]:

@@ -32,13 +32,6 @@ Reason = Annotated[str | None, typer.Option("--reason", "-r", help="Why (kept in
 Multi = list[str] | None
 
 
-def _done(view: PackageView, verb: str) -> None:
-    if STATE.json:
-        render.emit_json(view)
-    else:
-        STATE.out.print(f"{view.id} {verb}: now [bold]{view.state}[/bold] (version {view.version})")
-
-
 @dataclass
 class _Count:
     """Files the build reported finished, for the message after Ctrl-C."""
@@ -241,13 +234,13 @@ def create(
         return
     if build and view.state in ("pending", "building", "failed"):  # failed: says to retry
         view = _build(view.id)
-    _done(view, "created" if new else "ready")
+    render.done(view, "created" if new else "ready")
 
 
 @app.command("build")
 def build_(package_id: PackageId) -> None:
     """Build a pending package, or finish one whose builder stopped (crash, kill, reboot)."""
-    _done(_build(package_id), "built")
+    render.done(_build(package_id), "built")
 
 
 @app.command()
@@ -256,7 +249,7 @@ def retry(package_id: PackageId) -> None:
     packages.act(
         STATE.db, STATE.settings, actor=STATE.actor, package_id=package_id, command="retry"
     )
-    _done(_build(package_id), "built")
+    render.done(_build(package_id), "built")
 
 
 @app.command("list")
@@ -453,7 +446,9 @@ def report(
         webbrowser.open(path.as_uri())
 
 
-def _act(package_id: str, command: str, reason: str | None, verb: str) -> None:
+def _act(
+    package_id: str, command: str, verb: str, reason: str | None = None, text: str | None = None
+) -> None:
     view = packages.act(
         STATE.db,
         STATE.settings,
@@ -461,26 +456,27 @@ def _act(package_id: str, command: str, reason: str | None, verb: str) -> None:
         package_id=package_id,
         command=command,
         reason=reason,
+        text=text,
     )
-    _done(view, verb)
+    render.done(view, verb)
 
 
 @app.command()
 def abort(package_id: PackageId, reason: Reason = None) -> None:
     """Stop a pending, building or failed package for good; its partial files are removed."""
-    _act(package_id, "abort", reason, "aborted")
+    _act(package_id, "abort", "aborted", reason=reason)
 
 
 @app.command()
 def delete(package_id: PackageId, reason: Reason = None) -> None:
     """Remove a package's files (refused while it is building); its history is kept."""
-    _act(package_id, "delete", reason, "deleted")
+    _act(package_id, "delete", "deleted", reason=reason)
 
 
 @app.command()
 def comment(package_id: PackageId, text: Annotated[str, typer.Argument(help="The note.")]) -> None:
     """Add a note to a package's timeline."""
-    _act(package_id, "comment", text, "noted")
+    _act(package_id, "comment", "noted", text=text)
 
 
 @app.command("expire-due")

@@ -27,13 +27,6 @@ ShareId = Annotated[str, typer.Argument(help="Share id (shr_…).")]
 PackageId = Annotated[str, typer.Argument(help="Package id (pkg_…).")]
 
 
-def _done(view: ShareView, verb: str) -> None:
-    if STATE.json:
-        render.emit_json(view)
-    else:
-        STATE.out.print(f"{view.id} {verb}: now [bold]{view.state}[/bold] (version {view.version})")
-
-
 def _push(package_id: str, destination: str, concurrency: int | None) -> ShareView:
     with bar("pushing") as (start, advance):
         return shares.push(
@@ -92,10 +85,10 @@ def push(
                 f"`steward jobs show {action_id}` follows it"
             )
         else:
-            _done(queued, "not queued")
+            render.done(queued, "not queued")
         return
     view = _push(package_id, to, concurrency)
-    _done(view, "pushed")
+    render.done(view, "pushed")
 
 
 @app.command()
@@ -289,7 +282,7 @@ def abort(
     reason: Annotated[str | None, typer.Option("--reason", "-r", help="Why.")] = None,
 ) -> None:
     """Stop a share for good (objects already sent stay where they are)."""
-    _done(
+    render.done(
         shares.act(STATE.db, actor=STATE.actor, share_id=share_id, command="abort", reason=reason),
         "aborted",
     )
@@ -298,7 +291,7 @@ def abort(
 @app.command()
 def comment(share_id: ShareId, text: Annotated[str, typer.Argument(help="The note.")]) -> None:
     """Add a note to a share's timeline."""
-    _done(
-        shares.act(STATE.db, actor=STATE.actor, share_id=share_id, command="comment", reason=text),
+    render.done(
+        shares.act(STATE.db, actor=STATE.actor, share_id=share_id, command="comment", text=text),
         "noted",
     )

@@ -24,7 +24,7 @@ from steward import outfiles
 from steward.adapters import transfer as tx
 from steward.adapters.storage import Store, open_store, parse_destination
 from steward.config import Settings
-from steward.db.models import Membership, Package, PackageFile, Share, ShareObject
+from steward.db.models import Package, PackageFile, Share, ShareObject
 from steward.db.session import Database
 from steward.domain import shares as domain
 from steward.domain.workflow import Context
@@ -37,13 +37,22 @@ from steward.ids import new_id
 from steward.jobs import outbox, runner
 from steward.packaging import script
 from steward.packaging.sources import S3Source, parse_source
-from steward.services import ledger, places
+from steward.services import ledger, places, subjects
 from steward.services import packages as pkgs
-from steward.services.access import audited, load_visible, not_found, require_user
-from steward.services.timeline import TimelineEntry, check_filter, history, within
+from steward.services.access import audited, not_found
+from steward.services.kinds import (
+    COMMENT,
+    REASON,
+    FilterSpec,
+    Kind,
+    Payload,
+    Policy,
+    job_commands,
+    register,
+)
+from steward.services.timeline import TimelineEntry
 from steward.timeutil import utcnow
 
-KIND = ledger.Kind(domain.WORKFLOW, Share, domain.project)
 MAX_LINK_LIFETIME = timedelta(days=7)  # the longest an S3 (SigV4) presigned URL may live
 REGISTRY_BATCH = 200
 
@@ -102,26 +111,7 @@ class ShareFilter:
     limit: int | None = None
 
     def validate(self) -> None:
-        if self.method and self.method not in domain.METHODS:
-            raise ValidationFailed(
-                "the filters are not valid",
-                [
-                    Detail(
-                        "unknown method",
-                        field="method",
-                        value=self.method,
-                        accepted=", ".join(domain.METHODS),
-                    )
-                ],
-            )
-        check_filter(
-            domain.WORKFLOW,
-            self.states,
-            {
-                "created": (self.created_from, self.created_to),
-                "completed": (self.completed_from, self.completed_to),
-            },
-        )
+        subjects.check(SHARE, self)
 
 
 @dataclass
@@ -132,6 +122,42 @@ class PushProgress:
 
 def _job_context(s: Session, actor: str | None, row: Share) -> Context:
     return pkgs.context(s, actor, row.project_id)
+
+
+class PushFinished(Payload):
+    object_count: int
+    bytes_total: int
+    skipped: int | None = None
+    script_path: str | None = None
+
+
+SHARE = register(
+    Kind(
+        workflow=domain.WORKFLOW,
+        model=Share,
+        project=domain.project,
+        label="share",
+        id_field="share",
+        prefix="shr",
+        view=ShareView,
+        # Staff, reviewers and viewers of a project see its shares; requesters do not.
+        policy=Policy(readers=domain.READERS),
+        filters=FilterSpec(
+            equals={"package": "package_id"},
+            choices={"method": domain.METHODS},
+            contains={"destination": "destination"},
+            ranges={"created": "created_at", "completed": "completed_at"},
+        ),
+        commands={
+            "retry": REASON,
+            "abort": REASON,
+            "comment": COMMENT,
+            **job_commands(PushFinished),
+        },
+        docs="packages.md",
+    )
+)
+KIND = SHARE  # the engine's name for it
 
 
 PUSH_JOB = runner.LongJob(
@@ -160,11 +186,9 @@ def _load(s: Session, share_id: str) -> Share:
 def _visible(s: Session, actor: str | None, share_id: str) -> tuple[Share, Context]:
     """The share and the caller's context, if the caller may see shares of its project;
     otherwise the same "not found" as for an id that does not exist."""
-    row, user, roles = load_visible(
-        s, actor, Share, share_id, what="share", field="share",
-        hidden=pkgs.hidden_from_non_readers,
-    )  # fmt: skip
-    return row, Context(actor=user.id, roles=roles)
+    row, ctx = subjects.visible(s, SHARE, actor, share_id)
+    assert isinstance(row, Share)
+    return row, ctx
 
 
 def _built_package(s: Session, actor: str | None, package_id: str) -> tuple[Package, Context]:
@@ -622,43 +646,53 @@ def presign(
 
 
 def act(
-    db: Database, *, actor: str | None, share_id: str, command: str, reason: str | None = None
+    db: Database,
+    *,
+    actor: str | None,
+    share_id: str,
+    command: str,
+    reason: str | None = None,
+    text: str | None = None,
+    idempotency_key: str | None = None,
+    expected_version: int | None = None,
 ) -> ShareView:
-    with (
-        audited(db, actor=actor, action=command, subject_kind=domain.KIND, subject_id=share_id),
-        db.transaction() as s,
-    ):
-        row, ctx = _visible(s, actor, share_id)
-        data = {"reason" if command != "comment" else "text": reason.strip()} if reason else {}
-        ledger.record(s, kind=KIND, row=row, command=command, ctx=ctx, data=data)
-        s.refresh(row)
-        return view(row)
+    """abort, retry or comment (the generic ``subjects.act``, with typed arguments)."""
+    payload = {"text": text} if command == "comment" else {"reason": reason}
+    result: ShareView = subjects.act(
+        db,
+        SHARE,
+        actor=actor,
+        subject_id=share_id,
+        command=command,
+        payload={k: v for k, v in payload.items() if v is not None},
+        idempotency_key=idempotency_key,
+        expected_version=expected_version,
+    )
+    return result
 
 
 def get(
     db: Database, *, actor: str | None, share_id: str, now: datetime | None = None
 ) -> ShareDetail:
-    now = now or utcnow()
-    with (
-        audited(db, actor=actor, action="show", subject_kind=domain.KIND, subject_id=share_id),
-        db.read() as s,
-    ):
-        row, ctx = _visible(s, actor, share_id)
-        h = history(s, workflow=domain.WORKFLOW, row=row, now=now)
+    def registered(s: Session, row: Share) -> tuple[int, int]:
         count, size = s.execute(
             select(func.count(), func.coalesce(func.sum(ShareObject.size), 0)).where(
                 ShareObject.share_id == row.id
             )
         ).one()
-        return ShareDetail(
-            share=view(row),
-            timeline=h.timeline,
-            time_in_state=h.time_in_state,
-            current_state_for=h.current_state_for,
-            available_actions=domain.WORKFLOW.available(row.state, ctx),
-            registered_objects=int(count),
-            registered_bytes=int(size),
-        )
+        return int(count), int(size)
+
+    found = subjects.get(db, SHARE, actor=actor, subject_id=share_id, now=now, extra=registered)
+    count, size = found.extra
+    return ShareDetail(
+        share=view(found.row),
+        timeline=found.history.timeline,
+        time_in_state=found.history.time_in_state,
+        current_state_for=found.history.current_state_for,
+        available_actions=found.allowed_actions,
+        registered_objects=count,
+        registered_bytes=size,
+    )
 
 
 def objects(db: Database, *, actor: str | None, share_id: str) -> list[ShareObjectView]:
@@ -678,32 +712,8 @@ def objects(db: Database, *, actor: str | None, share_id: str) -> list[ShareObje
 
 
 def visible_query(s: Session, actor: str | None, flt: ShareFilter) -> Select[Share]:
-    flt.validate()
-    user = require_user(s, actor)
-    q = select(Share)
-    if not user.is_admin:
-        readable = select(Membership.project_id).where(
-            Membership.user_id == user.id, Membership.role.in_(sorted(domain.READERS))
-        )
-        q = q.where(Share.project_id.in_(readable))
-    if flt.project:
-        q = q.where(Share.project_id == flt.project)
-    if flt.package:
-        q = q.where(Share.package_id == flt.package)
-    if flt.states:
-        q = q.where(Share.state.in_(list(flt.states)))
-    if flt.method:
-        q = q.where(Share.method == flt.method)
-    if flt.destination:
-        q = q.where(Share.destination.contains(flt.destination, autoescape=True))
-    q = q.where(*within(Share.created_at, flt.created_from, flt.created_to))
-    q = q.where(*within(Share.completed_at, flt.completed_from, flt.completed_to))
-    return q
+    return subjects.visible_query(s, SHARE, actor, flt)
 
 
 def list_shares(db: Database, *, actor: str | None, flt: ShareFilter) -> list[ShareView]:
-    with db.read() as s:
-        q = visible_query(s, actor, flt).order_by(Share.created_at, Share.id)
-        if flt.limit:
-            q = q.limit(flt.limit)
-        return [view(r) for r in s.scalars(q)]
+    return subjects.list_(db, SHARE, actor=actor, flt=flt)

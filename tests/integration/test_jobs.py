@@ -408,7 +408,7 @@ def test_sigterm_lets_the_running_effect_finish_then_the_worker_exits(
         assert row is not None
         assert (row.state, row.owner) == ("done", None)
     assert len(sink.calls) == 1
-    assert "finishing the jobs running now" in (tmp_path / "worker.log").read_text()
+    assert "other effects finish" in (tmp_path / "worker.log").read_text()
 
 
 def test_eta_is_the_rest_at_the_rate_so_far() -> None:
@@ -508,3 +508,41 @@ def test_a_worker_whose_redis_is_unreachable_says_which_setting_and_exits_1(
     assert "cannot be reached" in result.err
     assert "s3cret" not in result.err + result.out
     assert "Traceback" not in result.err
+
+
+def test_a_stopping_worker_hands_a_running_build_back_and_the_next_one_resumes_it(
+    consortium: Consortium, settings: Settings, data: Dataset
+) -> None:
+    from steward.jobs import runner
+
+    db = consortium.db
+    spec = PackageSpec(name="cup", manifest=data.manifest, workflow_manifest=data.workflow_manifest)
+    pkg, _ = packages.create(db, settings, actor="sam", project="p1", spec=spec)
+    _, action_id = package_build.request_build(db, actor="sam", package_id=pkg.id)
+
+    def stop_the_worker(_nbytes: int, nfiles: int) -> None:
+        if nfiles:
+            runner.RELEASE.set()  # what SIGTERM does in `steward worker`
+
+    def build(d: outbox.Delivery) -> dict[str, Any]:
+        view = package_build.build(
+            db, settings, actor=d.created_by, package_id=d.subject_id,
+            progress=package_build.BuildProgress(advance=stop_the_worker),
+        )  # fmt: skip
+        return {"state": view.state}
+
+    try:
+        assert outbox.deliver(db, action_id, {effects.PACKAGE_BUILD: build}) == "pending"
+    finally:
+        runner.RELEASE.clear()
+    with db.read() as s:
+        row = s.get(Package, pkg.id)
+        assert row is not None
+        assert row.state == "building"  # not failed: handed back
+        assert row.lease_until is not None
+        assert row.lease_until < utcnow()
+        action = s.get(Action, action_id)
+        assert action is not None
+        assert (action.state, action.attempts, action.owner) == ("pending", 0, None)
+    assert outbox.deliver(db, action_id, effects.handlers(db, settings)) == "done"
+    assert _events(db, pkg.id) == ["created", "build_started", "build_resumed", "built"]

@@ -167,7 +167,8 @@ def worker(
     """Drain the outbox and run jobs (builds, pushes, webhooks) and periodic tasks.
 
     Takes work from the queue named by STEWARD_QUEUE_URL (default: a SQLite queue in
-    STEWARD_HOME). SIGTERM or Ctrl-C: the jobs running now finish, then the worker exits.
+    STEWARD_HOME). SIGTERM or Ctrl-C: builds and pushes running now are handed back (the
+    next worker resumes them), other effects finish, then the worker exits.
     Periodic tasks (expire due requests and packages) run as --as/STEWARD_USER when given.
     """
     from steward.jobs.worker import Worker
@@ -179,8 +180,11 @@ def worker(
     w = Worker(STATE.db, STATE.settings, concurrency=concurrency, actor=STATE.actor, on_event=event)
 
     def stop(signum: int, _frame: FrameType | None) -> None:
-        event(f"signal {signum}: finishing the jobs running now, then exiting")
-        w.stop.set()
+        event(
+            f"signal {signum}: builds and pushes running now are handed back for the next "
+            "worker, other effects finish; then the worker exits"
+        )
+        w.shut_down()
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:

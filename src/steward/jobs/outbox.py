@@ -299,7 +299,7 @@ def _settle(
     outcome: dict[str, Any] | None = None,
     error: BaseException | None = None,
 ) -> str:
-    from steward.jobs.runner import reason
+    from steward.jobs.runner import Released, reason
 
     now = utcnow()
     with db.transaction() as s:
@@ -311,7 +311,10 @@ def _settle(
             row.state, row.outcome, row.last_error, row.finished_at = "done", outcome, None, now
         else:
             row.last_error = reason(error, row.action)
-            if row.cancel_requested_by:
+            if isinstance(error, Released):  # its worker is stopping: the next one resumes it
+                row.state, row.next_try_at = "pending", now
+                row.attempts = max(0, row.attempts - 1)  # not a failed try
+            elif row.cancel_requested_by:
                 row.state, row.finished_at = "cancelled", now
             elif isinstance(error, (*PERMANENT, PermanentFailure)) or (
                 row.attempts >= row.max_attempts

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
@@ -36,6 +36,15 @@ from steward.services import leases, ledger
 from steward.timeutil import utcnow
 
 HEARTBEAT = 1.0  # seconds between progress writes (only when something changed)
+
+RELEASE = threading.Event()
+"""Set by a stopping worker (SIGTERM, Ctrl-C): every long job in this process lets go of its
+subject between two files — no failure recorded, the lease handed back — so the next worker
+resumes it at once instead of waiting for a job that may take hours."""
+
+
+class Released(Conflict):
+    """The job let go of its subject because its worker is stopping (see ``RELEASE``)."""
 
 
 @dataclass(frozen=True)
@@ -225,6 +234,8 @@ class Handle:
     def stop_reason(self, *, fresh: bool = False) -> str | None:
         """Why the work should stop now (cancelled, or the subject left its running state);
         looks at the database every few seconds (``fresh``: now), not on every block."""
+        if RELEASE.is_set():
+            return "released: its worker is stopping"
         now = time.monotonic()
         due = fresh or now - self._last_look >= leases.STOP_CHECK_EVERY
         if self._stop is None and due:
@@ -332,11 +343,31 @@ def work(
         with _heartbeat(db, job, subject_id, handle.progress):
             yield handle
     except BaseException as exc:
+        if RELEASE.is_set() and not handle.cancelled_by:
+            _let_go(db, job, subject_id)
+            raise Released(
+                f"{subject_id}: its {job.noun} was released by a stopping worker; the next "
+                "worker resumes it",
+                [Detail("released", field=job.kind.name, value=subject_id)],
+            ) from exc
         why = handle.stop_reason() if handle.cancelled_by else reason(exc, job.noun)
         state = fail(db, job, subject_id, actor=actor, reason=why or reason(exc, job.noun))
         if on_stopped:
             on_stopped(state)
         raise
+
+
+def _let_go(db: Database, job: LongJob, subject_id: str) -> None:
+    """Hand the lease back (it ends now) without an event: the subject stays in its running
+    state, and whoever claims it next resumes it."""
+    owner_col = getattr(job.model, job.owner_field)
+    with db.transaction() as s:
+        s.execute(
+            update(job.model)
+            .where(job.model.id == subject_id, owner_col == leases.me())
+            .values(lease_until=utcnow() - timedelta(seconds=1))
+            .execution_options(synchronize_session=False)
+        )
 
 
 def request_cancel(s: Session, job: LongJob, row: Any, ctx: Context) -> bool:

@@ -24,7 +24,7 @@ from typing import Any
 from steward.config import Settings
 from steward.db.session import Database
 from steward.errors import ConfigurationError, Detail
-from steward.jobs import effects, outbox, schedule
+from steward.jobs import effects, outbox, runner, schedule
 from steward.redact import redact
 
 log = logging.getLogger(__name__)
@@ -188,8 +188,15 @@ class Worker:
             t.start()
         return threads
 
+    def shut_down(self) -> None:
+        """Stop taking work; long jobs running now let go of their subjects (the next worker
+        resumes them), short effects (a webhook call) finish."""
+        self.stop.set()
+        runner.RELEASE.set()
+
     def run(self) -> None:
-        """Until :attr:`stop` is set (SIGTERM, Ctrl-C): then the jobs running now finish."""
+        """Until :meth:`shut_down` (SIGTERM, Ctrl-C)."""
+        runner.RELEASE.clear()
         threads = self._threads(lambda: self._consume(until_empty=False), self.concurrency, "job")
         threads += self._threads(self._relay_loop, 1, "relay")
         threads += self._threads(self._schedule_loop, 1, "scheduler")
@@ -205,6 +212,7 @@ class Worker:
         """Run what is due now, then return (for tests and cron): the periodic tasks whose
         turn it is, and every action until none is due (retries waiting out a backoff and
         actions another live worker holds are left)."""
+        runner.RELEASE.clear()
         self.run_periodic()
         while not self.stop.is_set():
             sent = self.relay()

@@ -345,6 +345,8 @@ def work(
     except BaseException as exc:
         if RELEASE.is_set() and not handle.cancelled_by:
             _let_go(db, job, subject_id)
+            if on_stopped:
+                on_stopped(job.running)  # e.g. a push writes down the objects it verified
             raise Released(
                 f"{subject_id}: its {job.noun} was released by a stopping worker; the next "
                 "worker resumes it",

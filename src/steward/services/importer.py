@@ -520,6 +520,8 @@ def _histories(
             who = values.get("actor") or requester
             ctx = contexts.get((who, requester, assigned))
             if ctx is None:
+                if len(contexts) >= 4096:  # only what repeats is worth keeping
+                    contexts.clear()
                 ctx = contexts[(who, requester, assigned)] = Context(
                     actor=who,
                     roles=roles.get(who, no_roles),

@@ -13,7 +13,7 @@ change log's ``Builder``, shared with ``record``), written through the dialect's
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol
@@ -307,6 +307,14 @@ def append_many(
     return out.done
 
 
+_KEEP = 4096
+"""Contexts and data objects remembered for reuse (what repeats — reasons, the same person
+acting again — comes back soon); a history's own objects would otherwise all stay alive,
+and a million events' worth of them slows every allocation."""
+_KEEP_DECISIONS = 1 << 16
+"""Decisions, by value: small, and the same few recur across the whole history."""
+
+
 class _Bulk:
     """``append_many``'s state: what is decided and serialised once, the rows to write."""
 
@@ -321,7 +329,8 @@ class _Bulk:
         )
         self.stamps: dict[datetime | None, Any] = {None: None}
         """The subject's times as the database takes them: its columns repeat its events'."""
-        self.decided: dict[tuple[str, str | None, int], tuple[Context, Decision]] = {}
+        self.signatures: dict[int, tuple[Context, Hashable | None]] = {}
+        self.decided: dict[tuple[str, str | None, Hashable], Decision] = {}
         self.texts: dict[int, tuple[Mapping[str, Any], Any]] = {}  # id(data) → (data, JSON)
         self.queued: list[tuple[str, str, str, Effect]] = []
         self.rows: list[bulk.Row] = []
@@ -334,10 +343,29 @@ class _Bulk:
             found = self.stamps[value] = self.when(value)
         return found
 
-    def _decide(self, command: str, state: str | None, ctx: Context) -> Decision:
-        found = self.decided.get((command, state, id(ctx)))
+    def _signature(self, ctx: Context) -> Hashable | None:
+        """Everything ``decide`` may read of ``ctx``, as a key (``None``: not hashable, so
+        not cached). Histories repeat the same people in the same roles: decided once."""
+        found = self.signatures.get(id(ctx))
         if found is not None and found[0] is ctx:
             return found[1]
+        sig: Hashable | None
+        try:
+            sig = (ctx.actor, ctx.roles, tuple(ctx.subject.items()), tuple(ctx.data.items()))
+            hash(sig)
+        except TypeError:
+            sig = None
+        if len(self.signatures) >= _KEEP:
+            self.signatures.clear()
+        self.signatures[id(ctx)] = (ctx, sig)
+        return sig
+
+    def _decide(self, command: str, state: str | None, ctx: Context) -> Decision:
+        sig = self._signature(ctx)
+        key = (command, state, sig)
+        found = self.decided.get(key) if sig is not None else None
+        if found is not None:
+            return found
         wf = self.kind.workflow
         if state is None:
             if command != wf.create.command:
@@ -345,18 +373,20 @@ class _Bulk:
             decision = wf.decide_create(ctx)
         else:
             decision = wf.decide(command, state, ctx)
-        self.decided[(command, state, id(ctx))] = (ctx, decision)
+        if sig is not None:
+            if len(self.decided) >= _KEEP_DECISIONS:
+                self.decided.clear()
+            self.decided[key] = decision
         return decision
 
     def subject(self, item: NewSubject, put: Callable[[bulk.Row], None]) -> None:
         """One new subject: its events streamed to ``put``, its row and change log kept."""
-        kind, name, texts, as_json, stamps, decided = (
+        kind, name, texts, as_json, stamps = (
             self.kind,
             self.kind.name,
             self.texts,
             self.as_json,
             self.stamps,
-            self.decided,
         )
         sid, project = item.id, item.project_id
         subject = dict(self.base, id=sid, project_id=project)
@@ -371,12 +401,7 @@ class _Bulk:
                 _created(kind, subject, decision, at, actor, data)
                 stay = None
             else:
-                state = subject["state"]
-                found = decided.get((command, state, id(ctx)))  # inlined: once per event
-                if found is not None and found[0] is ctx:
-                    decision = found[1]
-                else:
-                    decision = self._decide(command, state, ctx)
+                decision = self._decide(command, subject["state"], ctx)
                 if at < subject["updated_at"]:
                     raise _backwards(sid, at, subject["updated_at"])
                 stay = _advanced(kind, subject, decision, at, actor, data)
@@ -385,6 +410,8 @@ class _Bulk:
                 log.add(decision.from_state, decision.to_state, at, actor, reason_of(data), stay)
             text = texts.get(id(data))
             if text is None or text[0] is not data:
+                if len(texts) >= _KEEP:
+                    texts.clear()
                 text = texts[id(data)] = (data, as_json(data))
             stamp = stamps.get(at)
             if stamp is None:

@@ -13,7 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from steward.packaging.hash_pool import DEFAULT_DEPTH, INLINE_BELOW, HashPool, Update
+from steward.packaging.hash_pool import (
+    DEFAULT_DEPTH,
+    INLINE_BELOW,
+    INLINE_STREAM_BELOW,
+    HashPool,
+    Update,
+)
 from steward.packaging.hashing import MultiHash, hash_file, pump
 
 CHUNK = 2 * INLINE_BELOW  # large enough for chunks to go to the pool's threads
@@ -295,3 +301,37 @@ def test_a_reader_hashes_its_own_chunks_while_every_pool_thread_is_busy() -> Non
         for t in threads:
             t.join(HANG_GUARD)
     assert got == {"md5": hashlib.md5(data).hexdigest()}
+
+
+class _Where(MultiHash):
+    """Records which threads ran the digests."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: set[int] = set()
+
+    def lanes(self) -> list[Update]:
+        def record(update: Update) -> Update:
+            def run(chunk: memoryview) -> object:
+                self.threads.add(threading.get_ident())
+                return update(chunk)
+
+            return run
+
+        return [record(u) for u in super().lanes()]
+
+
+def test_a_stream_announced_small_is_hashed_by_its_reader_alone(pool: HashPool) -> None:
+    data = os.urandom(INLINE_STREAM_BELOW - 1)
+    small = _Where()
+    _calls, readinto = _reader(data)
+    pump(readinto, small, chunk_size=CHUNK, pool=pool, size_hint=len(data))
+    assert small.threads == {threading.get_ident()}
+    assert small.digests().sha256 == hashlib.sha256(data).hexdigest()
+
+    grown = _Where()
+    data += os.urandom(3 * CHUNK)  # a stream longer than its hint is still read to its end
+    _calls, readinto = _reader(data)
+    pump(readinto, grown, chunk_size=CHUNK, pool=pool, size_hint=CHUNK)
+    assert grown.digests().md5 == hashlib.md5(data).hexdigest()
+    assert grown.digests().size == len(data)

@@ -117,12 +117,14 @@ def pump(
     on_chunk: Callable[[int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     pool: HashPool | None = None,
+    size_hint: int | None = None,
 ) -> int:
     """Read a source to its end once: hash each chunk, hand it to ``sink``; return bytes read.
 
     Each chunk is hashed on ``pool`` (default: the shared one) — every digest on its own
-    thread — while the next chunk is read and this one is written by ``sink``. When this
-    returns, every digest has seen every byte; when it raises, no chunk is still being hashed.
+    thread — while the next chunk is read and this one is written by ``sink``; a source whose
+    ``size_hint`` says it is small is hashed here, in the caller's thread. When this returns,
+    every digest has seen every byte; when it raises, no chunk is still being hashed.
 
     Reading to EOF rather than to a size taken beforehand is deliberate: a file that grows while
     it is read then yields more bytes than its first ``stat`` said, which the caller detects.
@@ -130,7 +132,8 @@ def pump(
     if chunk_size <= 0:
         raise ValueError("chunk_size must be positive")
     total = 0
-    with (pool or shared_pool()).feed(hasher.lanes(), chunk_size) as feed:
+    feed = (pool or shared_pool()).feed(hasher.lanes(), chunk_size, size_hint=size_hint)
+    with feed:
         while True:
             if should_stop is not None and should_stop():
                 raise Stopped
@@ -157,6 +160,7 @@ def pump_fd(
     on_chunk: Callable[[int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     pool: HashPool | None = None,
+    size_hint: int | None = None,
 ) -> int:
     """:func:`pump` over a file descriptor (``os.readv`` fills the reused buffer in place)."""
     return pump(
@@ -167,6 +171,7 @@ def pump_fd(
         on_chunk=on_chunk,
         should_stop=should_stop,
         pool=pool,
+        size_hint=size_hint,
     )
 
 
@@ -186,6 +191,7 @@ def copy_range_and_hash(
     on_chunk: Callable[[int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     pool: HashPool | None = None,
+    size_hint: int | None = None,
 ) -> int | None:
     """Copy with ``copy_file_range`` chunk by chunk, hashing each chunk *as written* by reading
     it back from the destination while it is still in the page cache; ``None`` when the kernel
@@ -228,6 +234,7 @@ def copy_range_and_hash(
             on_chunk=on_chunk,
             should_stop=should_stop,
             pool=pool,
+            size_hint=size_hint,
         )
     except _CannotCopyRange:
         return None

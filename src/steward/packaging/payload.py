@@ -236,6 +236,7 @@ def _copy_local(job: Job, ctx: Context) -> tuple[Digests, SourceState, int]:
                 chunk_size=ctx.chunk_size,
                 on_chunk=ctx.on_chunk,
                 should_stop=ctx.should_stop,
+                size_hint=before.size,
             )
             if read is None:  # no in-kernel copy here: read, hash and write ourselves
                 read = pump_fd(
@@ -245,6 +246,7 @@ def _copy_local(job: Job, ctx: Context) -> tuple[Digests, SourceState, int]:
                     chunk_size=ctx.chunk_size,
                     on_chunk=ctx.on_chunk,
                     should_stop=ctx.should_stop,
+                    size_hint=before.size,
                 )
             _check_unchanged(entry, before, _local_after(entry, source, fd), read)
             digests = hasher.digests()
@@ -276,6 +278,7 @@ def _hash_local(job: Job, ctx: Context, *, link: bool) -> tuple[Digests, SourceS
             chunk_size=ctx.chunk_size,
             on_chunk=ctx.on_chunk,
             should_stop=ctx.should_stop,
+            size_hint=before.size,
         )
         _check_unchanged(entry, before, _local_after(entry, source, fd), read)
     finally:

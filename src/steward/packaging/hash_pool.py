@@ -229,7 +229,8 @@ class Feed:
         self._inline = inline or pool.threads == 0
 
     def next_buffer(self) -> memoryview:
-        """A buffer free to be filled; waits while the whole ring is being hashed."""
+        """A buffer free to be filled; with the whole ring in flight, waits (helping) until half
+        of it is hashed."""
         with self._lock:
             if self._current is None:
                 if not self._free:

@@ -253,12 +253,14 @@ def pump_stream(
     on_chunk: Callable[[int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     pool: HashPool | None = None,
+    size_hint: int | None = None,
 ) -> int:
     """Like :func:`pump_fd` for file-like readers (object storage) that only offer ``read``."""
     if chunk_size <= 0:
         raise ValueError("chunk_size must be positive")
     total = 0
-    with (pool or shared_pool()).feed(hasher.lanes(), chunk_size) as feed:
+    feed = (pool or shared_pool()).feed(hasher.lanes(), chunk_size, size_hint=size_hint)
+    with feed:
         while True:
             if should_stop is not None and should_stop():
                 raise Stopped

@@ -344,6 +344,7 @@ def _read_s3(job: Job, ctx: Context, *, copy: bool) -> tuple[Digests, SourceStat
                 "chunk_size": ctx.chunk_size,
                 "on_chunk": ctx.on_chunk,
                 "should_stop": ctx.should_stop,
+                "size_hint": before.size,
             }
             if readinto is not None:
                 read = pump(readinto, hasher, **kwargs)  # type: ignore[arg-type]

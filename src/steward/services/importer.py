@@ -499,6 +499,7 @@ def _histories(
     reasons: dict[str, dict[str, Any]] = {}
     contexts: dict[tuple[str, str, str | None], Context] = {}
     no_roles: frozenset[str] = frozenset()
+    change = ledger.Change
     for p in plans:
         if p.external_id in existing:
             result.skipped += 1
@@ -520,7 +521,7 @@ def _histories(
             who = values.get("actor") or requester
             ctx = contexts.get((who, requester, assigned))
             if ctx is None:
-                if len(contexts) >= 4096:  # only what repeats is worth keeping
+                if len(contexts) >= 1 << 16:  # only what repeats is worth keeping
                     contexts.clear()
                 ctx = contexts[(who, requester, assigned)] = Context(
                     actor=who,
@@ -536,7 +537,7 @@ def _histories(
                     data = reasons.get(reason) or reasons.setdefault(reason, {"reason": reason})
                 else:
                     data = empty
-            changes.append(ledger.Change(command, ctx, row.at, data, f"{prefix}{seq}"))
+            changes.append(change(command, ctx, row.at, data, f"{prefix}{seq}"))
         result.requests += 1
         result.events += len(changes)
         yield ledger.NewSubject(new_id(domain.KIND, p.rows[0].at), project, changes)

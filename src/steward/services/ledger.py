@@ -13,7 +13,7 @@ change log's ``Builder``, shared with ``record``), written through the dialect's
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol
@@ -307,12 +307,10 @@ def append_many(
     return out.done
 
 
-_KEEP = 4096
-"""Contexts and data objects remembered for reuse (what repeats — reasons, the same person
-acting again — comes back soon); a history's own objects would otherwise all stay alive,
-and a million events' worth of them slows every allocation."""
-_KEEP_DECISIONS = 1 << 16
-"""Decisions, by value: small, and the same few recur across the whole history."""
+_KEEP = 1 << 16
+"""Contexts (with their decisions) and data objects remembered for reuse; a history's own
+objects would otherwise all stay alive, and a million events' worth of them slows every
+allocation."""
 
 
 class _Bulk:
@@ -329,8 +327,7 @@ class _Bulk:
         )
         self.stamps: dict[datetime | None, Any] = {None: None}
         """The subject's times as the database takes them: its columns repeat its events'."""
-        self.signatures: dict[int, tuple[Context, Hashable | None]] = {}
-        self.decided: dict[tuple[str, str | None, Hashable], Decision] = {}
+        self.decided: dict[tuple[str, str | None, int], tuple[Context, Decision]] = {}
         self.texts: dict[int, tuple[Mapping[str, Any], Any]] = {}  # id(data) → (data, JSON)
         self.queued: list[tuple[str, str, str, Effect]] = []
         self.rows: list[bulk.Row] = []
@@ -343,29 +340,9 @@ class _Bulk:
             found = self.stamps[value] = self.when(value)
         return found
 
-    def _signature(self, ctx: Context) -> Hashable | None:
-        """Everything ``decide`` may read of ``ctx``, as a key (``None``: not hashable, so
-        not cached). Histories repeat the same people in the same roles: decided once."""
-        found = self.signatures.get(id(ctx))
-        if found is not None and found[0] is ctx:
-            return found[1]
-        sig: Hashable | None
-        try:
-            sig = (ctx.actor, ctx.roles, tuple(ctx.subject.items()), tuple(ctx.data.items()))
-            hash(sig)
-        except TypeError:
-            sig = None
-        if len(self.signatures) >= _KEEP:
-            self.signatures.clear()
-        self.signatures[id(ctx)] = (ctx, sig)
-        return sig
-
     def _decide(self, command: str, state: str | None, ctx: Context) -> Decision:
-        sig = self._signature(ctx)
-        key = (command, state, sig)
-        found = self.decided.get(key) if sig is not None else None
-        if found is not None:
-            return found
+        """The workflow's decision, once per (command, state, context object): histories
+        share one context per person and situation (``Change``)."""
         wf = self.kind.workflow
         if state is None:
             if command != wf.create.command:
@@ -373,10 +350,9 @@ class _Bulk:
             decision = wf.decide_create(ctx)
         else:
             decision = wf.decide(command, state, ctx)
-        if sig is not None:
-            if len(self.decided) >= _KEEP_DECISIONS:
-                self.decided.clear()
-            self.decided[key] = decision
+        if len(self.decided) >= _KEEP:
+            self.decided.clear()  # the context is kept alive with its decision: ids stay valid
+        self.decided[(command, state, id(ctx))] = (ctx, decision)
         return decision
 
     def subject(self, item: NewSubject, put: Callable[[bulk.Row], None]) -> None:
@@ -388,7 +364,7 @@ class _Bulk:
             self.as_json,
             self.stamps,
         )
-        signatures, decided = self.signatures, self.decided
+        decided = self.decided
         sid, project = item.id, item.project_id
         subject = dict(self.base, id=sid, project_id=project)
         log = Builder(sid)
@@ -403,12 +379,11 @@ class _Bulk:
                 stay = None
             else:
                 state = subject["state"]
-                known = signatures.get(id(ctx))  # _decide's cache, inlined: once per event
-                decision = (
-                    decided.get((command, state, known[1]))
-                    if known is not None and known[0] is ctx and known[1] is not None
-                    else None
-                ) or self._decide(command, state, ctx)
+                found = decided.get((command, state, id(ctx)))  # _decide's cache, inlined
+                if found is not None and found[0] is ctx:
+                    decision = found[1]
+                else:
+                    decision = self._decide(command, state, ctx)
                 if at < subject["updated_at"]:
                     raise _backwards(sid, at, subject["updated_at"])
                 stay = _advanced(kind, subject, decision, at, actor, data)

@@ -34,10 +34,10 @@ from steward.db.session import Database
 from steward.errors import (
     Conflict,
     Detail,
+    ExternalError,
     Forbidden,
     InvalidTransition,
     NotFound,
-    StewardError,
     ValidationFailed,
 )
 from steward.services import leases
@@ -59,8 +59,11 @@ PERMANENT: tuple[type[Exception], ...] = (
 """Refusals that a retry cannot change: the row fails at once (the subject says why)."""
 
 
-class PermanentFailure(StewardError):
+class PermanentFailure(ExternalError):
     """A handler's way to say "do not try again" (a webhook answered 4xx)."""
+
+    code = "external-refused"
+    title = "Refused by another system"
 
 
 def backoff(attempt: int) -> timedelta:

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from steward.packaging.hash_pool import INLINE_BELOW, HashPool, shared_pool
+from steward.packaging.hash_pool import INLINE_BELOW, INLINE_STREAM_BELOW, HashPool, shared_pool
 from steward.packaging.hashing import (
     DEFAULT_ALGORITHMS,
     MultiHash,
@@ -22,6 +22,7 @@ from steward.packaging.hashing import (
     hash_bytes,
     hash_file,
     pump,
+    pump_fd,
     pump_stream,
 )
 
@@ -176,6 +177,11 @@ EDGE_SIZES = [
     PARALLEL_CHUNK,
     PARALLEL_CHUNK + 1,
     9 * PARALLEL_CHUNK + 7,  # many chunks, the ring of buffers reused several times
+    # files announced this large go to the pool's threads, smaller ones stay with their reader
+    INLINE_STREAM_BELOW - 1,
+    INLINE_STREAM_BELOW,
+    INLINE_STREAM_BELOW + 1,
+    INLINE_STREAM_BELOW + 9 * PARALLEL_CHUNK + 7,
 ]
 
 
@@ -202,6 +208,14 @@ def test_parallel_digests_equal_hashlib_at_edge_sizes(
 
     mh = MultiHash()
     assert pump_stream(io.BytesIO(data), mh, chunk_size=PARALLEL_CHUNK, pool=any_pool) == size
+    assert mh.digests() == got
+
+    mh = MultiHash()  # no size announced: every chunk to the pool, whatever the size
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        assert pump_fd(fd, mh, chunk_size=PARALLEL_CHUNK, pool=any_pool) == size
+    finally:
+        os.close(fd)
     assert mh.digests() == got
 
 
@@ -236,7 +250,7 @@ def test_parallel_copies_write_and_hash_the_same_bytes_at_edge_sizes(
 def test_a_file_shrinking_mid_read_gives_the_digests_of_what_was_read(
     tmp_path: Path, any_pool: HashPool
 ) -> None:
-    data = os.urandom(8 * PARALLEL_CHUNK)
+    data = os.urandom(INLINE_STREAM_BELOW + 8 * PARALLEL_CHUNK)  # hashed on the pool's threads
     path = tmp_path / "f.bin"
     path.write_bytes(data)
     cut = 3 * PARALLEL_CHUNK + 5

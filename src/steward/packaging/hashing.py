@@ -300,6 +300,7 @@ def hash_file(
             on_chunk=on_chunk,
             should_stop=should_stop,
             pool=pool,
+            size_hint=os.fstat(fd).st_size,
         )
     finally:
         os.close(fd)
@@ -328,6 +329,7 @@ def copy_and_hash(
         on_chunk=on_chunk,
         should_stop=should_stop,
         pool=pool,
+        size_hint=os.fstat(src_fd).st_size,
     )
     return hasher.digests()
 

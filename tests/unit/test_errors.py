@@ -22,6 +22,15 @@ from steward.errors import (
 
 
 def _all_errors() -> list[type[StewardError]]:
+    # Every module first: an error class defined anywhere counts, whatever ran before.
+    import importlib
+    import pkgutil
+
+    import steward
+
+    for info in pkgutil.walk_packages(steward.__path__, "steward."):
+        if ".migrations" not in info.name:
+            importlib.import_module(info.name)
     found: list[type[StewardError]] = [StewardError]
     todo = [StewardError]
     while todo:

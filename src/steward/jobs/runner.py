@@ -46,6 +46,9 @@ resumes it at once instead of waiting for a job that may take hours."""
 class Released(Conflict):
     """The job let go of its subject because its worker is stopping (see ``RELEASE``)."""
 
+    code = "released"
+    title = "Handed back to the next worker"
+
 
 @dataclass(frozen=True)
 class LongJob:

@@ -117,7 +117,9 @@ def test_an_unforeseen_error_is_a_message_and_a_private_log(
     from steward.services import access
 
     def broken(*_a: object, **_k: object) -> object:
-        raise RuntimeError("the flux capacitor is empty")
+        raise RuntimeError(
+            "the flux capacitor is empty; postgresql://u:hunter2secret@db/x?password=hunter2secret"
+        )
 
     monkeypatch.setattr(access, "list_users", broken)
     text = cli("user", "list", "--as", "admin")
@@ -133,6 +135,8 @@ def test_an_unforeseen_error_is_a_message_and_a_private_log(
     assert "Traceback" in logs[0].read_text()
     assert "flux capacitor" in logs[0].read_text()
     assert stat.S_IMODE(logs[0].stat().st_mode) == 0o600
+    # Credentials in the exception never reach the screen or the log file.
+    assert "hunter2secret" not in text.err + logs[0].read_text() + logs[1].read_text()
     assert stat.S_IMODE(logs[0].parent.stat().st_mode) == 0o700
 
 

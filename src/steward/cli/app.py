@@ -14,6 +14,7 @@ from steward.cli import helpfmt, render
 from steward.cli.state import STATE, reset
 from steward.domain import duo
 from steward.errors import Detail, StewardError, ValidationFailed
+from steward.redact import redact
 from steward.services import access, catalog
 from steward.services.catalog import TreeNode
 from steward.services.kinds import kinds
@@ -574,12 +575,12 @@ def _internal_error(exc: BaseException) -> int:
         path = folder / f"error-{utcnow():%Y%m%dT%H%M%S%f}.log"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as log:
-            log.write("".join(traceback.format_exception(exc)))  # LEAD-TODO redact
+            log.write(redact("".join(traceback.format_exception(exc))))
         log_note = f"; details in {path}"
     except Exception:  # the log is a courtesy; the message still goes out
         log_note = ""
     problem = StewardError(
-        f"internal error ({type(exc).__name__}): {str(exc)[:300]}{log_note} — "
+        f"internal error ({type(exc).__name__}): {redact(str(exc))[:300]}{log_note} — "
         "this is a bug in Steward; please report it with the command you ran",
     )
     render.show_error(problem)

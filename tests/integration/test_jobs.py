@@ -546,3 +546,73 @@ def test_a_stopping_worker_hands_a_running_build_back_and_the_next_one_resumes_i
         assert (action.state, action.attempts, action.owner) == ("pending", 0, None)
     assert outbox.deliver(db, action_id, effects.handlers(db, settings)) == "done"
     assert _events(db, pkg.id) == ["created", "build_started", "build_resumed", "built"]
+
+
+def test_an_effects_outcome_is_an_event_on_the_subject_that_caused_it(
+    consortium: Consortium, settings: Settings
+) -> None:
+    """Done, refused and cancelled effects each leave one event on their subject, which its
+    readers see in its history; delivering again adds none."""
+    from steward.domain.requests import RequestFields
+    from steward.services import requests, subjects
+
+    db = consortium.db
+    view = requests.create(
+        db, actor=consortium.requester, project=consortium.project,
+        fields=RequestFields("Study", "Uni", "Prof", "Research", datasets=("raw/wgs",)),
+    )  # fmt: skip
+
+    def hook(url: str, key: str) -> str:
+        with db.transaction() as s:
+            return outbox.enqueue(
+                s, subject_kind="access_request", subject_id=view.id,
+                project_id=consortium.project, action="webhook",
+                payload={"url": url, "body": {}}, idempotency_key=key,
+                actor=consortium.requester,
+            )  # fmt: skip
+
+    handlers = effects.handlers(db, settings)
+    with http_sink() as sink:
+        sink.statuses = [200, 404]
+        delivered, refused = hook(sink.url, "ok"), hook(sink.url, "no")
+        assert outbox.deliver(db, delivered, handlers) == "done"
+        assert outbox.deliver(db, refused, handlers) == "failed"
+        assert outbox.deliver(db, delivered, handlers) is None
+    cancelled = hook("http://127.0.0.1:9/", "never")
+    service.cancel(db, actor=consortium.steward, action_id=cancelled)
+
+    timeline = subjects.history_of(
+        db, requests.REQUEST, actor=consortium.requester, subject_id=view.id
+    ).timeline
+    effects_seen = [
+        (e.actor, e.data["action_id"], e.data["outcome"], e.data.get("detail"))
+        for e in timeline
+        if e.type == "effect_recorded"
+    ]
+    assert effects_seen == [
+        (consortium.requester, delivered, "done", {"status": 200}),
+        (consortium.requester, refused, "failed", None),
+        (consortium.requester, cancelled, "cancelled", None),
+    ]
+    refusal = next(e for e in timeline if e.data.get("action_id") == refused)
+    assert "404" in refusal.data["error"]
+    assert timeline[-1].to_state == "draft"  # an annotation: the state stays
+
+
+def test_nobody_can_issue_the_effect_command_by_hand(consortium: Consortium) -> None:
+    from steward.domain.requests import RequestFields
+    from steward.errors import Forbidden
+    from steward.services import requests, subjects
+
+    view = requests.create(
+        consortium.db, actor=consortium.requester, project=consortium.project,
+        fields=RequestFields("Study", "Uni", "Prof", "Research", datasets=("raw/wgs",)),
+    )  # fmt: skip
+    for actor in (consortium.admin, consortium.steward, consortium.requester):
+        with pytest.raises(Forbidden):
+            subjects.act(
+                consortium.db, requests.REQUEST, actor=actor, subject_id=view.id,
+                command="record_effect",
+                payload={"action": "webhook", "action_id": "act_x", "outcome": "done",
+                         "attempts": 1},
+            )  # fmt: skip

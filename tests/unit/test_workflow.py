@@ -127,8 +127,13 @@ def test_a_sound_definition_is_accepted_and_described() -> None:
     wf = build()
     assert wf.state_names == ("draft", "review", "published", "binned")
     assert wf.terminal_states == {"published", "binned"}
-    assert wf.commands == ("create", "send", "withdraw", "publish", "bin", "note")
-    assert wf.event_types == ("created", "sent", "withdrawn", "published", "binned", "noted")
+    # Every workflow also has the annotation Steward records an effect's outcome with.
+    assert wf.commands == (
+        "create", "send", "withdraw", "publish", "bin", "note", "record_effect"
+    )  # fmt: skip
+    assert wf.event_types == (
+        "created", "sent", "withdrawn", "published", "binned", "noted", "effect_recorded"
+    )  # fmt: skip
     assert wf.event_for("publish") == "published"
     assert wf.event_for("create") == "created"
     assert wf.state("review") == State("review")

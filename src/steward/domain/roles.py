@@ -16,3 +16,7 @@ class Role(StrEnum):
 
 ALL_ROLES = frozenset(r.value for r in Role)
 STAFF = frozenset({Role.ADMIN.value, Role.STEWARD.value})
+SYSTEM = "steward-system"
+"""Steward itself, recording what its own effects did (a webhook answered, a mail went out).
+Not a role anyone can be given: it is never in a membership, so no person can issue the
+commands it alone may issue."""

@@ -13,9 +13,14 @@ from datetime import timedelta
 from functools import cached_property
 from typing import Any
 
+from steward.domain.roles import SYSTEM
 from steward.errors import Detail, Forbidden, InvalidTransition, WorkflowDefinitionError
 
 ANY_STATE = "*"
+RECORD_EFFECT = "record_effect"
+EFFECT_RECORDED = "effect_recorded"
+"""Every workflow's annotation of what an outbox effect caused by its subject did (a webhook
+delivered or refused): added by :func:`define_workflow`, issued only by Steward itself."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,11 @@ class Transition:
 
     def moves(self) -> bool:
         return self.target is not None
+
+    @property
+    def by_people(self) -> bool:
+        """Someone can be given a role that issues it (not only Steward itself)."""
+        return bool(self.roles - {SYSTEM})
 
 
 @dataclass(frozen=True)
@@ -129,10 +139,11 @@ class Workflow:
         return None
 
     def commands_in(self, state: str) -> list[str]:
+        """What people may issue in ``state`` (by role and guard: see ``available``)."""
         return [
             t.command
             for t in self.transitions
-            if t.applies_to(state) and self._allowed_in(t, state)
+            if t.by_people and t.applies_to(state) and self._allowed_in(t, state)
         ]
 
     # ---- decisions ------------------------------------------------------------------------
@@ -173,7 +184,9 @@ class Workflow:
                         "unknown command",
                         field="command",
                         value=command,
-                        accepted=", ".join(self.commands[1:]),
+                        accepted=", ".join(
+                            dict.fromkeys(t.command for t in self.transitions if t.by_people)
+                        ),
                     )
                 ],
             )
@@ -235,14 +248,26 @@ def define_workflow(
     clock_start: str | None = None,
     clock_stop: Iterable[str] = (),
 ) -> Workflow:
-    """Build a workflow and refuse it if it is unsound; every problem is listed."""
+    """Build a workflow and refuse it if it is unsound; every problem is listed.
+
+    Every workflow also gets :data:`RECORD_EFFECT`, so an effect's outcome is an event on the
+    subject that caused it, whatever the kind."""
+    record_effect = Transition(
+        RECORD_EFFECT,
+        EFFECT_RECORDED,
+        (ANY_STATE,),
+        None,
+        frozenset({SYSTEM}),
+        (),
+        "Steward records what an effect (a webhook call, a mail) did",
+    )
     wf = Workflow(
         name=name,
         kind=kind,
         states=tuple(states),
         initial=initial,
         create=create,
-        transitions=tuple(transitions),
+        transitions=(*transitions, record_effect),
         guards=dict(guards or {}),
         clock_start=clock_start,
         clock_stop=frozenset(clock_stop),

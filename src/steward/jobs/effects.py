@@ -18,14 +18,11 @@ from steward.jobs import runner
 from steward.jobs.outbox import Delivery, Handler, PermanentFailure
 from steward.services import package_build, shares
 
-PACKAGE_BUILD = "package.build"
-SHARE_PUSH = "share.push"
+PACKAGE_BUILD = package_build.JOB.action
+SHARE_PUSH = shares.PUSH_JOB.action
 WEBHOOK = "webhook"
 
-JOBS: dict[str, runner.LongJob] = {
-    PACKAGE_BUILD: package_build.JOB,
-    SHARE_PUSH: shares.PUSH_JOB,
-}
+JOBS = runner.JOBS
 """Actions that run a long job on their subject (cancel reaches the job; progress is its)."""
 
 WEBHOOK_TIMEOUT = 30.0

@@ -18,6 +18,7 @@ subject in the wrong state) end the row ``failed`` at once.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -43,8 +44,11 @@ from steward.errors import (
 from steward.services import leases
 from steward.timeutil import utcnow
 
+log = logging.getLogger(__name__)
+
 STATES = ("pending", "running", "done", "failed", "cancelled")
 OPEN = ("pending", "running")
+FINAL = ("done", "failed", "cancelled")
 MAX_ATTEMPTS = 8
 REQUEUE_AFTER = timedelta(seconds=30)
 """A row handed to the queue that nobody claimed by then is handed over again (the message
@@ -302,7 +306,7 @@ def _settle(
     outcome: dict[str, Any] | None = None,
     error: BaseException | None = None,
 ) -> str:
-    from steward.jobs.runner import Released, reason
+    from steward.jobs.runner import JOBS, Released, reason
 
     now = utcnow()
     with db.transaction() as s:
@@ -325,11 +329,49 @@ def _settle(
                 row.state, row.finished_at = "failed", now
             else:
                 row.state, row.next_try_at = "pending", now + backoff(row.attempts)
+        if row.state in FINAL and row.action not in JOBS:
+            _record_outcome(s, row)
         return row.state
+
+
+def _record_outcome(s: Session, row: Action) -> None:
+    """The effect's outcome as an event on the subject that caused it, in the transaction
+    that settles the row: both or neither. Keyed by the action, so it is recorded once; a
+    retried action that ends again records its new outcome under its new attempt count."""
+    from steward.domain.roles import SYSTEM
+    from steward.domain.workflow import RECORD_EFFECT, Context
+    from steward.services import kinds, subjects
+
+    kind = next((k for k in kinds.kinds() if k.name == row.subject_kind), None)
+    subject = s.get(kind.model, row.subject_id) if kind is not None else None
+    if kind is None or subject is None:
+        log.warning(
+            "%s: no %s %s to record its outcome on", row.id, row.subject_kind, row.subject_id
+        )
+        return
+    subjects.apply(
+        s,
+        kind,
+        subject,
+        Context(actor=row.created_by, roles=frozenset({SYSTEM})),
+        RECORD_EFFECT,
+        {
+            "action": row.action,
+            "action_id": row.id,
+            "outcome": row.state,
+            "attempts": row.attempts,
+            "detail": row.outcome,
+            "error": row.last_error,
+        },
+        idempotency_key=f"{row.id}:{row.state}:{row.attempts}",
+    )
 
 
 def deliver(db: Database, action_id: str, handlers: Mapping[str, Handler]) -> str | None:
     """Carry out one action if it is still due; returns its state afterwards (None: not ours).
+
+    Its outcome, once final, is an event on its subject (a long job's are its own start,
+    finish and fail events).
 
     Safe to call twice for the same id, from any number of processes: only the one that
     claims the row runs it, and a handler that died half-way is taken over, not doubled.
@@ -394,8 +436,8 @@ def retry(s: Session, row: Action, actor: str) -> None:
 
 
 def cancel(s: Session, row: Action, actor: str) -> None:
-    """Stop an action: a pending one ends at once; a running one is asked to stop (its job
-    sees it within seconds and records why on its subject)."""
+    """Stop an action: a pending one ends at once (recorded on its subject); a running one is
+    asked to stop (its job sees it within seconds and records why on its subject)."""
     if row.state not in OPEN:
         raise InvalidTransition(
             f"{row.id} is {row.state}; only a pending or running action is cancelled",
@@ -405,3 +447,7 @@ def cancel(s: Session, row: Action, actor: str) -> None:
     row.cancel_requested_by, row.updated_at = actor, now
     if row.state == "pending":
         row.state, row.finished_at = "cancelled", now
+        from steward.jobs.runner import JOBS
+
+        if row.action not in JOBS:
+            _record_outcome(s, row)

@@ -43,6 +43,12 @@ subject between two files — no failure recorded, the lease handed back — so 
 resumes it at once instead of waiting for a job that may take hours."""
 
 
+JOBS: dict[str, LongJob] = {}
+"""Every long job by the outbox action that runs it, filled as the services declaring them
+are imported. Their outcome is their subject's own events (start, finish, fail), so the
+outbox records nothing more for them."""
+
+
 class Released(Conflict):
     """The job let go of its subject because its worker is stopping (see ``RELEASE``)."""
 
@@ -67,6 +73,11 @@ class LongJob:
     """``built``, ``sent``: in "is being … by HOST:PID"."""
     context: Callable[[Session, str | None, Any], Context]
     """The caller's context for the job's own bookkeeping (the caller was checked already)."""
+    action: str
+    """The outbox action that runs it (``package.build``)."""
+
+    def __post_init__(self) -> None:
+        JOBS[self.action] = self
 
     @property
     def model(self) -> Any:

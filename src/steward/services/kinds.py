@@ -14,7 +14,7 @@ from :class:`steward.db.models.Tracked`), one ``register(Kind(...))`` and its do
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -23,7 +23,7 @@ from sqlalchemy import ColumnElement, false, or_, select
 from sqlalchemy.orm import Session
 
 from steward.db.models import Membership, User
-from steward.domain.workflow import Context
+from steward.domain.workflow import EFFECT_RECORDED, RECORD_EFFECT, Context
 from steward.errors import Detail, ValidationFailed
 from steward.services import ledger
 
@@ -123,6 +123,23 @@ def job_commands(finished: type[Payload]) -> dict[str, Command]:
     }
 
 
+class EffectOutcome(Payload):
+    """What an outbox effect did, recorded on the subject that caused it."""
+
+    action: str
+    action_id: str
+    outcome: str
+    """done, failed or cancelled."""
+    attempts: int
+    detail: dict[str, Any] | None = None
+    """The handler's answer (a webhook's HTTP status…)."""
+    error: str | None = None
+    """Why it failed, as the queue shows it."""
+
+
+EFFECT_COMMANDS = {RECORD_EFFECT: Command(EffectOutcome, as_data, internal=True)}
+"""What every kind gets besides its own commands (its workflow gets the transition)."""
+
 REASON = Command(OptionalReason, reason_data)
 NEEDS_REASON = Command(RequiredReason, reason_data)
 COMMENT = Command(CommentText, comment_data)
@@ -213,9 +230,28 @@ class Kind(ledger.Kind):
 REGISTRY: dict[str, Kind] = {}
 
 
+def _annotating(project: ledger.Projector) -> ledger.Projector:
+    """``project`` plus the annotations every workflow has, which change no column."""
+
+    def projector(
+        event: str, at: datetime, actor: str, data: Mapping[str, Any], subject: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        if event == EFFECT_RECORDED:
+            return {}
+        return project(event, at, actor, data, subject)
+
+    return projector
+
+
 def register(kind: Kind) -> Kind:
-    if kind.name in REGISTRY and REGISTRY[kind.name] is not kind:
+    """Add ``kind`` with the commands every kind has; returns the kind as registered."""
+    if kind.name in REGISTRY:
         raise ValueError(f"kind {kind.name!r} is registered twice")
+    kind = replace(
+        kind,
+        commands={**kind.commands, **EFFECT_COMMANDS},
+        project=_annotating(kind.project),
+    )
     REGISTRY[kind.name] = kind
     return kind
 

@@ -50,6 +50,7 @@ JOB = runner.LongJob(
     noun="build",
     done_by="built",
     context=_context,
+    action="package.build",
 )
 
 
@@ -253,9 +254,6 @@ def _finish(
         return view(row)
 
 
-BUILD_ACTION = "package.build"
-
-
 def request_build(db: Database, *, actor: str | None, package_id: str) -> tuple[PackageView, str]:
     """Queue the package's build for a worker (``--no-wait``); returns it and the action id.
 
@@ -282,7 +280,7 @@ def request_build(db: Database, *, actor: str | None, package_id: str) -> tuple[
             subject_kind=domain.KIND,
             subject_id=row.id,
             project_id=row.project_id,
-            action=BUILD_ACTION,
+            action=JOB.action,
             payload={},
             actor=ctx.actor,
         )

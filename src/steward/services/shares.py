@@ -168,6 +168,7 @@ PUSH_JOB = runner.LongJob(
     noun="push",
     done_by="sent",
     context=_job_context,
+    action="share.push",
 )
 
 
@@ -417,9 +418,6 @@ def push(
             return view(row)
 
 
-PUSH_ACTION = "share.push"
-
-
 def _checked_destination(
     db: Database, settings: Settings, *, actor: str | None, package_id: str, destination: str
 ) -> tuple[Store, str]:
@@ -484,7 +482,7 @@ def request_push(
             subject_kind=domain.KIND,
             subject_id=row.id,
             project_id=row.project_id,
-            action=PUSH_ACTION,
+            action=PUSH_JOB.action,
             payload={"package_id": pkg.id, "destination": destination, "concurrency": concurrency},
             actor=ctx.actor,
         )

@@ -220,16 +220,15 @@ def test_top_level_help_claims_only_what_exists(cli: Cli) -> None:
 @SQLITE_ONLY
 def test_a_negative_limit_is_refused_everywhere(consortium: Consortium, cli: Cli) -> None:
     from steward.errors import ValidationFailed
-    from steward.services.packages import PackageFilter
-    from steward.services.requests import RequestFilter
-    from steward.services.shares import ShareFilter
+    from steward.services import kinds, subjects
 
-    result = cli("request", "list", "--limit", "-5", "--as", "sam")
-    assert result.code == 2
-    assert "--limit" in result.err
-    for flt in (RequestFilter(limit=-1), PackageFilter(limit=-1), ShareFilter(limit=-1)):
+    for group in ("request", "package", "share"):
+        result = cli(group, "list", "--limit", "-5", "--as", "sam")
+        assert result.code == 2, group
+        assert "--limit" in result.err, group
+    for kind in kinds.kinds():
         with pytest.raises(ValidationFailed) as err:
-            flt.validate()
+            subjects.list_(consortium.db, kind, actor="sam", flt=kind.filter(limit=-1))
         assert err.value.details[0].field == "limit"
 
 

@@ -54,6 +54,13 @@ def test_create_list_show_files_validate_report(
     assert "packages" in listed.out
     none = cli("--as", "vic", "--json", "package", "list", "--created-to", "2000-01-01")
     assert json.loads(none.out) == []
+    # States in any case, as for requests; sorted newest first; an unknown order is named.
+    upper = cli("--as", "vic", "--json", "package", "list", "--state", "BUILT", "--sort", "-id")
+    assert [p["id"] for p in json.loads(upper.out)] == [pkg]
+    bad = cli("--as", "vic", "package", "list", "--sort", "colour")
+    assert bad.code == 2
+    assert "colour" in bad.err
+    assert "-created" in bad.err
     shown = cli("--as", "vic", "package", "show", pkg)
     assert shown.code == 0
     assert "build_started" in shown.out

@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from steward.config import Settings
 from steward.db.models import AuditEntry, Event
 from steward.domain import workflow as wf
-from steward.errors import Forbidden, InvalidTransition, NotFound, StewardError
+from steward.errors import Forbidden, InvalidTransition, NotFound, StewardError, ValidationFailed
 from steward.services import package_build, packages, requests, shares, subjects
 from steward.services.kinds import Kind, Payload, kinds
 from steward.services.packages import PackageSpec
@@ -171,7 +171,7 @@ def test_who_sees_and_who_may_do_what(
     sid = subject_of(name)
     people_commands = [n for n, cmd in kind.commands.items() if not cmd.internal]
     for who in PEOPLE:
-        listed = {v.id for v in subjects.list_(c.db, kind, actor=who, flt=_empty_filter(kind))}
+        listed = {v.id for v in subjects.list_(c.db, kind, actor=who, flt=kind.filter())}
         if who not in SEES[name]:
             with pytest.raises(NotFound):
                 subjects.get(c.db, kind, actor=who, subject_id=sid)
@@ -205,12 +205,16 @@ def test_who_sees_and_who_may_do_what(
     assert set(hidden) >= set(PEOPLE) - SEES[name]
 
 
-def _empty_filter(kind: Kind) -> object:
-    return {
-        "access_request": requests.RequestFilter,
-        "package": packages.PackageFilter,
-        "share": shares.ShareFilter,
-    }[kind.name]()
+@pytest.mark.parametrize("kind", KINDS.values(), ids=list(KINDS))
+def test_a_filter_takes_exactly_the_fields_its_kind_declares(kind: Kind) -> None:
+    declared = (*kind.filters.texts, *kind.filters.bounds)
+    assert declared  # every kind filters by something beyond project and state
+    flt = kind.filter(**dict.fromkeys(declared, "x"))
+    assert set(flt.values) == set(declared)
+    with pytest.raises(ValidationFailed) as err:
+        kind.filter(colour="blue", **{declared[0]: "x"})
+    assert [d.field for d in err.value.details] == ["colour"]
+    assert declared[0] in (err.value.details[0].accepted or "")
 
 
 @SQLITE_ONLY

@@ -782,7 +782,9 @@ def histories(draw: st.DrawFn) -> list[list[Step]]:
             options = [
                 t.command
                 for t in WORKFLOW.transitions
-                if t.applies_to(state) and t.command not in ("assign-reviewer", "edit")
+                if t.by_people
+                and t.applies_to(state)
+                and t.command not in ("assign-reviewer", "edit")
             ]
             if not options:
                 break

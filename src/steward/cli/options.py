@@ -9,7 +9,9 @@ import typer
 
 from steward.cli.state import STATE
 from steward.errors import Detail, ValidationFailed
-from steward.services.requests import RequestFilter
+from steward.services import subjects
+from steward.services.kinds import Filter, Kind
+from steward.services.requests import REQUEST
 from steward.timeutil import parse_duration, utcnow
 
 Project = Annotated[str | None, typer.Option("--project", "-p", help="Only this project.")]
@@ -85,6 +87,27 @@ def states(given: list[str] | None) -> tuple[str, ...]:
     return tuple(s.strip().lower() for s in given or ())
 
 
+def filter_of(
+    kind: Kind,
+    *,
+    project: str | None,
+    state: list[str] | None,
+    limit: int | None = None,
+    **given: str | None,
+) -> Filter:
+    """A kind's list filter from its options as typed: states in any case, dates in --tz
+    (``*_to`` dates include their whole day); every problem is reported before anything is
+    read."""
+    values = {
+        name: parse_bound(text, name, end=name.endswith("_to")) if name in kind.filters.bounds
+        else text
+        for name, text in given.items()
+    }  # fmt: skip
+    flt = kind.filter(project=project, states=states(state), limit=limit, **values)
+    subjects.check(kind, flt)
+    return flt
+
+
 def request_filter(
     project: str | None,
     state: list[str] | None,
@@ -95,20 +118,19 @@ def request_filter(
     decided_from: str | None,
     decided_to: str | None,
     limit: int | None = None,
-) -> RequestFilter:
-    flt = RequestFilter(
+) -> Filter:
+    return filter_of(
+        REQUEST,
         project=project,
-        states=states(state),
+        state=state,
+        limit=limit,
         requester=requester,
         reviewer=reviewer,
-        created_from=parse_bound(created_from, "created_from", end=False),
-        created_to=parse_bound(created_to, "created_to", end=True),
-        decided_from=parse_bound(decided_from, "decided_from", end=False),
-        decided_to=parse_bound(decided_to, "decided_to", end=True),
-        limit=limit,
+        created_from=created_from,
+        created_to=created_to,
+        decided_from=decided_from,
+        decided_to=decided_to,
     )
-    flt.validate()
-    return flt
 
 
 def parse_expiry(text: str | None) -> datetime | None:

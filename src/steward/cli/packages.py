@@ -18,7 +18,7 @@ from steward.cli.state import STATE
 from steward.errors import Detail, StewardError
 from steward.packaging.manifest import DEFAULT_LAYOUT
 from steward.services import package_build, packages
-from steward.services.packages import PackageFilter, PackageSpec, PackageView
+from steward.services.packages import PackageSpec, PackageView
 from steward.tables import Column, Table
 from steward.timeutil import format_time
 
@@ -261,20 +261,22 @@ def list_(
     created_to: o.CreatedTo = None,
     completed_from: o.CompletedFrom = None,
     completed_to: o.CompletedTo = None,
-    limit: Annotated[int | None, typer.Option(help="At most this many.")] = None,
+    limit: o.Limit = None,
+    sort: o.Sort = "created",
 ) -> None:
     """List packages; every filter combines with the others."""
-    flt = PackageFilter(
+    flt = o.filter_of(
+        packages.PACKAGE,
         project=project,
-        name=name,
-        states=tuple(state or ()),
-        created_from=o.parse_bound(created_from, "created_from", end=False),
-        created_to=o.parse_bound(created_to, "created_to", end=True),
-        completed_from=o.parse_bound(completed_from, "completed_from", end=False),
-        completed_to=o.parse_bound(completed_to, "completed_to", end=True),
+        state=state,
         limit=limit,
+        name=name,
+        created_from=created_from,
+        created_to=created_to,
+        completed_from=completed_from,
+        completed_to=completed_to,
     )
-    views = packages.list_packages(STATE.db, actor=STATE.actor, flt=flt)
+    views = packages.list_packages(STATE.db, actor=STATE.actor, flt=flt, sort=sort)
     if STATE.json:
         render.emit_json(views)
         return

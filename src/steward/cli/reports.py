@@ -14,6 +14,7 @@ from steward.errors import Detail, ValidationFailed
 from steward.outfiles import open_output
 from steward.services import places
 from steward.services import reports as svc
+from steward.services.kinds import Filter
 from steward.services.requests import RequestFilter
 from steward.tables import FORMATS, is_binary, write_table
 
@@ -25,7 +26,7 @@ app = typer.Typer(
 )
 
 
-def _export(name: str, flt: RequestFilter, fmt: str, output: Path, force: bool) -> int:
+def _export(name: str, flt: Filter, fmt: str, output: Path, force: bool) -> int:
     """Write the whole report to ``output``: checked first (an existing folder, no file in
     the way unless --force, not inside a package's bag), complete or absent, umask's mode."""
     places.refuse_steward_file(STATE.settings, output, field="output")
@@ -41,7 +42,7 @@ def _export(name: str, flt: RequestFilter, fmt: str, output: Path, force: bool) 
 
 def _run(
     name: str,
-    flt: RequestFilter,
+    flt: Filter,
     fmt: str,
     output: Path | None,
     limit: int,

@@ -14,7 +14,7 @@ from steward.cli.progress import bar
 from steward.cli.state import STATE
 from steward.errors import Detail, ValidationFailed
 from steward.services import shares
-from steward.services.shares import ShareFilter, ShareView
+from steward.services.shares import ShareView
 from steward.tables import Column, Table
 from steward.timeutil import format_time, parse_duration
 
@@ -163,22 +163,24 @@ def list_(
     created_to: o.CreatedTo = None,
     completed_from: o.CompletedFrom = None,
     completed_to: o.CompletedTo = None,
-    limit: Annotated[int | None, typer.Option(help="At most this many.")] = None,
+    limit: o.Limit = None,
+    sort: o.Sort = "created",
 ) -> None:
     """List shares; every filter combines with the others."""
-    flt = ShareFilter(
+    flt = o.filter_of(
+        shares.SHARE,
         project=project,
+        state=state,
+        limit=limit,
         package=package,
-        states=tuple(state or ()),
         method=method,
         destination=destination,
-        created_from=o.parse_bound(created_from, "created_from", end=False),
-        created_to=o.parse_bound(created_to, "created_to", end=True),
-        completed_from=o.parse_bound(completed_from, "completed_from", end=False),
-        completed_to=o.parse_bound(completed_to, "completed_to", end=True),
-        limit=limit,
+        created_from=created_from,
+        created_to=created_to,
+        completed_from=completed_from,
+        completed_to=completed_to,
     )
-    views = shares.list_shares(STATE.db, actor=STATE.actor, flt=flt)
+    views = shares.list_shares(STATE.db, actor=STATE.actor, flt=flt, sort=sort)
     if STATE.json:
         render.emit_json(views)
         return

@@ -13,7 +13,7 @@ from :class:`steward.db.models.Tracked`), one ``register(Kind(...))`` and its do
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -194,6 +194,31 @@ class FilterSpec:
     choices: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     ranges: Mapping[str, str] = field(default_factory=dict)
 
+    @property
+    def texts(self) -> tuple[str, ...]:
+        """The fields that take text (a user id, part of a name, one of the choices)."""
+        return (*self.equals, *self.contains, *self.choices)
+
+    @property
+    def bounds(self) -> tuple[str, ...]:
+        """The fields that take a time: ``created_from``, ``created_to``…"""
+        return tuple(f"{r}_{end}" for r in self.ranges for end in ("from", "to"))
+
+
+@dataclass(frozen=True)
+class Filter:
+    """A list's filter, for any kind: project, states, limit, and the kind's own fields by
+    name (``requester``, ``created_from``…). Built by :meth:`Kind.filter`, which refuses
+    names the kind does not filter by; every filter combines with the others (AND)."""
+
+    project: str | None = None
+    states: Sequence[str] = ()
+    limit: int | None = None
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+    def value(self, name: str) -> Any:
+        return self.values.get(name)
+
 
 @dataclass(frozen=True)
 class Kind(ledger.Kind):
@@ -215,6 +240,30 @@ class Kind(ledger.Kind):
     """Read-model columns the workflow's guards look at (the requester, the reviewer)."""
     view_at: Callable[[Session, Any, Any], Any] | None = None
     """The view as an earlier event left it, for a repeated command (default: as it is now)."""
+
+    def filter(
+        self,
+        *,
+        project: str | None = None,
+        states: Sequence[str] = (),
+        limit: int | None = None,
+        **values: str | datetime | None,
+    ) -> Filter:
+        """A filter of this kind's lists; a name it does not filter by is refused."""
+        known = (*self.filters.texts, *self.filters.bounds)
+        unknown = [name for name in values if name not in known]
+        if unknown:
+            accepted = ", ".join(["project", "states", "limit", *known])
+            raise ValidationFailed(
+                f"{self.label}s cannot be filtered by {', '.join(unknown)}",
+                [Detail("unknown filter", field=n, accepted=accepted) for n in unknown],
+            )
+        return Filter(
+            project=project,
+            states=tuple(states),
+            limit=limit,
+            values={k: v for k, v in values.items() if v is not None},
+        )
 
     def view_of(self, row: Any) -> Any:
         return self.view.model_validate(row, from_attributes=True)

@@ -11,7 +11,7 @@ import hashlib
 import json
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from steward.services.access import audited, require_member, require_user
 from steward.services.kinds import (
     COMMENT,
     REASON,
+    Filter,
     FilterSpec,
     Kind,
     Payload,
@@ -134,24 +135,6 @@ class PackageSpec:
             "data_types": self.data_types,
         }
         return {k: sorted(set(v)) for k, v in chosen.items() if v}
-
-
-@dataclass(frozen=True)
-class PackageFilter:
-    """Every filter combines with every other (AND); date ranges are [from, to)."""
-
-    project: str | None = None
-    name: str | None = None
-    states: Sequence[str] = ()
-    created_from: datetime | None = None
-    created_to: datetime | None = None
-    completed_from: datetime | None = None
-    completed_to: datetime | None = None
-    limit: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def validate(self) -> None:
-        subjects.check(PACKAGE, self)
 
 
 def bag_dir(settings: Settings, package_id: str) -> Path:
@@ -462,12 +445,14 @@ def files(db: Database, *, actor: str | None, package_id: str) -> list[PackageFi
         return [PackageFileView.model_validate(f, from_attributes=True) for f in rows]
 
 
-def visible_query(s: Session, actor: str | None, flt: PackageFilter) -> Select[Package]:
+def visible_query(s: Session, actor: str | None, flt: Filter) -> Select[Package]:
     return subjects.visible_query(s, PACKAGE, actor, flt)
 
 
-def list_packages(db: Database, *, actor: str | None, flt: PackageFilter) -> list[PackageView]:
-    return subjects.list_(db, PACKAGE, actor=actor, flt=flt)
+def list_packages(
+    db: Database, *, actor: str | None, flt: Filter, sort: str = "created"
+) -> list[PackageView]:
+    return subjects.list_(db, PACKAGE, actor=actor, flt=flt, sort=sort)
 
 
 def expire_due(
@@ -591,3 +576,4 @@ PACKAGE = register(
     )
 )
 KIND = PACKAGE  # the engine's name for it (the build and the shares use packages.KIND)
+PackageFilter = PACKAGE.filter

@@ -41,10 +41,11 @@ from steward.errors import Detail, ValidationFailed
 from steward.services import reports_changelog as changelog
 from steward.services import reports_consistency as consistency
 from steward.services import reports_tracking as tracking
+from steward.services.kinds import Filter
 from steward.services.reports_scope import reading, scope
 from steward.services.reports_sql import between
 from steward.services.reports_stays import summaries
-from steward.services.requests import RequestFilter, visible_query
+from steward.services.requests import visible_query
 from steward.tables import WRITERS, Column, Table, atomic_writer, write_csv
 from steward.timeutil import utcnow
 
@@ -98,7 +99,7 @@ def tracking_table(
     db: Database,
     *,
     actor: str | None,
-    flt: RequestFilter,
+    flt: Filter,
     now: datetime | None = None,
     limit: int | None = None,
 ) -> Table:
@@ -174,7 +175,7 @@ def change_log(
     db: Database,
     *,
     actor: str | None,
-    flt: RequestFilter,
+    flt: Filter,
     now: datetime | None = None,
     limit: int | None = None,
 ) -> Table:
@@ -200,7 +201,7 @@ def time_in_state(
     db: Database,
     *,
     actor: str | None,
-    flt: RequestFilter,
+    flt: Filter,
     now: datetime | None = None,
     limit: int | None = None,
 ) -> Table:
@@ -245,7 +246,7 @@ def sla_breaches(
     db: Database,
     *,
     actor: str | None,
-    flt: RequestFilter,
+    flt: Filter,
     now: datetime | None = None,
     limit: int | None = None,
 ) -> Table:
@@ -312,7 +313,7 @@ def write_report_csv(
     name: str,
     *,
     actor: str | None,
-    flt: RequestFilter,
+    flt: Filter,
     out: IO[str],
     tz: ZoneInfo,
     now: datetime | None = None,
@@ -351,7 +352,7 @@ def export_report(
     name: str,
     *,
     actor: str | None,
-    flt: RequestFilter,
+    flt: Filter,
     fmt: str,
     path: Path,
     tz: ZoneInfo,
@@ -374,7 +375,7 @@ def export_report(
 
 
 def print_report_csv(
-    db: Database, name: str, *, actor: str | None, flt: RequestFilter, tz: ZoneInfo
+    db: Database, name: str, *, actor: str | None, flt: Filter, tz: ZoneInfo
 ) -> int:
     """The CSV to standard output (``steward report NAME --format csv``)."""
     return write_report_csv(db, name, actor=actor, flt=flt, out=sys.stdout, tz=tz)

@@ -24,7 +24,8 @@ from steward.db.models import AccessRequest, Event, Membership
 from steward.db.session import Database
 from steward.domain import requests as domain
 from steward.services.access import require_user
-from steward.services.requests import REQUEST, RequestFilter, visible_query
+from steward.services.kinds import Filter
+from steward.services.requests import REQUEST, visible_query
 
 OF_KIND = Event.subject_kind == domain.KIND
 MOVES = change_logs.MOVES
@@ -75,18 +76,13 @@ class Scope:
         return self.covers(Event.project_id, Event.subject_id)
 
 
-def _narrowed(flt: RequestFilter) -> bool:
-    """Whether any filter beyond the project narrows the requests (read from the kind's
-    declared filters, so a new filter field cannot be forgotten here)."""
-    spec = REQUEST.filters
-    named = [*spec.equals, *spec.contains, *spec.choices]
-    bounds = [f"{r}_{end}" for r in spec.ranges for end in ("from", "to")]
-    return bool(flt.states or any(getattr(flt, n) for n in (*named, *bounds)))
+def _narrowed(flt: Filter) -> bool:
+    """Whether any filter beyond the project narrows the requests (a filter's values are
+    only the fields the kind declares, set: a new filter field cannot be forgotten here)."""
+    return bool(flt.states or flt.values)
 
 
-def _projects(
-    s: Session, actor: str | None, flt: RequestFilter
-) -> tuple[bool, tuple[str, ...] | None]:
+def _projects(s: Session, actor: str | None, flt: Filter) -> tuple[bool, tuple[str, ...] | None]:
     """Whether the visible requests are exactly every request of some projects, and which
     (``None``: every project).
 
@@ -114,7 +110,7 @@ def _projects(
     return True, tuple(sorted(see_all))
 
 
-def scope(s: Session, actor: str | None, flt: RequestFilter) -> Scope:
+def scope(s: Session, actor: str | None, flt: Filter) -> Scope:
     by_project, projects = _projects(s, actor, flt)
     return Scope(visible_query(s, actor, flt), projects, by_project)
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from datetime import datetime
 from typing import Any
 
@@ -30,6 +29,7 @@ from steward.services.kinds import (
     NEEDS_REASON,
     REASON,
     Command,
+    Filter,
     FilterSpec,
     Kind,
     OptionalReason,
@@ -73,25 +73,6 @@ class RequestDetail(BaseModel):
     time_in_state: dict[str, float]
     current_state_for: float | None
     available_actions: list[str]
-
-
-@dataclass(frozen=True)
-class RequestFilter:
-    """Every filter combines with every other (AND)."""
-
-    project: str | None = None
-    states: Sequence[str] = ()
-    requester: str | None = None
-    reviewer: str | None = None
-    created_from: datetime | None = None
-    created_to: datetime | None = None
-    decided_from: datetime | None = None
-    decided_to: datetime | None = None
-    limit: int | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
-
-    def validate(self) -> None:
-        subjects.check(REQUEST, self)
 
 
 def _view(row: AccessRequest) -> RequestView:
@@ -396,13 +377,13 @@ def get(
     )
 
 
-def visible_query(s: Session, actor: str | None, flt: RequestFilter) -> Select[AccessRequest]:
+def visible_query(s: Session, actor: str | None, flt: Filter) -> Select[AccessRequest]:
     """Requests ``actor`` may see that match ``flt``; shared by list and the reports."""
     return subjects.visible_query(s, REQUEST, actor, flt)
 
 
 def list_requests(
-    db: Database, *, actor: str | None, flt: RequestFilter, sort: str = "created"
+    db: Database, *, actor: str | None, flt: Filter, sort: str = "created"
 ) -> list[RequestView]:
     return subjects.list_(db, REQUEST, actor=actor, flt=flt, sort=sort)
 
@@ -462,3 +443,4 @@ REQUEST = register(
     )
 )
 KIND = REQUEST  # the engine's name for it (reports and tests use requests.KIND)
+RequestFilter = REQUEST.filter

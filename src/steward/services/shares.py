@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -43,6 +43,7 @@ from steward.services.access import audited, not_found
 from steward.services.kinds import (
     COMMENT,
     REASON,
+    Filter,
     FilterSpec,
     Kind,
     Payload,
@@ -97,23 +98,6 @@ class ShareDetail(BaseModel):
     registered_bytes: int
 
 
-@dataclass(frozen=True)
-class ShareFilter:
-    project: str | None = None
-    package: str | None = None
-    states: Sequence[str] = ()
-    method: str | None = None
-    destination: str | None = None
-    created_from: datetime | None = None
-    created_to: datetime | None = None
-    completed_from: datetime | None = None
-    completed_to: datetime | None = None
-    limit: int | None = None
-
-    def validate(self) -> None:
-        subjects.check(SHARE, self)
-
-
 @dataclass
 class PushProgress:
     start: Callable[[int, int], None] | None = None  # (total bytes, total objects)
@@ -157,6 +141,7 @@ SHARE = register(
         docs="packages.md",
     )
 )
+ShareFilter = SHARE.filter
 KIND = SHARE  # the engine's name for it
 
 
@@ -709,9 +694,11 @@ def objects(db: Database, *, actor: str | None, share_id: str) -> list[ShareObje
         ]
 
 
-def visible_query(s: Session, actor: str | None, flt: ShareFilter) -> Select[Share]:
+def visible_query(s: Session, actor: str | None, flt: Filter) -> Select[Share]:
     return subjects.visible_query(s, SHARE, actor, flt)
 
 
-def list_shares(db: Database, *, actor: str | None, flt: ShareFilter) -> list[ShareView]:
-    return subjects.list_(db, SHARE, actor=actor, flt=flt)
+def list_shares(
+    db: Database, *, actor: str | None, flt: Filter, sort: str = "created"
+) -> list[ShareView]:
+    return subjects.list_(db, SHARE, actor=actor, flt=flt, sort=sort)

@@ -30,7 +30,7 @@ from steward.services.access import (
     require_user,
     require_visible_project,
 )
-from steward.services.kinds import Kind, Step
+from steward.services.kinds import Filter, Kind, Step
 from steward.services.timeline import History, check_filter, history, within
 from steward.timeutil import utcnow
 
@@ -102,17 +102,17 @@ def history_of(
     return get(db, kind, actor=actor, subject_id=subject_id, now=now).history
 
 
-def check(kind: Kind, flt: Any) -> None:
+def check(kind: Kind, flt: Filter) -> None:
     """Every problem of a list filter at once: unknown states or choices, ranges that end
     before they start, times without a zone, a negative limit."""
     problems = []
-    limit = getattr(flt, "limit", None)
+    limit = flt.limit
     if limit is not None and limit < 0:
         problems.append(
             Detail("negative", field="limit", value=str(limit), accepted="0 (all) or more")
         )
     for name, allowed in kind.filters.choices.items():
-        value = getattr(flt, name, None)
+        value = flt.value(name)
         if value and value not in allowed:
             problems.append(
                 Detail(f"unknown {name}", field=name, value=value, accepted=", ".join(allowed))
@@ -121,12 +121,12 @@ def check(kind: Kind, flt: Any) -> None:
         raise ValidationFailed("the filters are not valid", problems)
     check_filter(
         kind.workflow,
-        getattr(flt, "states", ()),
-        {r: (getattr(flt, f"{r}_from"), getattr(flt, f"{r}_to")) for r in kind.filters.ranges},
+        flt.states,
+        {r: (flt.value(f"{r}_from"), flt.value(f"{r}_to")) for r in kind.filters.ranges},
     )
 
 
-def visible_query(s: Session, kind: Kind, actor: str | None, flt: Any) -> Select[Any]:
+def visible_query(s: Session, kind: Kind, actor: str | None, flt: Filter) -> Select[Any]:
     """The subjects ``actor`` may see that match ``flt``: for lists and reports alike."""
     check(kind, flt)
     user = require_user(s, actor)
@@ -141,25 +141,25 @@ def visible_query(s: Session, kind: Kind, actor: str | None, flt: Any) -> Select
     if flt.states:
         q = q.where(model.state.in_(list(flt.states)))
     for name, column in kind.filters.equals.items():
-        value = getattr(flt, name)
+        value = flt.value(name)
         if value:
             q = q.where(getattr(model, column) == value)
     for name in kind.filters.choices:
-        value = getattr(flt, name)
+        value = flt.value(name)
         if value:
             q = q.where(getattr(model, name) == value)
     for name, column in kind.filters.contains.items():
-        value = getattr(flt, name)
+        value = flt.value(name)
         if value:
             q = q.where(getattr(model, column).contains(value, autoescape=True))
     for name, column in kind.filters.ranges.items():
         col = getattr(model, column)
-        q = q.where(*within(col, getattr(flt, f"{name}_from"), getattr(flt, f"{name}_to")))
+        q = q.where(*within(col, flt.value(f"{name}_from"), flt.value(f"{name}_to")))
     return q
 
 
 def list_(
-    db: Database, kind: Kind, *, actor: str | None, flt: Any, sort: str = "created"
+    db: Database, kind: Kind, *, actor: str | None, flt: Filter, sort: str = "created"
 ) -> list[Any]:
     """Views of the visible subjects matching ``flt`` in ``sort`` order (oldest first by
     default; ``-`` reverses), at most ``flt.limit``."""
@@ -380,7 +380,7 @@ def page(
     kind: Kind,
     *,
     actor: str | None,
-    flt: Any,
+    flt: Filter,
     sort: str = "created",
     after: str | None = None,
     limit: int = 50,

@@ -481,13 +481,19 @@ def workflow_show(
 
 
 def _register_groups() -> None:
-    from steward.cli import jobs, packages, reports, requests, shares
+    from steward.cli import generic, jobs, packages, reports, requests, shares
+    from steward.services.kinds import kinds
 
     app.add_typer(requests.app, name="request")
     app.add_typer(reports.app, name="report")
     app.add_typer(packages.app, name="package")
     app.add_typer(shares.app, name="share")
     jobs.register(app)
+    # Every other tracked kind gets its commands from the registry.
+    taken = {g.name for g in app.registered_groups}
+    for kind in kinds():
+        if kind.id_field not in taken:
+            app.add_typer(generic.group_for(kind), name=kind.id_field)
 
 
 _register_groups()

@@ -8,7 +8,8 @@ handler that turns the payload into the event's data. The generic ``get``/``list
 report scope and the docs test read this registry; a contract test checks every kind in it.
 
 Adding a kind is: its domain module (workflow + projector), a migration for its table (columns
-from :class:`steward.db.models.Tracked`), one ``register(Kind(...))`` and its docs page.
+from :class:`steward.db.models.Tracked`), one ``register(Kind(...))`` and its docs page; its
+CLI group is generated (:mod:`steward.cli.generic`) unless it has a hand-written one.
 """
 
 from __future__ import annotations

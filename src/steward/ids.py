@@ -16,6 +16,7 @@ PREFIXES = {
     "job": "job",
     "project": "prj",
     "requirement": "ar",
+    "api_token": "tok",
 }
 
 _ID_RE = re.compile(r"^[a-z]{2,4}_[0-9A-HJKMNP-TV-Z]{26}$")

@@ -46,6 +46,8 @@ OWN_PAGES = (
     "packages.md",
     "cli.md",
     "configuration.md",
+    "jobs.md",
+    "api.md",
 )
 Cli = Callable[..., CliResult]
 

@@ -481,7 +481,7 @@ def workflow_show(
 
 
 def _register_groups() -> None:
-    from steward.cli import generic, jobs, packages, reports, requests, shares
+    from steward.cli import generic, jobs, packages, reports, requests, server, shares
     from steward.services.kinds import kinds
 
     app.add_typer(requests.app, name="request")
@@ -489,6 +489,7 @@ def _register_groups() -> None:
     app.add_typer(packages.app, name="package")
     app.add_typer(shares.app, name="share")
     jobs.register(app)
+    server.register(app)
     # Every other tracked kind gets its commands from the registry.
     taken = {g.name for g in app.registered_groups}
     for kind in kinds():

@@ -282,4 +282,33 @@ class ShareObject(Base):
     verified_at: Mapped[datetime]
 
 
+class ApiToken(Base):
+    """A personal API token: only a SHA-256 of its secret is kept (shown once, at creation).
+
+    A fast hash, not argon2: the secret is 256 random bits, so there is nothing to slow a
+    guesser down for, and the API checks a token on every call."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    scope: Mapped[str] = mapped_column(String(16))
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    revoked_by: Mapped[str | None] = mapped_column(String(64))
+
+
+class ApiIdempotency(Base):
+    """What an API call sent with an ``Idempotency-Key``: a key sent again with a different
+    body is refused (422) instead of answering the first call's result for another request."""
+
+    __tablename__ = "api_idempotency"
+    key: Mapped[str] = mapped_column(String(230), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+
+
 from steward.db import queue_tables  # noqa: E402, F401  (registers the job tables)

@@ -343,7 +343,14 @@ def _record_outcome(s: Session, row: Action) -> None:
     from steward.services import kinds, subjects
 
     kind = next((k for k in kinds.kinds() if k.name == row.subject_kind), None)
-    subject = s.get(kind.model, row.subject_id) if kind is not None else None
+    # Locked (PostgreSQL; SQLite's writers take turns anyway): many effects of one subject
+    # settling at once append their events one after the other instead of colliding on its
+    # version and rolling their settlements back.
+    subject = (
+        s.get(kind.model, row.subject_id, with_for_update=True, populate_existing=True)
+        if kind is not None
+        else None
+    )
     if kind is None or subject is None:
         log.warning(
             "%s: no %s %s to record its outcome on", row.id, row.subject_kind, row.subject_id

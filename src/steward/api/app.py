@@ -1,0 +1,275 @@
+"""``create_app(settings)``: the FastAPI application ``steward serve`` runs.
+
+Nothing is built at import time: the database, the routes of every registered kind and the
+embedded worker are made here, from the settings given.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from pydantic import BaseModel
+from sqlalchemy import text
+from starlette.exceptions import HTTPException
+
+from steward import __version__
+from steward.api import problems
+from steward.api.subjects import router_for
+from steward.config import Settings, load_settings
+from steward.db.session import Database
+from steward.errors import Detail, StewardError, Unavailable
+from steward.services.kinds import kinds
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 1 << 20
+"""Largest request body accepted (1 MiB): commands are small; uploads get their own limit."""
+PREFIX = "/api/v1"
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class Health(BaseModel):
+    status: str
+    version: str
+
+
+class Guard:
+    """ASGI middleware: refuses bodies over ``MAX_BODY`` (413, counted as they stream, so a
+    missing or false Content-Length does not get past) and bodies that are not JSON (415),
+    before any endpoint reads them; adds the security headers to every answer."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        length = headers.get("content-length", "")
+        refusal: StewardError | None = None
+        if length.isdigit() and int(length) > MAX_BODY:
+            refusal = problems.TooLarge(
+                f"the body is {int(length):,} bytes; at most {MAX_BODY:,} are accepted",
+                [Detail("too large", field="body", value=length, accepted=f"<= {MAX_BODY}")],
+            )
+        elif scope["method"] in ("POST", "PUT", "PATCH") and length not in ("", "0"):
+            kind = headers.get("content-type", "").split(";")[0].strip().lower()
+            if kind != "application/json" and not kind.endswith("+json"):
+                refusal = problems.UnsupportedMediaType(
+                    f"the body must be JSON, not {kind or 'unnamed'}",
+                    [
+                        Detail(
+                            "not JSON",
+                            field="Content-Type",
+                            value=kind,
+                            accepted="application/json",
+                        )
+                    ],
+                )
+        if refusal is None and scope["method"] in ("POST", "PUT", "PATCH"):
+            # Read the (small) body first, counting what arrives: a missing or false
+            # Content-Length does not get a larger body past, and the endpoint never sees it.
+            chunks, seen, more = [], 0, True
+            while more and seen <= MAX_BODY:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return  # the client went away
+                chunks.append(message.get("body", b""))
+                seen += len(chunks[-1])
+                more = message.get("more_body", False)
+            if seen > MAX_BODY:
+                refusal = problems.TooLarge(
+                    f"the body is over {MAX_BODY:,} bytes",
+                    [Detail("too large", field="body", accepted=f"<= {MAX_BODY}")],
+                )
+            else:
+                receive = _replay(b"".join(chunks), receive)
+        if refusal is not None:
+            await problems.problem(refusal)(scope, receive, _secured(send))
+            return
+        await self.app(scope, receive, _secured(send))
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """The body already read, then whatever the connection says next (a disconnect)."""
+    sent = False
+
+    async def replayed() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replayed
+
+
+_SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"content-security-policy", b"default-src 'self'; frame-ancestors 'none'"),
+    (b"cache-control", b"no-store"),
+]
+
+
+def _secured(send: Send) -> Send:
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            names = {k.lower() for k, _ in message.get("headers", [])}
+            message["headers"] = [
+                *message.get("headers", []),
+                *((k, v) for k, v in _SECURITY_HEADERS if k not in names),
+            ]
+        await send(message)
+
+    return wrapped
+
+
+def _swagger_dir() -> Path:
+    import swagger_ui_bundle
+
+    return Path(swagger_ui_bundle.swagger_ui_path)
+
+
+def create_app(settings: Settings | None = None, *, worker: bool = False) -> FastAPI:
+    """The API over ``settings``' database; ``worker`` also runs the queue in this process
+    (``steward serve`` does, unless told not to)."""
+    settings = settings or load_settings()
+    db = Database(settings)
+    stop = threading.Event()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db.ensure_schema()
+        thread = _start_worker(db, settings, stop) if worker else None
+        try:
+            yield
+        finally:
+            stop.set()
+            if thread is not None:
+                thread.join(timeout=60)
+            db.dispose()
+
+    app = FastAPI(
+        title="Steward",
+        version=__version__,
+        description="The data coordination centre's API: every tracked kind, its lists, "
+        "details, timelines and commands. Errors are RFC 9457 problem documents.",
+        openapi_url="/api/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.db = db
+    app.state.settings = settings
+    problems.install(app)
+    app.add_middleware(Guard)
+    for kind in kinds():
+        app.include_router(router_for(kind), prefix=PREFIX)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            spec = get_openapi(
+                title=app.title, version=app.version, description=app.description,
+                routes=app.routes,
+            )  # fmt: skip
+            spec.setdefault("components", {})["securitySchemes"] = {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "stw_… token"}
+            }
+            for path, operations in spec["paths"].items():
+                if path.startswith(PREFIX):
+                    for operation in operations.values():
+                        operation["security"] = [{"bearer": []}]
+            app.openapi_schema = problems.as_problem_media(spec)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+    @app.get("/healthz", response_model=Health, tags=["health"])
+    def healthz() -> Health:
+        """The process is up (for load balancers: restart it if not)."""
+        return Health(status="ok", version=__version__)
+
+    unready = problems.documented(503)
+
+    @app.get("/readyz", response_model=Health, tags=["health"], responses=unready)
+    def readyz() -> Health | JSONResponse:
+        """The database (and the queue, when it is Redis) answer: send it traffic."""
+        try:
+            with db.read() as s:
+                s.execute(text("SELECT 1"))
+            if settings.queue_url:
+                import redis
+
+                redis.Redis.from_url(settings.queue_url, socket_timeout=2).ping()
+        except Exception as exc:
+            log.warning("not ready: %s", type(exc).__name__)
+            return problems.problem(
+                Unavailable("not ready: the database or the queue does not answer")
+            )
+        return Health(status="ready", version=__version__)
+
+    swagger = _swagger_dir()
+    static = resources.files("steward.api") / "static"
+
+    @app.get("/api/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return HTMLResponse((static / "docs.html").read_text(encoding="utf-8"))
+
+    @app.get("/api/docs/{name}", include_in_schema=False)
+    def docs_asset(name: str) -> FileResponse:
+        allowed = {
+            "swagger-ui.css": swagger / "swagger-ui.css",
+            "swagger-ui-bundle.js": swagger / "swagger-ui-bundle.js",
+            "start.js": Path(str(static / "start.js")),
+        }
+        if name not in allowed:
+            raise HTTPException(404)
+        return FileResponse(allowed[name])
+
+    return app
+
+
+def _start_worker(db: Database, settings: Settings, stop: threading.Event) -> threading.Thread:
+    from steward.jobs.worker import Worker
+
+    w = Worker(db, settings, concurrency=2)
+
+    def run() -> None:
+        try:
+            w.run()
+        except Exception as exc:
+            log.error("the embedded worker stopped: %s", type(exc).__name__)
+
+    def watch() -> None:
+        stop.wait()
+        w.shut_down()
+
+    threading.Thread(target=watch, name="worker-stop", daemon=True).start()
+    thread = threading.Thread(target=run, name="worker", daemon=True)
+    thread.start()
+    return thread
+
+
+def factory() -> FastAPI:
+    """For ``uvicorn --factory`` with several worker processes: settings from the
+    environment, the embedded worker only when ``STEWARD_SERVE_WORKER`` says so."""
+    import os
+
+    return create_app(worker=os.environ.get("STEWARD_SERVE_WORKER") == "1")

@@ -1,0 +1,171 @@
+"""``steward serve`` (the API, with an embedded worker) and ``steward token`` (API tokens)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from steward.cli import render
+from steward.cli.state import STATE
+from steward.errors import ConfigurationError, Detail, ValidationFailed
+from steward.services import tokens
+from steward.tables import Column, Table
+from steward.timeutil import format_time, parse_duration
+
+token_app = typer.Typer(
+    help="Personal API tokens: for scripts and the CLI against a server (`Authorization: "
+    "Bearer TOKEN`).",
+    no_args_is_help=True,
+)
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
+    workers: Annotated[
+        int,
+        typer.Option(min=1, max=64, help="Server processes (more than one needs PostgreSQL)."),
+    ] = 1,
+    worker: Annotated[
+        bool,
+        typer.Option(
+            "--worker/--no-worker",
+            help="Also run the job queue in this process (builds, pushes, webhooks).",
+        ),
+    ] = True,
+) -> None:
+    """Serve the REST API (`/api/v1`, description at `/api/openapi.json`, browsable at
+    `/api/docs`) with `/healthz` and `/readyz` for load balancers.
+
+    With no other setup it serves the embedded SQLite database at http://127.0.0.1:8000 and
+    runs the job queue in the same process. Every call needs a token: `steward token create`.
+    """
+    import os
+
+    import uvicorn
+
+    settings = STATE.settings
+    if workers > 1 and not settings.resolved_database_url.startswith("postgresql"):
+        raise ConfigurationError(
+            "--workers above 1 needs PostgreSQL: SQLite takes one writer at a time, and several "
+            "server processes would mostly wait for each other",
+            [
+                Detail(
+                    "needs PostgreSQL",
+                    field="workers",
+                    value=str(workers),
+                    accepted="1 on SQLite; set STEWARD_DATABASE_URL=postgresql://… for more",
+                )
+            ],
+        )
+    STATE.err.print(
+        f"Steward API on http://{host}:{port}/api/v1 (docs: /api/docs); "
+        f"{'with' if worker else 'without'} the job queue; Ctrl-C stops.",
+        highlight=False,
+    )
+    if workers == 1:
+        from steward.api.app import create_app
+
+        uvicorn.run(create_app(settings, worker=worker), host=host, port=port,
+                    log_level="warning", server_header=False)  # fmt: skip
+        return
+    # Several processes: each builds its app from the environment; one queue runner is enough
+    # per machine, and `steward worker` scales it separately.
+    os.environ["STEWARD_SERVE_WORKER"] = "1" if worker else "0"
+    os.environ["STEWARD_HOME"] = str(settings.home)
+    os.environ["STEWARD_DATABASE_URL"] = settings.resolved_database_url
+    uvicorn.run("steward.api.app:factory", factory=True, host=host, port=port,
+                workers=workers, log_level="warning", server_header=False)  # fmt: skip
+
+
+@token_app.command("create")
+def token_create(
+    scope: Annotated[
+        str, typer.Option(help="read (look only), write (also act) or admin (administrators).")
+    ] = "read",
+    expires: Annotated[
+        str, typer.Option(help="How long it works: 90d, 12h, 2w (at most 366d).")
+    ] = "90d",
+    name: Annotated[str, typer.Option(help="What it is for, to recognise it in the list.")] = "",
+    user: Annotated[
+        str | None, typer.Option(help="Make it for this user (administrators only).")
+    ] = None,
+) -> None:
+    """Make a token and print it once: it is kept only as a hash, so copy it now."""
+    try:
+        lifetime = parse_duration(expires)
+    except ValueError:
+        raise ValidationFailed(
+            f"--expires {expires!r} is not a duration",
+            [Detail("not a duration", field="expires", value=expires, accepted="90d, 12h, 2w")],
+        ) from None
+    made = tokens.create(
+        STATE.db, actor=STATE.actor, scope=scope, expires_in=lifetime, name=name, user=user
+    )
+    if STATE.json:
+        render.emit_json(made)
+        return
+    t = made.token
+    STATE.err.print(
+        f"Token {t.id} ({t.scope}) for {t.user_id}, until {format_time(t.expires_at, STATE.tz)}."
+        " It is shown only now; keep it like a password:",
+        highlight=False,
+    )
+    STATE.out.print(made.secret, highlight=False, markup=False, soft_wrap=True)
+
+
+@token_app.command("list")
+def token_list(
+    everyone: Annotated[
+        bool, typer.Option("--all", help="Every user's tokens (administrators only).")
+    ] = False,
+) -> None:
+    """Your tokens with their scope, expiry and last use (never their secrets)."""
+    views = tokens.list_tokens(STATE.db, actor=STATE.actor, everyone=everyone)
+    render.show_table(
+        Table(
+            "API tokens",
+            [
+                Column("id"),
+                Column("user"),
+                Column("name"),
+                Column("scope"),
+                Column("created", "time"),
+                Column("expires", "time"),
+                Column("last used", "time"),
+                Column("revoked", "time"),
+            ],
+            [
+                (
+                    v.id,
+                    v.user_id,
+                    v.name,
+                    v.scope,
+                    v.created_at,
+                    v.expires_at,
+                    v.last_used_at,
+                    v.revoked_at,
+                )
+                for v in views
+            ],
+        )
+    )
+
+
+@token_app.command("revoke")
+def token_revoke(
+    token_id: Annotated[str, typer.Argument(help="The token's id (tok_…, from `token list`).")],
+) -> None:
+    """Stop a token at once; calls with it are refused from now on."""
+    view = tokens.revoke(STATE.db, actor=STATE.actor, token_id=token_id)
+    if STATE.json:
+        render.emit_json(view)
+        return
+    when = format_time(view.revoked_at, STATE.tz) if view.revoked_at else "-"
+    STATE.out.print(f"{view.id} revoked ({when})", highlight=False)
+
+
+def register(root: typer.Typer) -> None:
+    root.command("serve")(serve)
+    root.add_typer(token_app, name="token")

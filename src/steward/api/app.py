@@ -22,6 +22,7 @@ from sqlalchemy import text
 from starlette.exceptions import HTTPException
 
 from steward import __version__
+from steward.api import drs as drs_api
 from steward.api import problems
 from steward.api.subjects import router_for
 from steward.config import Settings, load_settings
@@ -182,6 +183,7 @@ def create_app(settings: Settings | None = None, *, worker: bool = False) -> Fas
     app.add_middleware(Guard)
     for kind in kinds():
         app.include_router(router_for(kind), prefix=PREFIX)
+    app.include_router(drs_api.router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -193,7 +195,7 @@ def create_app(settings: Settings | None = None, *, worker: bool = False) -> Fas
                 "bearer": {"type": "http", "scheme": "bearer", "description": "stw_… token"}
             }
             for path, operations in spec["paths"].items():
-                if path.startswith(PREFIX):
+                if path.startswith((PREFIX, drs_api.PREFIX + "/objects")):
                     for operation in operations.values():
                         operation["security"] = [{"bearer": []}]
             app.openapi_schema = problems.as_problem_media(spec)

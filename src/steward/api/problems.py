@@ -4,6 +4,7 @@ request's validation, routing, or a bug (a 500 that says nothing of the internal
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -126,8 +127,13 @@ def _redacted(value: Any) -> Any:
     return value
 
 
-def problem(exc: StewardError, headers: dict[str, str] | None = None) -> JSONResponse:
+def problem(
+    exc: StewardError, headers: dict[str, str] | None = None, request: Request | None = None
+) -> JSONResponse:
     body = _redacted(exc.as_problem())
+    if request is not None and request.url.path.startswith("/ga4gh/"):
+        # GA4GH APIs name their error fields msg and status_code: both, in one object.
+        body["msg"], body["status_code"] = body["detail"], body["status"]
     extra = dict(headers or {})
     if isinstance(exc, Unauthenticated):
         extra.setdefault("WWW-Authenticate", 'Bearer realm="steward"')
@@ -145,7 +151,7 @@ def _location(loc: tuple[Any, ...]) -> str:
 def install(app: FastAPI) -> None:
     async def steward_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StewardError)
-        return problem(exc)
+        return problem(exc, request=request)
 
     async def invalid_request(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
@@ -161,7 +167,7 @@ def install(app: FastAPI) -> None:
                     else str(given)[:200],
                 )
             )
-        return problem(ValidationFailed("the request is not valid", details))
+        return problem(ValidationFailed("the request is not valid", details), request=request)
 
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HTTPException)
@@ -170,21 +176,29 @@ def install(app: FastAPI) -> None:
                 ValidationFailed(
                     "the body is not valid JSON",
                     [Detail("not JSON", field="body", accepted="a JSON object in UTF-8")],
-                )
+                ),
+                request=request,
             )
         cls = _BY_STATUS.get(exc.status_code, StewardError)
         detail = exc.detail if isinstance(exc.detail, str) else "request refused"
         if exc.status_code == 404:
             detail = f"no such path: {request.url.path}"
-        body = _redacted(cls(detail).as_problem())
-        body["status"] = exc.status_code  # the status sent, whatever class stands for it
+        response = problem(cls(detail), headers=dict(exc.headers or {}), request=request)
+        # The status sent, whatever class stands for it.
+        body = json.loads(bytes(response.body))
+        body["status"] = exc.status_code
+        if "status_code" in body:
+            body["status_code"] = exc.status_code
         return JSONResponse(
             body, status_code=exc.status_code, media_type=MEDIA_TYPE, headers=exc.headers
         )
 
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
-        return problem(StewardError("something went wrong on the server; it has been logged"))
+        return problem(
+            StewardError("something went wrong on the server; it has been logged"),
+            request=request,
+        )
 
     app.add_exception_handler(StewardError, steward_error)
     app.add_exception_handler(RequestValidationError, invalid_request)

@@ -26,10 +26,10 @@ demo: setup  ## build the demo consortium in ./.steward and print its reports
 	$(UV) run --frozen steward demo
 
 test: setup system-deps  ## run every test (SQLite and a throwaway PostgreSQL)
-	$(UV) run --frozen pytest -q
+	$(UV) run --frozen pytest -q -n auto  # one process per core (pytest-xdist)
 
 test-sqlite: setup  ## only the SQLite half of the suite
-	$(UV) run --frozen pytest -q -m "not postgres"
+	$(UV) run --frozen pytest -q -n auto -m "not postgres"
 
 lint: setup  ## ruff, mypy --strict on src/, and the layering contract
 	$(UV) run --frozen ruff check src tests benchmarks

@@ -143,3 +143,28 @@ def test_service_info_bulk_and_authorizations(
     passports = httpx.post(f"{api}{DRS}/objects/{built.id}", headers=headers,
                            json={"passports": ["eyJ..."]})  # fmt: skip
     assert passports.status_code == 422
+
+
+def test_the_drs_examples_in_the_docs_run_as_written(
+    consortium: Consortium, built: packages.PackageView, api: str
+) -> None:
+    import json
+    import os
+    import re
+    import subprocess
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "api.md").read_text(encoding="utf-8")
+    section = text[text.index("## GA4GH DRS") :]
+    section = section[: section.index("\n## ")]
+    (block,) = re.findall(r"^```sh\n(.*?)^```$", section, flags=re.M | re.S)
+    lines = [ln for ln in block.splitlines() if ln.strip()]
+    assert len(lines) >= 4
+    env = dict(os.environ, TOKEN=_token(consortium, consortium.viewer), PKG=built.id)
+    for line in lines:
+        real = line.replace("http://127.0.0.1:8000", api)
+        run = subprocess.run(["bash", "-c", real], env=env, capture_output=True, text=True,
+                             timeout=60, check=False)  # fmt: skip
+        assert run.returncode == 0, (line, run.stdout, run.stderr)
+        answer = json.loads(run.stdout)
+        assert answer, line
+    assert answer["summary"]["resolved"] == 2

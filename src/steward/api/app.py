@@ -7,6 +7,7 @@ embedded worker are made here, from the settings given.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
@@ -24,10 +25,11 @@ from starlette.exceptions import HTTPException
 from steward import __version__
 from steward.api import drs as drs_api
 from steward.api import problems
+from steward.api import visas as visas_api
 from steward.api.subjects import router_for
 from steward.config import Settings, load_settings
 from steward.db.session import Database
-from steward.errors import Detail, StewardError, Unavailable
+from steward.errors import Detail, StewardError, Unavailable, ValidationFailed
 from steward.services.kinds import kinds
 
 log = logging.getLogger(__name__)
@@ -63,7 +65,10 @@ class Guard:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         length = headers.get("content-length", "")
         refusal: StewardError | None = None
-        if length.isdigit() and int(length) > MAX_BODY:
+        raw = scope.get("raw_path", b"") + b"?" + scope.get("query_string", b"")
+        if b"%00" in raw or b"\x00" in raw:
+            refusal = _nul("the address")
+        elif length.isdigit() and int(length) > MAX_BODY:
             refusal = problems.TooLarge(
                 f"the body is {int(length):,} bytes; at most {MAX_BODY:,} are accepted",
                 [Detail("too large", field="body", value=length, accepted=f"<= {MAX_BODY}")],
@@ -93,17 +98,39 @@ class Guard:
                 chunks.append(message.get("body", b""))
                 seen += len(chunks[-1])
                 more = message.get("more_body", False)
+            body = b"".join(chunks)
             if seen > MAX_BODY:
                 refusal = problems.TooLarge(
                     f"the body is over {MAX_BODY:,} bytes",
                     [Detail("too large", field="body", accepted=f"<= {MAX_BODY}")],
                 )
+            elif _JSON_NUL.search(body):
+                refusal = _nul("the body")
             else:
-                receive = _replay(b"".join(chunks), receive)
+                receive = _replay(body, receive)
         if refusal is not None:
             await problems.problem(refusal)(scope, receive, _secured(send))
             return
         await self.app(scope, receive, _secured(send))
+
+
+_JSON_NUL = re.compile(rb"(?:^|[^\\])(?:\\\\)*\\u0000")
+"""``\u0000`` in JSON text, not preceded by an escaping backslash."""
+
+
+def _nul(where: str) -> StewardError:
+    """NUL characters are refused everywhere, so SQLite (which stores them) and PostgreSQL
+    (which cannot) answer the same."""
+    return ValidationFailed(
+        f"{where} contains a NUL character (\\u0000 or %00)",
+        [
+            Detail(
+                "NUL character",
+                field="body" if where == "the body" else "path",
+                accepted="text without NUL characters",
+            )
+        ],
+    )
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:
@@ -184,6 +211,7 @@ def create_app(settings: Settings | None = None, *, worker: bool = False) -> Fas
     for kind in kinds():
         app.include_router(router_for(kind), prefix=PREFIX)
     app.include_router(drs_api.router)
+    app.include_router(visas_api.router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -196,8 +224,9 @@ def create_app(settings: Settings | None = None, *, worker: bool = False) -> Fas
             }
             for path, operations in spec["paths"].items():
                 if path.startswith((PREFIX, drs_api.PREFIX + "/objects")):
-                    for operation in operations.values():
-                        operation["security"] = [{"bearer": []}]
+                    for method, operation in operations.items():
+                        # OPTIONS says how to authorise, so it is anonymous (DRS 1.5).
+                        operation["security"] = [] if method == "options" else [{"bearer": []}]
             app.openapi_schema = problems.as_problem_media(spec)
         return app.openapi_schema
 

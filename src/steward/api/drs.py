@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from steward import __version__
@@ -20,7 +20,7 @@ from steward.services.tokens import Caller
 PREFIX = "/ga4gh/drs/v1"
 router = APIRouter(prefix=PREFIX, tags=["GA4GH DRS 1.5"])
 Authenticated = Annotated[Caller, Depends(current_caller)]
-ObjectId = Annotated[str, Field(max_length=200)]
+ObjectId = Annotated[str, Path(max_length=200)]
 
 
 class ServiceType(BaseModel):
@@ -117,7 +117,7 @@ def service_info(request: Request) -> ServiceInfo:
     )
 
 
-@router.options("/objects/{object_id}", response_model=Authorizations)
+@router.options("/objects/{object_id}", response_model=Authorizations, responses=documented(422))
 def object_authorizations(object_id: ObjectId) -> Authorizations:
     """How to authorise (anonymous, and the same for every id: it tells nothing of them)."""
     return Authorizations(drs_object_id=object_id, supported_types=["BearerAuth"])

@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from steward.errors import (
     Conflict,
@@ -81,28 +82,18 @@ class MethodNotAllowed(StewardError):
     code = "method-not-allowed"
     title = "Method not allowed"
     http_status = 405
-    exit_code = 2
 
 
 class TooLarge(StewardError):
     code = "too-large"
     title = "Request body too large"
     http_status = 413
-    exit_code = 2
 
 
 class UnsupportedMediaType(StewardError):
     code = "unsupported-media-type"
     title = "Unsupported media type"
     http_status = 415
-    exit_code = 2
-
-
-class PreconditionRequired(StewardError):
-    code = "precondition-required"
-    title = "Precondition required"
-    http_status = 428
-    exit_code = 2
 
 
 _BY_STATUS: dict[int, type[StewardError]] = {
@@ -148,6 +139,16 @@ def _location(loc: tuple[Any, ...]) -> str:
     return ".".join(parts)
 
 
+def _methods_of(request: Request) -> list[str]:
+    """Every method some route takes at this path (Starlette names only the first route's)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        matched, _ = route.matches(request.scope)
+        if matched in (Match.FULL, Match.PARTIAL):
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
+
+
 def install(app: FastAPI) -> None:
     async def steward_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StewardError)
@@ -179,18 +180,21 @@ def install(app: FastAPI) -> None:
                 ),
                 request=request,
             )
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(_methods_of(request))
         cls = _BY_STATUS.get(exc.status_code, StewardError)
         detail = exc.detail if isinstance(exc.detail, str) else "request refused"
         if exc.status_code == 404:
             detail = f"no such path: {request.url.path}"
-        response = problem(cls(detail), headers=dict(exc.headers or {}), request=request)
+        response = problem(cls(detail), headers=headers, request=request)
         # The status sent, whatever class stands for it.
         body = json.loads(bytes(response.body))
         body["status"] = exc.status_code
         if "status_code" in body:
             body["status_code"] = exc.status_code
         return JSONResponse(
-            body, status_code=exc.status_code, media_type=MEDIA_TYPE, headers=exc.headers
+            body, status_code=exc.status_code, media_type=MEDIA_TYPE, headers=headers
         )
 
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

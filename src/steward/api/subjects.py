@@ -23,7 +23,7 @@ import json
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Response
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field, WithJsonSchema, create_model
 
 from steward.api.auth import current_caller, database, require_write
@@ -193,7 +193,7 @@ _COMMON = [
     _param("request", Request),
     _param("caller", Annotated[Caller, Depends(current_caller)]),
 ]
-_SUBJECT = _param("subject_id", Annotated[str, Field(max_length=200)])
+_SUBJECT = _param("subject_id", Annotated[str, Path(max_length=200)])
 
 
 def _lister(kind: Kind, page_model: type[BaseModel]) -> Any:

@@ -18,7 +18,14 @@ from __future__ import annotations
 
 from sqlalchemy.exc import DBAPIError
 
-from steward.errors import Conflict, DatabaseBusy, DatabaseUnavailable, Detail, StewardError
+from steward.errors import (
+    Conflict,
+    DatabaseBusy,
+    DatabaseUnavailable,
+    Detail,
+    StewardError,
+    ValidationFailed,
+)
 from steward.redact import redact
 
 _BUSY_SQLSTATES = frozenset({"55P03"})  # lock_not_available (lock_timeout)
@@ -112,3 +119,15 @@ def translate(exc: DBAPIError, *, lock_timeout: float, shown_url: str) -> Stewar
     if is_conflict(exc):
         return conflict(exc)
     return unavailable(exc, shown_url)
+
+
+def value_refused(exc: BaseException) -> ValidationFailed:
+    """A value the database cannot store or compare (PostgreSQL: a NUL character, a text
+    longer than its column, a number or time out of range — SQLSTATE class 22). Services check
+    what they know of; this is the net under every other path, so such input is the caller's
+    mistake (422, exit 2), never a crash."""
+    text = driver_text(exc)
+    return ValidationFailed(
+        f"the database refused a value: {text}",
+        [Detail(text, accepted="text without NUL characters, within the field's length")],
+    )

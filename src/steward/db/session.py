@@ -29,7 +29,13 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DataError,
+    IntegrityError,
+    NoSuchModuleError,
+    OperationalError,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
 from steward.config import Settings
@@ -233,6 +239,8 @@ class Database:
             if failures.is_duplicate(exc):
                 raise failures.duplicate(exc) from None
             raise
+        except DataError as exc:
+            raise failures.value_refused(exc) from None
         finally:
             session.close()
 

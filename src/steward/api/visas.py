@@ -1,0 +1,47 @@
+"""GA4GH Passport visas of approved access, and the keys to verify them with."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Request, Response
+
+from steward.api.auth import current_caller, database
+from steward.api.problems import documented
+from steward.services import visas
+from steward.services.tokens import Caller
+
+router = APIRouter(tags=["GA4GH Passport visas"])
+
+
+def issuer(request: Request) -> str:
+    """This Steward as visa issuer: the address it was reached at."""
+    return str(request.base_url).rstrip("/")
+
+
+@router.get("/.well-known/jwks.json")
+def jwks(request: Request) -> dict[str, Any]:
+    """The public keys visas are signed with (RFC 7517), for clearinghouses."""
+    return visas.jwks(request.app.state.settings)
+
+
+@router.get(
+    "/api/v1/users/{user_id}/visas", response_model=visas.Visas, responses=documented(401, 404, 422)
+)
+def user_visas(
+    request: Request,
+    response: Response,
+    caller: Annotated[Caller, Depends(current_caller)],
+    user_id: Annotated[str, Path(max_length=64)],
+) -> visas.Visas:
+    """One `ControlledAccessGrants` visa per dataset of each approved, unexpired request of
+    the user (signed RS256; verify with `/.well-known/jwks.json`). Only the user and
+    administrators may ask; to anyone else the user does not exist."""
+    response.headers["Pragma"] = "no-cache"
+    return visas.visas_for(
+        database(request),
+        request.app.state.settings,
+        actor=caller.user_id,
+        user_id=user_id,
+        issuer=issuer(request),
+    )

@@ -81,47 +81,52 @@ def _wait_ready(url: str, timeout: float = 60) -> None:
 
 @contextmanager
 def _serving(cmd: list[str], env: dict[str, str], ready: str) -> Iterator[None]:
-    proc = subprocess.Popen(
-        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
-    )
-    try:
-        _wait_ready(ready)
-        yield
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
+    # Its log goes to a file: a pipe nobody reads would stall the server once full.
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(
+            cmd, env=env, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True
+        )
         try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+            _wait_ready(ready)
+            yield
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
 
 
 def _wrk(name: str, urls: list[str], token: str | None, seconds: int, conns: int) -> Result:
-    """wrk with its latency distribution; several URLs are taken in turn by a Lua script."""
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
-        paths = ", ".join(f'"{u.split("/", 3)[3]}"' for u in urls)
-        lua.write(
-            f"local paths = {{{paths}}}\nlocal i = 0\n"
-            "request = function()\n  i = i % #paths + 1\n"
-            '  return wrk.format("GET", "/" .. paths[i])\nend\n'
-            "done = function(summary, latency, requests)\n"
-            '  io.write(string.format("PCT %d %d %d\\n", latency:percentile(50), '
-            "latency:percentile(95), latency:percentile(99)))\nend\n"
-        )
+    """wrk, the URLs taken in turn by a Lua script that also sets the token (kept off the
+    command line, where `ps` shows it) and prints exact percentiles."""
+    paths = ", ".join(f'"{u.split("/", 3)[3]}"' for u in urls)
+    auth = f'wrk.headers["Authorization"] = "Bearer {token}"\n' if token else ""
+    script = (
+        f"{auth}local paths = {{{paths}}}\nlocal i = 0\n"
+        "request = function()\n  i = i % #paths + 1\n"
+        '  return wrk.format("GET", "/" .. paths[i])\nend\n'
+        "done = function(summary, latency, requests)\n"
+        '  io.write(string.format("PCT %d %d %d\\n", latency:percentile(50), '
+        "latency:percentile(95), latency:percentile(99)))\nend\n"
+    )
     base = "/".join(urls[0].split("/", 3)[:3])
-    cmd = ["wrk", "-t2", f"-c{conns}", f"-d{seconds}s", "-s", lua.name, base]
-    if token:
-        cmd[1:1] = ["-H", f"Authorization: Bearer {token}"]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    Path(lua.name).unlink()
-    p50, p95, p99 = (
-        int(x) / 1000 for x in re.search(r"^PCT (\d+) (\d+) (\d+)$", out, re.M).groups()
-    )  # type: ignore[union-attr]
+    with tempfile.TemporaryDirectory() as tmp:
+        lua = Path(tmp) / "load.lua"
+        lua.write_text(script)
+        lua.chmod(0o600)
+        cmd = ["wrk", "-t2", f"-c{conns}", f"-d{seconds}s", "-s", str(lua), base]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    found = re.search(r"^PCT (\d+) (\d+) (\d+)$", out, re.M)
+    assert found, out
+    p50, p95, p99 = (int(x) / 1000 for x in found.groups())
     total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     errors = 0
     if m := re.search(r"Non-2xx or 3xx responses: (\d+)", out):
         errors += int(m.group(1))
-    if m := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out):
+    socket = r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)"
+    if m := re.search(socket, out):
         errors += sum(int(x) for x in m.groups())
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     return Result(name, rps, p50, p95, p99, errors, total)
@@ -239,6 +244,9 @@ def main(argv: list[str] | None = None) -> int:
                     .limit(200)
                 ).all()
             db.dispose()
+            if not some:
+                print("no approved request to read: use more --requests", file=sys.stderr)
+                return 2
             vacuum(url.replace("postgresql+psycopg://", "postgresql://"))
             port, floor_port = pg.free_port(), pg.free_port()
             env = dict(os.environ, STEWARD_HOME=str(settings.home), STEWARD_DATABASE_URL=url)

@@ -19,7 +19,8 @@ def serving(settings: Settings, *, worker: bool = False) -> Iterator[str]:
     """The base URL of a running server over ``settings``; stopped on leaving."""
     port = free_port()
     config = uvicorn.Config(
-        create_app(settings, worker=worker), host="127.0.0.1", port=port, log_level="warning",
+        create_app(settings, worker=worker, listening=f"http://127.0.0.1:{port}"),
+        host="127.0.0.1", port=port, log_level="warning",
         lifespan="on",
     )  # fmt: skip
     server = uvicorn.Server(config)

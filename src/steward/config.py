@@ -137,6 +137,15 @@ class Settings(BaseSettings):
         ),
     )
 
+    public_url: str | None = Field(
+        default=None,
+        description=(
+            "The address people and other systems reach this Steward's server at, e.g. "
+            "https://steward.example.org: the issuer of its visas and the host of its drs:// "
+            "URIs. Default: the address `steward serve` listens on."
+        ),
+    )
+
     queue_url: str | None = Field(
         default=None,
         description=(
@@ -164,6 +173,13 @@ class Settings(BaseSettings):
         default=None,
         description="S3 secret access key; never shown. Default: AWS_SECRET_ACCESS_KEY.",
     )
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("use an http:// or https:// URL, e.g. https://steward.example.org")
+        return value.rstrip("/") if value else None
 
     @field_validator("queue_url")
     @classmethod

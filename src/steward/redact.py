@@ -19,6 +19,7 @@ import logging
 import re
 import threading
 import traceback
+from typing import Any
 from urllib.parse import quote, unquote
 
 MASK = "***"
@@ -139,3 +140,14 @@ def install_log_redaction() -> None:
 
         logging.setLogRecordFactory(factory)
         _logging_installed = True
+
+
+def redact_tree(value: Any) -> Any:
+    """``redact`` applied to every text in a JSON-like value (a problem document)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, list):
+        return [redact_tree(v) for v in value]
+    if isinstance(value, dict):
+        return {k: redact_tree(v) for k, v in value.items()}
+    return value

@@ -355,3 +355,47 @@ def test_values_a_database_cannot_store_are_the_callers_mistake_on_both(
             assert r.headers["content-type"].startswith(PROBLEM)
     events = requests.get(c.db, actor=c.requester, request_id=rid).timeline
     assert [e.type for e in events] == ["created"]
+
+
+def test_a_hand_made_cursor_or_a_long_key_is_refused_or_kept_never_a_crash(
+    consortium: Consortium, api: str
+) -> None:
+    import base64
+
+    c = consortium
+    rid = _draft(c)
+
+    def cursor(value: object) -> str:
+        raw = json.dumps([value, "req_x"]).encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    with _client(api, _token(c, c.steward)) as http:
+        for value in ("2026-01-01T00:00:00", 12, [1], {"a": 1}, None):
+            r = http.get("/api/v1/requests", params={"after": cursor(value)})
+            assert _problem(r, 422)["errors"][0]["field"] == "after", value
+        r = http.get("/api/v1/requests", params={"after": cursor(12), "sort": "id"})
+        assert _problem(r, 422)["errors"][0]["field"] == "after"
+    with _client(api, _token(c, c.requester)) as http:
+        key = "k" * 150  # the longest accepted: the same on both databases
+        first = http.post(f"/api/v1/requests/{rid}:submit", headers={"Idempotency-Key": key})
+        assert first.status_code == 200, first.text
+        again = http.post(f"/api/v1/requests/{rid}:submit", headers={"Idempotency-Key": key})
+        assert again.json() == first.json()
+
+
+def test_an_administrators_token_acts_only_within_its_scope(
+    consortium: Consortium, api: str
+) -> None:
+    from steward.services import access
+
+    c = consortium
+    rid = _draft(c)
+    access.add_user(c.db, actor=c.admin, user_id="root", admin=True)  # no role in p1
+    with _client(api, _token(c, "root", scope="write")) as http:
+        assert _problem(http.get(f"/api/v1/requests/{rid}"), 404)["code"] == "not-found"
+        assert http.get("/api/v1/requests").json()["total"] == 0
+    with _client(api, _token(c, "root", scope="admin")) as http:
+        assert http.get(f"/api/v1/requests/{rid}").status_code == 200
+        assert http.get("/api/v1/requests").json()["total"] == 1
+    with _client(api, None) as http:  # no token: 401 before anything else, even a bad command
+        assert _problem(http.post(f"/api/v1/requests/{rid}:fly", json={}), 401)

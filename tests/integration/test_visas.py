@@ -42,8 +42,8 @@ def _approved(c: Consortium, datasets: tuple[str, ...] = ("raw/wgs",), days: int
     return rid
 
 
-def _get(api: str, c: Consortium, who: str, path: str) -> httpx.Response:
-    token = tokens.create(c.db, actor=who, scope="read", expires_in=timedelta(hours=1)).secret
+def _get(api: str, c: Consortium, who: str, path: str, scope: str = "read") -> httpx.Response:
+    token = tokens.create(c.db, actor=who, scope=scope, expires_in=timedelta(hours=1)).secret
     return httpx.get(f"{api}{path}", headers={"Authorization": f"Bearer {token}"})
 
 
@@ -120,7 +120,9 @@ def test_only_the_user_and_administrators_see_their_visas(consortium: Consortium
     c = consortium
     _approved(c)
     path = f"/api/v1/users/{c.requester}/visas"
-    assert _get(api, c, c.admin, path).status_code == 200
+    assert _get(api, c, c.admin, path, scope="admin").status_code == 200
+    # An administrator's token without the admin scope has no administrator's powers.
+    assert _get(api, c, c.admin, path, scope="write").status_code == 404
     other = _get(api, c, c.requester2, path)
     unknown = _get(api, c, c.requester2, "/api/v1/users/nobody/visas")
     assert other.status_code == unknown.status_code == 404
@@ -129,6 +131,13 @@ def test_only_the_user_and_administrators_see_their_visas(consortium: Consortium
     )
     steward = _get(api, c, c.steward, path)
     assert steward.status_code == 404
+    # The issuer is this server's configured address, whatever Host the caller sends.
+    token = tokens.create(c.db, actor=c.requester, scope="read", expires_in=timedelta(hours=1))
+    forged = httpx.get(f"{api}{path}", headers={"Authorization": f"Bearer {token.secret}",
+                                                 "Host": "evil.example"})  # fmt: skip
+    claims = jwt.decode(forged.json()["visas"][0]["jwt"], options={"verify_signature": False})
+    assert claims["iss"] == api
+    assert claims["ga4gh_visa_v1"]["value"].startswith(f"{api}/")
     jwks = httpx.get(f"{api}/.well-known/jwks.json").json()
     assert set(jwks["keys"][0]) >= {"kty", "n", "e", "kid", "alg"}
     assert "d" not in jwks["keys"][0]  # the public half only

@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from pydantic import BaseModel
@@ -65,28 +65,16 @@ class Guard:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         length = headers.get("content-length", "")
         refusal: StewardError | None = None
-        raw = scope.get("raw_path", b"") + b"?" + scope.get("query_string", b"")
-        if b"%00" in raw or b"\x00" in raw:
-            refusal = _nul("the address")
+        path, query = scope.get("raw_path", b""), scope.get("query_string", b"")
+        if b"%00" in path or b"\x00" in path:
+            refusal = _nul("the path", "path")
+        elif b"%00" in query or b"\x00" in query:
+            refusal = _nul("the query", "query")
         elif length.isdigit() and int(length) > MAX_BODY:
             refusal = problems.TooLarge(
                 f"the body is {int(length):,} bytes; at most {MAX_BODY:,} are accepted",
                 [Detail("too large", field="body", value=length, accepted=f"<= {MAX_BODY}")],
             )
-        elif scope["method"] in ("POST", "PUT", "PATCH") and length not in ("", "0"):
-            kind = headers.get("content-type", "").split(";")[0].strip().lower()
-            if kind != "application/json" and not kind.endswith("+json"):
-                refusal = problems.UnsupportedMediaType(
-                    f"the body must be JSON, not {kind or 'unnamed'}",
-                    [
-                        Detail(
-                            "not JSON",
-                            field="Content-Type",
-                            value=kind,
-                            accepted="application/json",
-                        )
-                    ],
-                )
         if refusal is None and scope["method"] in ("POST", "PUT", "PATCH"):
             # Read the (small) body first, counting what arrives: a missing or false
             # Content-Length does not get a larger body past, and the endpoint never sees it.
@@ -104,12 +92,15 @@ class Guard:
                     f"the body is over {MAX_BODY:,} bytes",
                     [Detail("too large", field="body", accepted=f"<= {MAX_BODY}")],
                 )
+            elif body and not _is_json(headers.get("content-type", "")):
+                refusal = _not_json(headers.get("content-type", ""))
             elif _JSON_NUL.search(body):
-                refusal = _nul("the body")
+                refusal = _nul("the body", "body")
             else:
                 receive = _replay(body, receive)
         if refusal is not None:
-            await problems.problem(refusal)(scope, receive, _secured(send))
+            answer = problems.problem(refusal, request=Request(scope))
+            await answer(scope, receive, _secured(send))
             return
         await self.app(scope, receive, _secured(send))
 
@@ -118,18 +109,25 @@ _JSON_NUL = re.compile(rb"(?:^|[^\\])(?:\\\\)*\\u0000")
 """``\u0000`` in JSON text, not preceded by an escaping backslash."""
 
 
-def _nul(where: str) -> StewardError:
+def _nul(where: str, field: str) -> StewardError:
     """NUL characters are refused everywhere, so SQLite (which stores them) and PostgreSQL
     (which cannot) answer the same."""
     return ValidationFailed(
         f"{where} contains a NUL character (\\u0000 or %00)",
-        [
-            Detail(
-                "NUL character",
-                field="body" if where == "the body" else "path",
-                accepted="text without NUL characters",
-            )
-        ],
+        [Detail("NUL character", field=field, accepted="text without NUL characters")],
+    )
+
+
+def _is_json(content_type: str) -> bool:
+    kind = content_type.split(";", maxsplit=1)[0].strip().lower()
+    return kind == "application/json" or kind.endswith("+json")
+
+
+def _not_json(content_type: str) -> StewardError:
+    kind = content_type.split(";", maxsplit=1)[0].strip().lower()
+    return problems.UnsupportedMediaType(
+        f"the body must be JSON, not {kind or 'unnamed'}",
+        [Detail("not JSON", field="Content-Type", value=kind, accepted="application/json")],
     )
 
 
@@ -175,9 +173,13 @@ def _swagger_dir() -> Path:
     return Path(swagger_ui_bundle.swagger_ui_path)
 
 
-def create_app(settings: Settings | None = None, *, worker: bool = False) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, worker: bool = False, listening: str | None = None
+) -> FastAPI:
     """The API over ``settings``' database; ``worker`` also runs the queue in this process
-    (``steward serve`` does, unless told not to)."""
+    (``steward serve`` does, unless told not to). ``listening`` (``http://host:port``) is this
+    server's address when ``public_url`` is not set: the issuer of visas and the host of
+    ``drs://`` URIs come from configuration, never from a request's ``Host`` header."""
     settings = settings or load_settings()
     db = Database(settings)
     stop = threading.Event()
@@ -206,6 +208,7 @@ def create_app(settings: Settings | None = None, *, worker: bool = False) -> Fas
     )
     app.state.db = db
     app.state.settings = settings
+    app.state.public_url = settings.public_url or listening
     problems.install(app)
     app.add_middleware(Guard)
     for kind in kinds():
@@ -303,4 +306,7 @@ def factory() -> FastAPI:
     environment, the embedded worker only when ``STEWARD_SERVE_WORKER`` says so."""
     import os
 
-    return create_app(worker=os.environ.get("STEWARD_SERVE_WORKER") == "1")
+    return create_app(
+        worker=os.environ.get("STEWARD_SERVE_WORKER") == "1",
+        listening=os.environ.get("STEWARD_SERVE_LISTENING"),
+    )

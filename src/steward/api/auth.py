@@ -5,6 +5,7 @@ unknown, revoked or expired token is 401 with a problem document."""
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import Annotated
 
 from fastapi import Header, Request
@@ -12,6 +13,7 @@ from fastapi import Header, Request
 from steward.db.session import Database
 from steward.errors import Detail, Forbidden, Unauthenticated
 from steward.services import tokens
+from steward.services.access import without_admin
 from steward.services.tokens import Caller
 
 
@@ -37,6 +39,12 @@ def current_caller(
             [Detail("not a bearer token", field="Authorization", accepted="Bearer stw_…")],
         )
     return tokens.authenticate(database(request), credentials)
+
+
+def scoped(caller: Caller) -> AbstractContextManager[None]:
+    """Services run as the caller's token allows: without the ``admin`` scope, an
+    administrator's token has no administrator's powers."""
+    return without_admin(caller.scope != "admin")
 
 
 def require_write(caller: Caller) -> None:

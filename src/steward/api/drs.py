@@ -6,13 +6,15 @@ documents that also carry DRS's own ``msg`` and ``status_code``."""
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from steward import __version__
-from steward.api.auth import current_caller, database
+from steward.api.auth import current_caller, database, scoped
 from steward.api.problems import documented
+from steward.api.visas import public_url
 from steward.errors import Detail, NotFound, ValidationFailed
 from steward.services import drs
 from steward.services.tokens import Caller
@@ -86,7 +88,8 @@ class BulkObjects(BaseModel):
 
 
 def _host(request: Request) -> str:
-    return request.url.netloc
+    """The host of ``drs://`` URIs: this server's configured address, not the caller's Host."""
+    return urlsplit(public_url(request)).netloc
 
 
 def _no_passports(passports: list[str] | None) -> None:
@@ -136,14 +139,15 @@ def get_object(
     expand: Annotated[bool, Query()] = False,
 ) -> drs.DrsObject:
     """A blob (a package's file) or a bundle (the package)."""
-    return drs.get_object(
-        database(request),
-        _settings(request),
-        actor=caller.user_id,
-        object_id=object_id,
-        host=_host(request),
-        expand=expand,
-    )
+    with scoped(caller):
+        return drs.get_object(
+            database(request),
+            _settings(request),
+            actor=caller.user_id,
+            object_id=object_id,
+            host=_host(request),
+            expand=expand,
+        )
 
 
 @router.post(
@@ -159,14 +163,15 @@ def post_object(
     body: Annotated[ObjectRequest, Body()],
 ) -> drs.DrsObject:
     _no_passports(body.passports)
-    return drs.get_object(
-        database(request),
-        _settings(request),
-        actor=caller.user_id,
-        object_id=object_id,
-        host=_host(request),
-        expand=body.expand,
-    )
+    with scoped(caller):
+        return drs.get_object(
+            database(request),
+            _settings(request),
+            actor=caller.user_id,
+            object_id=object_id,
+            host=_host(request),
+            expand=body.expand,
+        )
 
 
 @router.post(
@@ -196,19 +201,20 @@ def bulk_objects(
             ],
         )
     found, missing = [], []
-    for object_id in dict.fromkeys(body.bulk_object_ids):
-        try:
-            found.append(
-                drs.get_object(
-                    database(request),
-                    _settings(request),
-                    actor=caller.user_id,
-                    object_id=object_id,
-                    host=_host(request),
+    with scoped(caller):
+        for object_id in dict.fromkeys(body.bulk_object_ids):
+            try:
+                found.append(
+                    drs.get_object(
+                        database(request),
+                        _settings(request),
+                        actor=caller.user_id,
+                        object_id=object_id,
+                        host=_host(request),
+                    )
                 )
-            )
-        except NotFound:
-            missing.append(object_id)
+            except NotFound:
+                missing.append(object_id)
     return BulkObjects(
         summary=Summary(
             requested=len(body.bulk_object_ids), resolved=len(found), unresolved=len(missing)
@@ -228,13 +234,14 @@ def get_access_url(
     request: Request, caller: Authenticated, object_id: ObjectId, access_id: ObjectId
 ) -> drs.AccessURL:
     """A presigned link to the blob's bytes, minted now, valid for 15 minutes."""
-    return drs.access_url(
-        database(request),
-        _settings(request),
-        actor=caller.user_id,
-        object_id=object_id,
-        access_id=access_id,
-    )
+    with scoped(caller):
+        return drs.access_url(
+            database(request),
+            _settings(request),
+            actor=caller.user_id,
+            object_id=object_id,
+            access_id=access_id,
+        )
 
 
 @router.post(
@@ -251,10 +258,11 @@ def post_access_url(
     body: Annotated[AccessRequest, Body()],
 ) -> drs.AccessURL:
     _no_passports(body.passports)
-    return drs.access_url(
-        database(request),
-        _settings(request),
-        actor=caller.user_id,
-        object_id=object_id,
-        access_id=access_id,
-    )
+    with scoped(caller):
+        return drs.access_url(
+            database(request),
+            _settings(request),
+            actor=caller.user_id,
+            object_id=object_id,
+            access_id=access_id,
+        )

@@ -1,8 +1,15 @@
 """The API's half of idempotency: the ledger replays a repeated key's first result; this
-refuses a key sent again with a *different* request (422), as the IETF Idempotency-Key
-draft asks, instead of answering the first result for something else."""
+refuses a key sent again with a *different* request (422), as the IETF Idempotency-Key draft
+asks, instead of answering the first result for something else.
+
+The key's fingerprint is claimed *before* the command runs (a unique row), so two concurrent
+sends of one key with different bodies cannot both get through; a command that then fails
+leaves the claim, and sending the same request again goes ahead.
+"""
 
 from __future__ import annotations
+
+import hashlib
 
 from steward.db.models import ApiIdempotency
 from steward.db.session import Database
@@ -10,7 +17,21 @@ from steward.errors import Conflict, Detail, ValidationFailed
 from steward.timeutil import utcnow
 
 
-def replay_check(db: Database, key: str, fingerprint: str) -> None:
+def ledger_key(user: str, key: str) -> str:
+    """The key as the ledger stores it: the caller's own (two people's "1" are two keys), of
+    a fixed length whatever was sent (the ledger's column holds 200 characters)."""
+    return "api:" + hashlib.sha256(f"{user}\n{key}".encode()).hexdigest()
+
+
+def claim(db: Database, key: str, fingerprint: str, shown: str) -> None:
+    """Remember the first request sent with ``key``; refuse another request with it."""
+    try:
+        with db.transaction() as s:
+            if s.get(ApiIdempotency, key) is None:
+                s.add(ApiIdempotency(key=key, fingerprint=fingerprint, created_at=utcnow()))
+                return
+    except Conflict:
+        pass  # a concurrent send claimed it first: compare with what it claimed
     with db.read() as s:
         seen = s.get(ApiIdempotency, key)
     if seen is not None and seen.fingerprint != fingerprint:
@@ -20,18 +41,8 @@ def replay_check(db: Database, key: str, fingerprint: str) -> None:
                 Detail(
                     "reused with another body or target",
                     field="Idempotency-Key",
-                    value=key.split(":", 2)[-1],
+                    value=shown[:80],
                     accepted="a new key for a new request",
                 )
             ],
         )
-
-
-def remember(db: Database, key: str, fingerprint: str) -> None:
-    """Keep the first request's fingerprint (a repeat finds it there already)."""
-    try:
-        with db.transaction() as s:
-            if s.get(ApiIdempotency, key) is None:
-                s.add(ApiIdempotency(key=key, fingerprint=fingerprint, created_at=utcnow()))
-    except Conflict:
-        pass  # the same first request, remembered by a concurrent repeat

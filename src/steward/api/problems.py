@@ -24,7 +24,7 @@ from steward.errors import (
     Unauthenticated,
     ValidationFailed,
 )
-from steward.redact import redact
+from steward.redact import redact_tree
 
 log = logging.getLogger(__name__)
 MEDIA_TYPE = "application/problem+json"
@@ -108,20 +108,10 @@ _BY_STATUS: dict[int, type[StewardError]] = {
 }
 
 
-def _redacted(value: Any) -> Any:
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, list):
-        return [_redacted(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _redacted(v) for k, v in value.items()}
-    return value
-
-
 def problem(
     exc: StewardError, headers: dict[str, str] | None = None, request: Request | None = None
 ) -> JSONResponse:
-    body = _redacted(exc.as_problem())
+    body = redact_tree(exc.as_problem())
     if request is not None and request.url.path.startswith("/ga4gh/"):
         # GA4GH APIs name their error fields msg and status_code: both, in one object.
         body["msg"], body["status_code"] = body["detail"], body["status"]

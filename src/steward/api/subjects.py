@@ -26,8 +26,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Response
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field, WithJsonSchema, create_model
 
-from steward.api.auth import current_caller, database, require_write
-from steward.api.idempotency import remember, replay_check
+from steward.api.auth import current_caller, database, require_write, scoped
+from steward.api.idempotency import claim, ledger_key
 from steward.api.problems import documented
 from steward.errors import Detail, NotFound, ValidationFailed
 from steward.services import subjects
@@ -111,7 +111,10 @@ def router_for(kind: Kind) -> APIRouter:
             )
     offered = [n for n, c in kind.commands.items() if n in people and not c.internal]
 
-    def unknown_command(subject_id: str, command: str) -> None:
+    def unknown_command(
+        subject_id: str, command: str, caller: Annotated[Caller, Depends(current_caller)]
+    ) -> None:
+        del subject_id, caller  # a token first, as on every other path
         raise NotFound(
             f"{path_of(kind)} have no command {command!r}",
             [
@@ -176,7 +179,8 @@ def _function(name: str, params: list[inspect.Parameter], body: Any) -> Any:
     """An endpoint FastAPI reads as if written by hand: ``params`` are its signature."""
 
     def endpoint(**kwargs: Any) -> Any:
-        return body(**kwargs)
+        with scoped(kwargs["caller"]):
+            return body(**kwargs)
 
     endpoint.__name__ = name
     endpoint.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
@@ -309,19 +313,15 @@ def _actor(kind: Kind, command: str, payload: type[BaseModel]) -> Any:
         require_write(caller)
         db = database(request)
         data = payload.model_dump(exclude_unset=True) if payload is not None else {}
-        key = fingerprint = None
+        key = None
         if idempotency_key:
-            # Keys are the caller's own: two people's "1" are two keys.
-            key = f"api:{caller.user_id}:{idempotency_key}"
+            key = ledger_key(caller.user_id, idempotency_key)
             text = json.dumps([kind.name, subject_id, command, data], sort_keys=True, default=str)
-            fingerprint = hashlib.sha256(text.encode()).hexdigest()
-            replay_check(db, key, fingerprint)
+            claim(db, key, hashlib.sha256(text.encode()).hexdigest(), idempotency_key)
         view = subjects.act(
             db, kind, actor=caller.user_id, subject_id=subject_id, command=command,
             payload=data, idempotency_key=key, expected_version=version_of(if_match),
         )  # fmt: skip
-        if key is not None and fingerprint is not None:
-            remember(db, key, fingerprint)
         response.headers["ETag"] = f'"{view.version}"'
         return view
 

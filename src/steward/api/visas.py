@@ -6,17 +6,25 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request, Response
 
-from steward.api.auth import current_caller, database
+from steward.api.auth import current_caller, database, scoped
 from steward.api.problems import documented
+from steward.errors import ConfigurationError, Detail
 from steward.services import visas
 from steward.services.tokens import Caller
 
 router = APIRouter(tags=["GA4GH Passport visas"])
 
 
-def issuer(request: Request) -> str:
-    """This Steward as visa issuer: the address it was reached at."""
-    return str(request.base_url).rstrip("/")
+def public_url(request: Request) -> str:
+    """This Steward's configured address (``STEWARD_PUBLIC_URL``, else the one it listens
+    on) — never the request's ``Host`` header, which the caller chooses."""
+    url = request.app.state.public_url
+    if not url:
+        raise ConfigurationError(
+            "this server does not know its public address: set STEWARD_PUBLIC_URL",
+            [Detail("not set", field="STEWARD_PUBLIC_URL", accepted="https://steward.example.org")],
+        )
+    return str(url)
 
 
 @router.get("/.well-known/jwks.json")
@@ -38,10 +46,11 @@ def user_visas(
     the user (signed RS256; verify with `/.well-known/jwks.json`). Only the user and
     administrators may ask; to anyone else the user does not exist."""
     response.headers["Pragma"] = "no-cache"
-    return visas.visas_for(
-        database(request),
-        request.app.state.settings,
-        actor=caller.user_id,
-        user_id=user_id,
-        issuer=issuer(request),
-    )
+    with scoped(caller):
+        return visas.visas_for(
+            database(request),
+            request.app.state.settings,
+            actor=caller.user_id,
+            user_id=user_id,
+            issuer=public_url(request),
+        )

@@ -15,7 +15,7 @@ from rich.table import Table as RichTable
 from steward.cli.state import STATE
 from steward.errors import StewardError
 from steward.packaging.report import human_size
-from steward.redact import redact
+from steward.redact import redact, redact_tree
 from steward.services.timeline import TimelineEntry
 from steward.tables import Column, Table
 from steward.timeutil import format_duration, format_time
@@ -123,21 +123,11 @@ def kv_table(pairs: Iterable[tuple[str, Any]]) -> RichTable:
     return t
 
 
-def _redacted(value: Any) -> Any:
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, list):
-        return [_redacted(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _redacted(v) for k, v in value.items()}
-    return value
-
-
 def show_error(exc: StewardError) -> None:
     """The one place an error reaches the terminal; credentials are masked here once more,
     whatever the code that raised it did."""
     if STATE.json:
-        problem = _redacted(exc.as_problem())
+        problem = redact_tree(exc.as_problem())
         sys.stdout.write(json.dumps(problem, ensure_ascii=False, indent=1) + "\n")
         return
     STATE.err.print(f"[bold red]error:[/bold red] {redact(exc.message)}", highlight=False)

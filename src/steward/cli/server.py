@@ -46,6 +46,8 @@ def serve(
     import uvicorn
 
     settings = STATE.settings
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    listening = f"http://{shown}:{port}"
     if workers > 1 and not settings.resolved_database_url.startswith("postgresql"):
         raise ConfigurationError(
             "--workers above 1 needs PostgreSQL: SQLite takes one writer at a time, and several "
@@ -67,12 +69,14 @@ def serve(
     if workers == 1:
         from steward.api.app import create_app
 
-        uvicorn.run(create_app(settings, worker=worker), host=host, port=port,
+        app = create_app(settings, worker=worker, listening=listening)
+        uvicorn.run(app, host=host, port=port,
                     log_level="warning", server_header=False)  # fmt: skip
         return
     # Several processes: each builds its app from the environment; one queue runner is enough
     # per machine, and `steward worker` scales it separately.
     os.environ["STEWARD_SERVE_WORKER"] = "1" if worker else "0"
+    os.environ["STEWARD_SERVE_LISTENING"] = listening
     os.environ["STEWARD_HOME"] = str(settings.home)
     os.environ["STEWARD_DATABASE_URL"] = settings.resolved_database_url
     uvicorn.run("steward.api.app:factory", factory=True, host=host, port=port,

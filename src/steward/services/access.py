@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Protocol, TypeVar
 
 from pydantic import BaseModel
@@ -43,6 +44,20 @@ class MemberView(BaseModel):
     roles: list[str]
 
 
+_WITHOUT_ADMIN: ContextVar[bool] = ContextVar("steward_without_admin", default=False)
+
+
+@contextmanager
+def without_admin(narrowed: bool = True) -> Iterator[None]:
+    """Within this block an administrator acts as an ordinary member of their projects: what
+    an API token without the ``admin`` scope may do, whoever holds it."""
+    token = _WITHOUT_ADMIN.set(narrowed)
+    try:
+        yield
+    finally:
+        _WITHOUT_ADMIN.reset(token)
+
+
 def require_user(session: Session, user_id: str | None) -> User:
     if not user_id:
         raise Unauthenticated(
@@ -61,6 +76,10 @@ def require_user(session: Session, user_id: str | None) -> User:
             f"unknown user {user_id!r}; an admin can add it with `steward user add {user_id}`",
             [Detail("unknown user", field="user", value=user_id)],
         )
+    if user.is_admin and _WITHOUT_ADMIN.get():
+        # A detached copy: the stored user stays an administrator, nothing is written.
+        return User(id=user.id, display_name=user.display_name, email=user.email,
+                    is_admin=False, created_at=user.created_at)  # fmt: skip
     return user
 
 

@@ -20,8 +20,7 @@ import mimetypes
 import re
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Literal
-from urllib.parse import urlsplit
+from typing import Any, Literal
 
 from pydantic import BaseModel
 from sqlalchemy import func, select
@@ -31,7 +30,7 @@ from steward.adapters.storage import open_store
 from steward.config import Settings
 from steward.db.models import Package, PackageFile, Share, ShareObject
 from steward.db.session import Database
-from steward.errors import Detail, NotFound
+from steward.errors import Concealed, Detail, NotFound
 from steward.services import packages
 from steward.services.access import audited
 
@@ -83,7 +82,7 @@ class DrsObject(BaseModel):
     aliases: list[str] | None = None
 
 
-def _unknown(object_id: str, reason: str | None = None) -> NotFound:
+def _unknown(object_id: str) -> NotFound:
     return NotFound(
         f"no DRS object {object_id!r}",
         [
@@ -100,6 +99,9 @@ def _unknown(object_id: str, reason: str | None = None) -> NotFound:
 def _package(s: Session, actor: str | None, object_id: str, package_id: str) -> Package:
     try:
         row, _ = packages.visible(s, actor, package_id)
+    except Concealed as exc:  # the same words as for an unknown id; the audit keeps why
+        plain = _unknown(object_id)
+        raise Concealed(plain.message, plain.details, reason=exc.reason) from None
     except NotFound:
         raise _unknown(object_id) from None
     if row.state != "built":
@@ -107,11 +109,18 @@ def _package(s: Session, actor: str | None, object_id: str, package_id: str) -> 
     return row
 
 
+def _in_path_order(s: Session) -> Any:
+    """Byte order of paths on both databases (PostgreSQL's default collation depends on the
+    server's locale), so ``pkg_….N`` names the same file wherever the package is read."""
+    column = PackageFile.relpath
+    return column.collate("C") if s.get_bind().dialect.name == "postgresql" else column
+
+
 def _file(s: Session, package_id: str, n: int, object_id: str) -> PackageFile:
     found = s.scalars(
         select(PackageFile)
         .where(PackageFile.package_id == package_id)
-        .order_by(PackageFile.relpath)
+        .order_by(_in_path_order(s))
         .offset(n - 1)
         .limit(1)
     ).first()
@@ -228,7 +237,7 @@ def get_object(
             s.execute(
                 select(PackageFile.relpath, PackageFile.sha256, PackageFile.size)
                 .where(PackageFile.package_id == pkg.id)
-                .order_by(PackageFile.relpath)
+                .order_by(_in_path_order(s))
             )
         )
         members = [
@@ -284,7 +293,7 @@ def access_url(
                 )
             ],
         )
-    where = urlsplit(method.access_url.url)
-    bucket_root = f"s3://{where.netloc}"
-    store = open_store(bucket_root, settings.s3_config())
-    return AccessURL(url=store.presign_get(where.path.lstrip("/"), LINK_LIFETIME))
+    # s3://bucket/key, split by hand: a key may hold '?' or '#', which a URL parser would cut.
+    bucket, _, key = method.access_url.url.removeprefix("s3://").partition("/")
+    store = open_store(f"s3://{bucket}", settings.s3_config())
+    return AccessURL(url=store.presign_get(key, LINK_LIFETIME))

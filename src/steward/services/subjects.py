@@ -363,10 +363,14 @@ def _uncursor(text: str, column: str) -> tuple[Any, str]:
     try:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
         value, ident = json.loads(raw)
-        if not isinstance(ident, str):
+        # Only what this list gives out: text, and for times an ISO time with its zone (a
+        # hand-made cursor must not reach the database as a value of another type).
+        if not isinstance(ident, str) or not isinstance(value, str):
             raise ValueError(ident)
         if column.endswith("_at") or column == "state_since":
             value = datetime.fromisoformat(value)
+            if value.tzinfo is None:
+                raise ValueError(value)
         return value, ident
     except (ValueError, TypeError, json.JSONDecodeError, UnicodeDecodeError):
         raise ValidationFailed(

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from steward.db.models import ApiToken, AuditEntry, User
 from steward.db.session import Database
-from steward.errors import Detail, Unauthenticated, ValidationFailed
+from steward.errors import Conflict, DatabaseBusy, Detail, Unauthenticated, ValidationFailed
 from steward.ids import new_id
 from steward.services.access import audited, not_found, require_user
 from steward.timeutil import utcnow
@@ -193,7 +193,9 @@ def authenticate(db: Database, presented: str) -> Caller:
     unknown id and a wrong secret, so ids cannot be probed)."""
     parts = presented.strip().split("_", 2)
     if len(parts) != 3 or parts[0] != PREFIX or not parts[1] or not parts[2]:
-        raise Unauthenticated(_INVALID, [Detail("malformed", field="Authorization")])
+        raise Unauthenticated(
+            _INVALID, [Detail("malformed", field="Authorization", accepted="Bearer stw_…")]
+        )
     token_id, secret = f"tok_{parts[1]}", parts[2]
     now = utcnow()
     with db.read() as s:
@@ -213,8 +215,11 @@ def authenticate(db: Database, presented: str) -> Caller:
         caller = Caller(user_id=row.user_id, scope=row.scope, token_id=row.id)
         stale = row.last_used_at is None or now - row.last_used_at >= TOUCH_EVERY
     if stale:
-        with db.transaction() as s:
-            touched = s.get(ApiToken, token_id)
-            if touched is not None:
-                touched.last_used_at = now
+        try:
+            with db.transaction() as s:
+                touched = s.get(ApiToken, token_id)
+                if touched is not None:
+                    touched.last_used_at = now
+        except (DatabaseBusy, Conflict):
+            pass  # bookkeeping only: a busy database must not turn a read into a refusal
     return caller

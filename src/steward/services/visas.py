@@ -10,6 +10,7 @@ request. The signing key is made on first use and kept in ``STEWARD_HOME/keys`` 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from ulid import ULID
 from steward.config import Settings
 from steward.db.models import AccessRequest
 from steward.db.session import Database
+from steward.errors import ConfigurationError, Detail
 from steward.services.access import audited, not_found, require_user
 from steward.timeutil import utcnow
 
@@ -90,6 +92,7 @@ def signing_key(settings: Settings) -> SigningKey:
     once end up with one key (the loser reads the winner's), never a half-written file."""
     folder = settings.home / "keys"
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    folder.chmod(0o700)  # also when it was made by hand, or before with a looser umask
     path = folder / KEY_FILE
     if not path.exists():
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -109,8 +112,22 @@ def signing_key(settings: Settings) -> SigningKey:
                 os.link(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
-    loaded = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
-    assert isinstance(loaded, rsa.RSAPrivateKey), f"{path} is not an RSA key"
+    return _load(path, path.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4)
+def _load(path: Path, mtime: int) -> SigningKey:
+    """Parsed once per file version (the mtime is part of the key: a replaced key is read)."""
+    del mtime
+    try:
+        loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except ValueError:
+        loaded = None
+    if not isinstance(loaded, rsa.RSAPrivateKey):
+        raise ConfigurationError(
+            f"{path} is not an RSA private key in PEM: move it away to have a new one made",
+            [Detail("not an RSA key", field="STEWARD_HOME/keys", value=str(path))],
+        )
     return SigningKey(loaded, _kid(loaded))
 
 

@@ -97,19 +97,17 @@ def router_for(kind: Kind) -> APIRouter:
     )
     # Commands before the subject's own path: for a method a path does not take, the first
     # route matching the path names the methods in Allow (POST for `…:submit`).
-    people = {t.command: t for t in kind.workflow.transitions if t.by_people}
-    for name, command in kind.commands.items():
-        if name in people and not command.internal:
-            router.add_api_route(
-                base + "/{subject_id}:" + name,
-                _actor(kind, name, command.payload),
-                methods=["POST"],
-                response_model=kind.view,
-                responses=documented(401, 403, 404, 409, 413, 415, 422, 503),
-                summary=people[name].description or name,
-                operation_id=f"{name.replace('-', '_')}_{kind.id_field}",
-            )
-    offered = [n for n, c in kind.commands.items() if n in people and not c.internal]
+    offered = kind.offered()
+    for name, (command, description) in offered.items():
+        router.add_api_route(
+            base + "/{subject_id}:" + name,
+            _actor(kind, name, command.payload),
+            methods=["POST"],
+            response_model=kind.view,
+            responses=documented(401, 403, 404, 409, 413, 415, 422, 503),
+            summary=description or name,
+            operation_id=f"{name.replace('-', '_')}_{kind.id_field}",
+        )
 
     def unknown_command(
         subject_id: str, command: str, caller: Annotated[Caller, Depends(current_caller)]

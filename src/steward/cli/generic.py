@@ -44,10 +44,8 @@ def group_for(kind: Kind) -> typer.Typer:
     app.command("list")(_list(kind))
     app.command("show")(_show(kind))
     app.command("history")(_history(kind))
-    people = {t.command for t in kind.workflow.transitions if t.by_people}
-    for name, command in kind.commands.items():
-        if name in people and not command.internal:
-            app.command(name)(_act(kind, name, command.payload))
+    for name, (command, _) in kind.offered().items():
+        app.command(name)(_act(kind, name, command.payload))
     return app
 
 

@@ -306,7 +306,7 @@ def _settle(
     outcome: dict[str, Any] | None = None,
     error: BaseException | None = None,
 ) -> str:
-    from steward.jobs.runner import JOBS, Released, reason
+    from steward.jobs.runner import Released, reason
 
     now = utcnow()
     with db.transaction() as s:
@@ -329,7 +329,7 @@ def _settle(
                 row.state, row.finished_at = "failed", now
             else:
                 row.state, row.next_try_at = "pending", now + backoff(row.attempts)
-        if row.state in FINAL and row.action not in JOBS:
+        if row.state in FINAL:
             _record_outcome(s, row)
         return row.state
 
@@ -337,7 +337,12 @@ def _settle(
 def _record_outcome(s: Session, row: Action) -> None:
     """The effect's outcome as an event on the subject that caused it, in the transaction
     that settles the row: both or neither. Keyed by the action, so it is recorded once; a
-    retried action that ends again records its new outcome under its new attempt count."""
+    retried action that ends again records its new outcome under its new attempt count.
+    A long job's outcome is already its subject's own events (start, finish, fail)."""
+    from steward.jobs.runner import JOBS
+
+    if row.action in JOBS:
+        return
     from steward.domain.roles import SYSTEM
     from steward.domain.workflow import RECORD_EFFECT, Context
     from steward.services import kinds, subjects
@@ -454,7 +459,4 @@ def cancel(s: Session, row: Action, actor: str) -> None:
     row.cancel_requested_by, row.updated_at = actor, now
     if row.state == "pending":
         row.state, row.finished_at = "cancelled", now
-        from steward.jobs.runner import JOBS
-
-        if row.action not in JOBS:
-            _record_outcome(s, row)
+        _record_outcome(s, row)

@@ -266,6 +266,16 @@ class Kind(ledger.Kind):
             values={k: v for k, v in values.items() if v is not None},
         )
 
+    def offered(self) -> dict[str, tuple[Command, str]]:
+        """The commands people may issue (not Steward's own), each with its description:
+        what the CLI and the API offer."""
+        described = {t.command: t.description for t in self.workflow.transitions if t.by_people}
+        return {
+            name: (command, described[name])
+            for name, command in self.commands.items()
+            if name in described and not command.internal
+        }
+
     def view_of(self, row: Any) -> Any:
         return self.view.model_validate(row, from_attributes=True)
 

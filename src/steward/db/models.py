@@ -163,6 +163,8 @@ class AccessRequest(Tracked, Base):
     __table_args__ = (
         UniqueConstraint("project_id", "external_id", name="uq_access_requests_external"),
         Index("ix_access_requests_project_state", "project_id", "state"),
+        # A requester's own view, and lists filtered by requester (the API's commonest).
+        Index("ix_access_requests_project_requester", "project_id", "requester"),
     )
     external_id: Mapped[str | None] = mapped_column(String(200))
     title: Mapped[str] = mapped_column(String(200))

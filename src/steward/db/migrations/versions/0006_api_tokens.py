@@ -1,4 +1,5 @@
-"""api_tokens and api_idempotency: personal API tokens and the API's idempotency keys
+"""api_tokens and api_idempotency: personal API tokens and the API's idempotency keys; an
+index for lists by requester
 
 Revision ID: 0006
 Revises: 0005
@@ -42,6 +43,10 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("api_tokens", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_api_tokens_user_id"), ["user_id"], unique=False)
+    with op.batch_alter_table("access_requests", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_access_requests_project_requester", ["project_id", "requester"], unique=False
+        )
     op.create_table(
         "api_idempotency",
         sa.Column("key", sa.String(length=230), nullable=False),
@@ -53,6 +58,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("api_idempotency")
+    with op.batch_alter_table("access_requests", schema=None) as batch_op:
+        batch_op.drop_index("ix_access_requests_project_requester")
     with op.batch_alter_table("api_tokens", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_api_tokens_user_id"))
     op.drop_table("api_tokens")

@@ -163,15 +163,7 @@ def post_object(
     body: Annotated[ObjectRequest, Body()],
 ) -> drs.DrsObject:
     _no_passports(body.passports)
-    with scoped(caller):
-        return drs.get_object(
-            database(request),
-            _settings(request),
-            actor=caller.user_id,
-            object_id=object_id,
-            host=_host(request),
-            expand=body.expand,
-        )
+    return get_object(request, caller, object_id, expand=body.expand)
 
 
 @router.post(
@@ -258,11 +250,4 @@ def post_access_url(
     body: Annotated[AccessRequest, Body()],
 ) -> drs.AccessURL:
     _no_passports(body.passports)
-    with scoped(caller):
-        return drs.access_url(
-            database(request),
-            _settings(request),
-            actor=caller.user_id,
-            object_id=object_id,
-            access_id=access_id,
-        )
+    return get_access_url(request, caller, object_id, access_id)

@@ -4,7 +4,6 @@ request's validation, routing, or a bug (a 500 that says nothing of the internal
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -109,16 +108,23 @@ _BY_STATUS: dict[int, type[StewardError]] = {
 
 
 def problem(
-    exc: StewardError, headers: dict[str, str] | None = None, request: Request | None = None
+    exc: StewardError,
+    headers: dict[str, str] | None = None,
+    request: Request | None = None,
+    status: int | None = None,
 ) -> JSONResponse:
+    """``exc`` as a problem document; ``status`` when the status sent is not the class's own
+    (a routing refusal such as 405 that no Steward error stands for exactly)."""
     body = redact_tree(exc.as_problem())
+    status = status or exc.http_status
+    body["status"] = status
     if request is not None and request.url.path.startswith("/ga4gh/"):
         # GA4GH APIs name their error fields msg and status_code: both, in one object.
         body["msg"], body["status_code"] = body["detail"], body["status"]
     extra = dict(headers or {})
     if isinstance(exc, Unauthenticated):
         extra.setdefault("WWW-Authenticate", 'Bearer realm="steward"')
-    return JSONResponse(body, status_code=exc.http_status, media_type=MEDIA_TYPE, headers=extra)
+    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=extra)
 
 
 def _location(loc: tuple[Any, ...]) -> str:
@@ -177,15 +183,7 @@ def install(app: FastAPI) -> None:
         detail = exc.detail if isinstance(exc.detail, str) else "request refused"
         if exc.status_code == 404:
             detail = f"no such path: {request.url.path}"
-        response = problem(cls(detail), headers=headers, request=request)
-        # The status sent, whatever class stands for it.
-        body = json.loads(bytes(response.body))
-        body["status"] = exc.status_code
-        if "status_code" in body:
-            body["status_code"] = exc.status_code
-        return JSONResponse(
-            body, status_code=exc.status_code, media_type=MEDIA_TYPE, headers=headers
-        )
+        return problem(cls(detail), headers=headers, request=request, status=exc.status_code)
 
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)

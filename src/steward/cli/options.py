@@ -133,6 +133,17 @@ def request_filter(
     )
 
 
+def parse_lifetime(text: str, field: str = "expires") -> timedelta:
+    """``12h``, ``7d``, ``2w``: how long something (a link, a token) lasts."""
+    try:
+        return parse_duration(text)
+    except ValueError:
+        raise ValidationFailed(
+            f"--{field} {text!r} is not a duration",
+            [Detail("not a duration", field=field, value=text, accepted="e.g. 12h, 7d, 2w")],
+        ) from None
+
+
 def parse_expiry(text: str | None) -> datetime | None:
     """``365d`` from now, or an absolute date/time."""
     if text is None:

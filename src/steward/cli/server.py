@@ -6,12 +6,13 @@ from typing import Annotated
 
 import typer
 
+from steward.cli import options as o
 from steward.cli import render
 from steward.cli.state import STATE
-from steward.errors import ConfigurationError, Detail, ValidationFailed
+from steward.errors import ConfigurationError, Detail
 from steward.services import tokens
 from steward.tables import Column, Table
-from steward.timeutil import format_time, parse_duration
+from steward.timeutil import format_time
 
 token_app = typer.Typer(
     help="Personal API tokens: for scripts and the CLI against a server (`Authorization: "
@@ -97,15 +98,13 @@ def token_create(
     ] = None,
 ) -> None:
     """Make a token and print it once: it is kept only as a hash, so copy it now."""
-    try:
-        lifetime = parse_duration(expires)
-    except ValueError:
-        raise ValidationFailed(
-            f"--expires {expires!r} is not a duration",
-            [Detail("not a duration", field="expires", value=expires, accepted="90d, 12h, 2w")],
-        ) from None
     made = tokens.create(
-        STATE.db, actor=STATE.actor, scope=scope, expires_in=lifetime, name=name, user=user
+        STATE.db,
+        actor=STATE.actor,
+        scope=scope,
+        expires_in=o.parse_lifetime(expires),
+        name=name,
+        user=user,
     )
     if STATE.json:
         render.emit_json(made)

@@ -12,11 +12,10 @@ from steward.cli import options as o
 from steward.cli import render
 from steward.cli.progress import bar
 from steward.cli.state import STATE
-from steward.errors import Detail, ValidationFailed
 from steward.services import shares
 from steward.services.shares import ShareView
 from steward.tables import Column, Table
-from steward.timeutil import format_time, parse_duration
+from steward.timeutil import format_time
 
 app = typer.Typer(
     help="Shares: send a built package somewhere, or give a recipient a download script.",
@@ -121,13 +120,7 @@ def presign(
     passwords, so it is written readable by you alone (0700) and hands them to curl on
     standard input, never on a command line other users can see.
     """
-    try:
-        lifetime = parse_duration(expires)
-    except ValueError:
-        raise ValidationFailed(
-            f"--expires {expires!r} is not a duration",
-            [Detail("not a duration", field="expires", value=expires, accepted="e.g. 12h, 3d, 7d")],
-        ) from None
+    lifetime = o.parse_lifetime(expires)
     view = shares.presign(
         STATE.db,
         STATE.settings,

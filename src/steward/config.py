@@ -146,6 +146,16 @@ class Settings(BaseSettings):
         ),
     )
 
+    serve_threads: int = Field(
+        default=8,
+        ge=1,
+        le=256,
+        description=(
+            "Requests each `steward serve` process works on at once; its database connection "
+            "pool holds as many connections, so none is opened or closed per request."
+        ),
+    )
+
     queue_url: str | None = Field(
         default=None,
         description=(

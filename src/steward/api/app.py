@@ -15,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
@@ -181,11 +182,13 @@ def create_app(
     server's address when ``public_url`` is not set: the issuer of visas and the host of
     ``drs://`` URIs come from configuration, never from a request's ``Host`` header."""
     settings = settings or load_settings()
-    db = Database(settings)
+    # One connection per request thread, the embedded worker's and the readiness probe's.
+    db = Database(settings, pool_size=settings.serve_threads + 2)
     stop = threading.Event()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.serve_threads
         db.ensure_schema()
         thread = _start_worker(db, settings, stop) if worker else None
         try:

@@ -8,20 +8,18 @@ from __future__ import annotations
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Body, Depends, Path, Query, Request
+from fastapi import APIRouter, Body, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from steward import __version__
-from steward.api.auth import current_caller, database, scoped
+from steward.api.auth import Presented, database, signed_in
 from steward.api.problems import documented
 from steward.api.visas import public_url
 from steward.errors import Detail, NotFound, ValidationFailed
 from steward.services import drs
-from steward.services.tokens import Caller
 
 PREFIX = "/ga4gh/drs/v1"
 router = APIRouter(prefix=PREFIX, tags=["GA4GH DRS 1.5"])
-Authenticated = Annotated[Caller, Depends(current_caller)]
 ObjectId = Annotated[str, Path(max_length=200)]
 
 
@@ -134,12 +132,12 @@ def object_authorizations(object_id: ObjectId) -> Authorizations:
 )
 def get_object(
     request: Request,
-    caller: Authenticated,
+    presented: Presented,
     object_id: ObjectId,
     expand: Annotated[bool, Query()] = False,
 ) -> drs.DrsObject:
     """A blob (a package's file) or a bundle (the package)."""
-    with scoped(caller):
+    with signed_in(request, presented) as caller:
         return drs.get_object(
             database(request),
             _settings(request),
@@ -158,12 +156,12 @@ def get_object(
 )
 def post_object(
     request: Request,
-    caller: Authenticated,
+    presented: Presented,
     object_id: ObjectId,
     body: Annotated[ObjectRequest, Body()],
 ) -> drs.DrsObject:
     _no_passports(body.passports)
-    return get_object(request, caller, object_id, expand=body.expand)
+    return get_object(request, presented, object_id, expand=body.expand)
 
 
 @router.post(
@@ -173,7 +171,7 @@ def post_object(
     responses=documented(401, 413, 422),
 )
 def bulk_objects(
-    request: Request, caller: Authenticated, body: Annotated[BulkRequest, Body()]
+    request: Request, presented: Presented, body: Annotated[BulkRequest, Body()]
 ) -> BulkObjects:
     """Several objects at once; those you may not see, or that do not exist, are listed as
     unresolved (404) together."""
@@ -193,7 +191,7 @@ def bulk_objects(
             ],
         )
     found, missing = [], []
-    with scoped(caller):
+    with signed_in(request, presented) as caller:
         for object_id in dict.fromkeys(body.bulk_object_ids):
             try:
                 found.append(
@@ -223,10 +221,10 @@ def bulk_objects(
     responses=documented(401, 404, 422),
 )
 def get_access_url(
-    request: Request, caller: Authenticated, object_id: ObjectId, access_id: ObjectId
+    request: Request, presented: Presented, object_id: ObjectId, access_id: ObjectId
 ) -> drs.AccessURL:
     """A presigned link to the blob's bytes, minted now, valid for 15 minutes."""
-    with scoped(caller):
+    with signed_in(request, presented) as caller:
         return drs.access_url(
             database(request),
             _settings(request),
@@ -244,10 +242,10 @@ def get_access_url(
 )
 def post_access_url(
     request: Request,
-    caller: Authenticated,
+    presented: Presented,
     object_id: ObjectId,
     access_id: ObjectId,
     body: Annotated[AccessRequest, Body()],
 ) -> drs.AccessURL:
     _no_passports(body.passports)
-    return get_access_url(request, caller, object_id, access_id)
+    return get_access_url(request, presented, object_id, access_id)

@@ -23,10 +23,10 @@ import json
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Response
+from fastapi import APIRouter, Body, Header, Path, Query, Request, Response
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field, WithJsonSchema, create_model
 
-from steward.api.auth import current_caller, database, require_write, scoped
+from steward.api.auth import Presented, database, require_write, signed_in
 from steward.api.idempotency import claim, ledger_key
 from steward.api.problems import documented
 from steward.errors import Detail, NotFound, ValidationFailed
@@ -110,9 +110,11 @@ def router_for(kind: Kind) -> APIRouter:
         )
 
     def unknown_command(
-        subject_id: str, command: str, caller: Annotated[Caller, Depends(current_caller)]
+        request: Request, subject_id: str, command: str, presented: Presented
     ) -> None:
-        del subject_id, caller  # a token first, as on every other path
+        del subject_id
+        with signed_in(request, presented):  # a valid token first, as on every other path
+            pass
         raise NotFound(
             f"{path_of(kind)} have no command {command!r}",
             [
@@ -173,12 +175,13 @@ def _only(request: Request, allowed: set[str], repeatable: frozenset[str] = froz
         )
 
 
-def _function(name: str, params: list[inspect.Parameter], body: Any) -> Any:
-    """An endpoint FastAPI reads as if written by hand: ``params`` are its signature."""
+def _function(name: str, params: list[inspect.Parameter], body: Any, *, hold: bool = True) -> Any:
+    """An endpoint FastAPI reads as if written by hand: ``params`` are its signature; the
+    body runs signed in as the caller (see :func:`signed_in` for ``hold``)."""
 
-    def endpoint(**kwargs: Any) -> Any:
-        with scoped(kwargs["caller"]):
-            return body(**kwargs)
+    def endpoint(*, presented: Any, **kwargs: Any) -> Any:
+        with signed_in(kwargs["request"], presented, hold=hold) as caller:
+            return body(caller=caller, **kwargs)
 
     endpoint.__name__ = name
     endpoint.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
@@ -193,7 +196,7 @@ def _param(name: str, annotation: Any, default: Any = inspect.Parameter.empty) -
 
 _COMMON = [
     _param("request", Request),
-    _param("caller", Annotated[Caller, Depends(current_caller)]),
+    _param("presented", Presented),
 ]
 _SUBJECT = _param("subject_id", Annotated[str, Path(max_length=200)])
 
@@ -228,7 +231,7 @@ def _lister(kind: Kind, page_model: type[BaseModel]) -> Any:
         _param("limit", Annotated[int, Query(ge=1, le=MAX_PAGE)], 50),
     ]
 
-    names = {p.name for p in params} - {"request", "caller"}
+    names = {p.name for p in params} - {"request", "presented"}
 
     def body(request: Request, caller: Caller, project: str | None, state: list[str] | None,
              sort: str, after: str | None, limit: int, **given: Any) -> Any:  # fmt: skip
@@ -323,4 +326,4 @@ def _actor(kind: Kind, command: str, payload: type[BaseModel]) -> Any:
         response.headers["ETag"] = f'"{view.version}"'
         return view
 
-    return _function(f"{command.replace('-', '_')}_{kind.id_field}", params, body)
+    return _function(f"{command.replace('-', '_')}_{kind.id_field}", params, body, hold=False)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi import APIRouter, Path, Request, Response
 
-from steward.api.auth import current_caller, database, scoped
+from steward.api.auth import Presented, database, signed_in
 from steward.api.problems import documented
 from steward.errors import ConfigurationError, Detail
 from steward.services import visas
-from steward.services.tokens import Caller
 
 router = APIRouter(tags=["GA4GH Passport visas"])
 
@@ -39,14 +38,14 @@ def jwks(request: Request) -> dict[str, Any]:
 def user_visas(
     request: Request,
     response: Response,
-    caller: Annotated[Caller, Depends(current_caller)],
+    presented: Presented,
     user_id: Annotated[str, Path(max_length=64)],
 ) -> visas.Visas:
     """One `ControlledAccessGrants` visa per dataset of each approved, unexpired request of
     the user (signed RS256; verify with `/.well-known/jwks.json`). Only the user and
     administrators may ask; to anyone else the user does not exist."""
     response.headers["Pragma"] = "no-cache"
-    with scoped(caller):
+    with signed_in(request, presented) as caller:
         return visas.visas_for(
             database(request),
             request.app.state.settings,

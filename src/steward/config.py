@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -146,6 +147,21 @@ class Settings(BaseSettings):
         ),
     )
 
+    server: str | None = Field(
+        default=None,
+        description=(
+            "A Steward server (https://steward.example.org) the CLI works against instead of "
+            "the database; the same as --server."
+        ),
+    )
+    token: SecretStr | None = Field(
+        default=None,
+        description=(
+            "The API token (stw_…) the CLI sends to `server`; never shown. Default: the one "
+            "`steward login` stored for that server."
+        ),
+    )
+
     serve_threads: int = Field(
         default=8,
         ge=1,
@@ -153,6 +169,14 @@ class Settings(BaseSettings):
         description=(
             "Requests each `steward serve` process works on at once; its database connection "
             "pool holds as many connections, so none is opened or closed per request."
+        ),
+    )
+
+    session_lifetime: str = Field(
+        default="12h",
+        description=(
+            "How long a browser session (the API's sign-in cookie) lasts from sign-in, e.g. "
+            "8h, 12h, 7d (1 minute to 30 days); then the browser signs in again."
         ),
     )
 
@@ -252,6 +276,22 @@ class Settings(BaseSettings):
 
         parse_duration(value)  # its ValueError names the value and the accepted forms
         return value
+
+    @field_validator("session_lifetime")
+    @classmethod
+    def _a_session_lifetime(cls, value: str) -> str:
+        from steward.timeutil import parse_duration
+
+        if not timedelta(minutes=1) <= parse_duration(value) <= timedelta(days=30):
+            raise ValueError(f"{value!r} is out of range (1m to 30d)")
+        return value
+
+    @property
+    def session_duration(self) -> timedelta:
+        """``session_lifetime`` as a duration."""
+        from steward.timeutil import parse_duration
+
+        return parse_duration(self.session_lifetime)
 
     @classmethod
     def settings_customise_sources(

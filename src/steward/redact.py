@@ -50,7 +50,10 @@ _AUTHORIZATION = re.compile(
     r"(?P<secret>[^\s,;'\"]+)"
 )
 _BEARER = re.compile(r"(?i)(?P<head>\bbearer\s+)(?P<secret>[^\s,;'\"]+)")
-_SHAPES = (_USERINFO, _PAIR, _QUOTED_KEY, _AUTHORIZATION, _BEARER)
+_STEWARD_TOKEN = re.compile(r"(?P<head>\bstw_[0-9A-Za-z]+_)(?P<secret>[0-9A-Za-z_-]+)")
+"""A Steward API token anywhere (``--token stw_…`` echoed in a message): its id stays, to
+recognise it in ``steward token list``, its secret goes."""
+_SHAPES = (_USERINFO, _PAIR, _QUOTED_KEY, _AUTHORIZATION, _BEARER, _STEWARD_TOKEN)
 
 _lock = threading.Lock()
 _known: tuple[str, ...] = ()

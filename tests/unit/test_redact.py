@@ -61,6 +61,11 @@ from steward.redact import MASK, install_log_redaction, redact, remember, secret
         ("Authorization: Bearer eyJhbGciOi.e30.sig", "Authorization: Bearer ***"),
         ("authorization: Basic dXNlcjpwYXNz", "authorization: Basic ***"),
         ("sent Bearer abc.def.ghi to the API", "sent Bearer *** to the API"),
+        # Steward API tokens anywhere: the id stays, the secret goes.
+        (
+            "--token stw_01JABCDEF_xY-z_9Q was refused",
+            "--token stw_01JABCDEF_*** was refused",
+        ),
     ],
 )
 def test_every_credential_shape_is_masked(text: str, shown: str | None) -> None:

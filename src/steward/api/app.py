@@ -26,6 +26,7 @@ from starlette.exceptions import HTTPException
 from steward import __version__
 from steward.api import drs as drs_api
 from steward.api import problems
+from steward.api import requests as requests_api
 from steward.api import visas as visas_api
 from steward.api.subjects import router_for
 from steward.config import Settings, load_settings
@@ -216,6 +217,7 @@ def create_app(
     app.add_middleware(Guard)
     for kind in kinds():
         app.include_router(router_for(kind), prefix=PREFIX)
+    app.include_router(requests_api.router)
     app.include_router(drs_api.router)
     app.include_router(visas_api.router)
 

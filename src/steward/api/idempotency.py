@@ -10,6 +10,7 @@ leaves the claim, and sending the same request again goes ahead.
 from __future__ import annotations
 
 import hashlib
+import json
 
 from steward.db.models import ApiIdempotency
 from steward.db.session import Database
@@ -46,3 +47,15 @@ def claim(db: Database, key: str, fingerprint: str, shown: str) -> None:
                 )
             ],
         )
+
+
+def claimed(db: Database, user: str, key: str | None, request: object) -> str | None:
+    """The ledger's key for a caller's ``Idempotency-Key`` (None without one), claimed for
+    ``request`` — what is asked, as JSON-able data: the same key sent again with anything
+    else is refused."""
+    if not key:
+        return None
+    stored = ledger_key(user, key)
+    text = json.dumps(request, sort_keys=True, default=str)
+    claim(db, stored, hashlib.sha256(text.encode()).hexdigest(), key)
+    return stored

@@ -17,9 +17,7 @@ audit of refusals and "not found" for what the caller may not see are the CLI's.
 
 from __future__ import annotations
 
-import hashlib
 import inspect
-import json
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -27,7 +25,7 @@ from fastapi import APIRouter, Body, Header, Path, Query, Request, Response
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field, WithJsonSchema, create_model
 
 from steward.api.auth import Presented, database, require_write, signed_in
-from steward.api.idempotency import claim, ledger_key
+from steward.api.idempotency import claimed
 from steward.api.problems import documented
 from steward.errors import Detail, NotFound, ValidationFailed
 from steward.services import subjects
@@ -314,11 +312,7 @@ def _actor(kind: Kind, command: str, payload: type[BaseModel]) -> Any:
         require_write(caller)
         db = database(request)
         data = payload.model_dump(exclude_unset=True) if payload is not None else {}
-        key = None
-        if idempotency_key:
-            key = ledger_key(caller.user_id, idempotency_key)
-            text = json.dumps([kind.name, subject_id, command, data], sort_keys=True, default=str)
-            claim(db, key, hashlib.sha256(text.encode()).hexdigest(), idempotency_key)
+        key = claimed(db, caller.user_id, idempotency_key, [kind.name, subject_id, command, data])
         view = subjects.act(
             db, kind, actor=caller.user_id, subject_id=subject_id, command=command,
             payload=data, idempotency_key=key, expected_version=version_of(if_match),

@@ -35,7 +35,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-GLOBAL_FLAGS = {"--as": True, "--tz": True, "--json": False}
+GLOBAL_FLAGS = {"--as": True, "--tz": True, "--json": False, "--server": True, "--token": True}
 WORKFLOWS = {k.workflow.name: k.workflow for k in kinds()}
 """Every registered kind's workflow, by name (``workflow show NAME``)."""
 
@@ -59,6 +59,22 @@ def _root(
     tz: Annotated[
         str | None, typer.Option("--tz", help="Show times in this IANA zone, e.g. Europe/Helsinki.")
     ] = None,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            "--server",
+            help="Work against this Steward server (https://…) instead of the database "
+            "(default: $STEWARD_SERVER).",
+        ),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            help="API token for --server (default: $STEWARD_TOKEN, else the one `steward "
+            "login` stored). Prefer those: a token on the command line is seen by others.",
+        ),
+    ] = None,
     version: Annotated[
         bool,
         typer.Option(
@@ -67,6 +83,7 @@ def _root(
     ] = False,
 ) -> None:
     STATE.actor_flag, STATE.json, STATE.tz_name = as_user, json_out, tz
+    STATE.server_flag, STATE.token_flag = server, token
     if tz is not None:
         _ = STATE.tz  # fail early on an unknown (or empty) zone
 
@@ -398,45 +415,16 @@ def workflow_show(
     mermaid: Annotated[bool, typer.Option(help="Print only the Mermaid diagram.")] = False,
 ) -> None:
     """Print a workflow's states, transitions (who may do what) and a Mermaid diagram."""
-    wf = WORKFLOWS.get(name)
-    if wf is None:
-        raise ValidationFailed(
-            f"no workflow {name!r}",
-            [Detail("unknown workflow", field="name", value=name, accepted=", ".join(WORKFLOWS))],
-        )
+    from steward.services import workflows
+
+    wf = workflows.find(name)
     if mermaid:
         typer.echo(wf.mermaid())
         return
     from steward.tables import Column, Table
 
     if STATE.json:
-        render.emit_json(
-            {
-                "name": wf.name,
-                "initial": wf.initial,
-                "states": [
-                    {
-                        "name": s.name,
-                        "terminal": s.terminal,
-                        "sla_seconds": s.sla.total_seconds() if s.sla else None,
-                        "description": s.description,
-                    }
-                    for s in wf.states
-                ],
-                "transitions": [
-                    {
-                        "command": t.command,
-                        "event": t.event,
-                        "from": list(t.sources),
-                        "to": t.target,
-                        "roles": sorted(t.roles),
-                        "guards": list(t.guards),
-                    }
-                    for t in (wf.create, *wf.transitions)
-                ],
-                "mermaid": wf.mermaid(),
-            }
-        )
+        render.emit_json(workflows.info(wf).model_dump(mode="json", by_alias=True))
         return
     render.show_table(
         Table(
@@ -489,6 +477,10 @@ def _register_groups() -> None:
     app.add_typer(packages.app, name="package")
     app.add_typer(shares.app, name="share")
     jobs.register(app)
+    from steward.cli import audit, sites
+
+    sites.register(app)
+    audit.register(app)
     server.register(app)
     # Every other tracked kind gets its commands from the registry.
     taken = {g.name for g in app.registered_groups}

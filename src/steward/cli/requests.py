@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.panel import Panel
@@ -12,8 +12,10 @@ from steward.cli import options as o
 from steward.cli import render
 from steward.cli.state import STATE
 from steward.domain.requests import RequestFields
+from steward.remote import requests as remote
 from steward.services import importer
 from steward.services import requests as svc
+from steward.services.requests import RequestDetail, RequestView
 from steward.tables import Column, Table
 from steward.timeutil import format_time
 
@@ -34,6 +36,28 @@ Version = Annotated[
     int | None,
     typer.Option("--if-version", help="Refuse if the request changed since you saw this version."),
 ]
+
+
+def _create(**given: Any) -> RequestView:
+    """Here or on the server (``--server``): the same arguments, view and errors."""
+    client = STATE.remote
+    if client is not None:
+        return remote.create(client, **given)
+    return svc.create(STATE.db, actor=STATE.actor, **given)
+
+
+def _act(**given: Any) -> RequestView:
+    client = STATE.remote
+    if client is not None:
+        return remote.act(client, **given)
+    return svc.act(STATE.db, actor=STATE.actor, **given)
+
+
+def _get(request_id: str) -> RequestDetail:
+    client = STATE.remote
+    if client is not None:
+        return remote.get(client, request_id=request_id)
+    return svc.get(STATE.db, actor=STATE.actor, request_id=request_id)
 
 
 def _fields(
@@ -92,9 +116,7 @@ def create(
     ] = False,
 ) -> None:
     """Start a draft request (and optionally submit it)."""
-    view = svc.create(
-        STATE.db,
-        actor=STATE.actor,
+    view = _create(
         project=project,
         fields=_fields(title, institution, project_lead, intended_use, dataset, duo),
         requester=on_behalf_of,
@@ -117,9 +139,7 @@ def edit(
     idempotency_key: Key = None,
 ) -> None:
     """Change a draft or returned request (only the fields given)."""
-    view = svc.act(
-        STATE.db,
-        actor=STATE.actor,
+    view = _act(
         request_id=request_id,
         command="edit",
         changes=_fields(title, institution, project_lead, intended_use, dataset, duo),
@@ -136,9 +156,7 @@ def _simple(command: str, verb: str, doc: str) -> None:
         if_version: Version = None,
         idempotency_key: Key = None,
     ) -> None:
-        view = svc.act(
-            STATE.db,
-            actor=STATE.actor,
+        view = _act(
             request_id=request_id,
             command=command,
             reason=reason,
@@ -176,9 +194,7 @@ def approve(
     idempotency_key: Key = None,
 ) -> None:
     """Grant access, optionally until an expiry date."""
-    view = svc.act(
-        STATE.db,
-        actor=STATE.actor,
+    view = _act(
         request_id=request_id,
         command="approve",
         reason=reason,
@@ -197,9 +213,7 @@ def assign_reviewer(
     idempotency_key: Key = None,
 ) -> None:
     """Choose who reviews a request (stewards)."""
-    view = svc.act(
-        STATE.db,
-        actor=STATE.actor,
+    view = _act(
         request_id=request_id,
         command="assign-reviewer",
         reviewer=reviewer,
@@ -216,9 +230,7 @@ def comment(
     idempotency_key: Key = None,
 ) -> None:
     """Add a note to a request's timeline."""
-    view = svc.act(
-        STATE.db,
-        actor=STATE.actor,
+    view = _act(
         request_id=request_id,
         command="comment",
         text=text,
@@ -252,7 +264,12 @@ def list_(
         decided_to,
         limit,
     )
-    views = svc.list_requests(STATE.db, actor=STATE.actor, flt=flt, sort=sort)
+    client = STATE.remote
+    views = (
+        remote.list_requests(client, flt=flt, sort=sort)
+        if client is not None
+        else svc.list_requests(STATE.db, actor=STATE.actor, flt=flt, sort=sort)
+    )
     if STATE.json:
         render.emit_json(views)
         return
@@ -290,7 +307,7 @@ def list_(
 @app.command()
 def show(request_id: RequestId) -> None:
     """A request's fields, its timeline and the time spent in each state."""
-    detail = svc.get(STATE.db, actor=STATE.actor, request_id=request_id)
+    detail = _get(request_id)
     if STATE.json:
         render.emit_json(detail)
         return

@@ -169,6 +169,60 @@ def token_revoke(
     STATE.out.print(f"{view.id} revoked ({when})", highlight=False)
 
 
+def login(
+    server: Annotated[str, typer.Argument(help="The server, e.g. https://steward.example.org.")],
+    token_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--token-stdin",
+            help="Read an existing token (from `steward token create` or the web) from stdin "
+            "instead of signing in with a password.",
+        ),
+    ] = False,
+    user: Annotated[str | None, typer.Option(help="Your user id (asked if not given).")] = None,
+    scope: Annotated[str, typer.Option(help="read or write.")] = "write",
+    expires: Annotated[str, typer.Option(help="How long the new token lasts: 90d, 12h…")] = "90d",
+) -> None:
+    """Keep a token for SERVER, so `--server SERVER` needs nothing more (stored in your config
+    folder, readable by you alone)."""
+    from steward.remote.client import Client, check_server_url
+    from steward.remote.login import store_token
+
+    server = check_server_url(server)
+    if token_stdin:
+        token = typer.get_text_stream("stdin").readline().strip()
+    else:
+        who = user or typer.prompt("user")
+        password = typer.prompt("password", hide_input=True)
+        o.parse_lifetime(expires, "--expires")  # refused here, before the password is sent
+        with Client(server, "") as anonymous:
+            made = anonymous.call(
+                "POST",
+                "/api/v1/auth/token",
+                body={"user": who, "password": password, "scope": scope, "expires": expires,
+                      "name": "steward login"},
+            )  # fmt: skip
+        token = str(made["secret"])
+    with Client(server, token) as client:
+        client.call("GET", "/api/v1/requests", params=[("limit", "1")])  # the token works
+    path = store_token(server, token)
+    STATE.out.print(f"signed in to {server}; token kept in {path}", highlight=False)
+
+
+def logout(
+    server: Annotated[str, typer.Argument(help="The server to forget the token of.")],
+) -> None:
+    """Forget the token kept for SERVER (revoke it too with `steward token revoke`)."""
+    from steward.remote.client import check_server_url
+    from steward.remote.login import forget_token
+
+    server = check_server_url(server)
+    gone = forget_token(server)
+    STATE.out.print(f"{'forgot the token for' if gone else 'no token kept for'} {server}")
+
+
 def register(root: typer.Typer) -> None:
     root.command("serve")(serve)
+    root.command("login")(login)
+    root.command("logout")(logout)
     root.add_typer(token_app, name="token")

@@ -10,7 +10,8 @@ from rich.console import Console
 
 from steward.config import Settings, load_settings
 from steward.db.session import Database
-from steward.errors import ConfigurationError, Detail
+from steward.errors import ConfigurationError, Detail, Unauthenticated, ValidationFailed
+from steward.remote.client import Client
 from steward.timeutil import zone
 
 
@@ -33,8 +34,11 @@ class CliState:
     tz_name: str | None = None
     out: Console = field(default_factory=_console)
     err: Console = field(default_factory=lambda: Console(stderr=True, soft_wrap=True))
+    server_flag: str | None = None
+    token_flag: str | None = None
     _settings: Settings | None = None
     _db: Database | None = None
+    _remote: Client | None = None
 
     @property
     def settings(self) -> Settings:
@@ -43,7 +47,46 @@ class CliState:
         return self._settings
 
     @property
+    def server(self) -> str | None:
+        return self.server_flag or self.settings.server
+
+    @property
+    def remote(self) -> Client | None:
+        """The server the command works against, or None to use the database."""
+        server = self.server
+        if not server:
+            return None
+        if self._remote is None:
+            if self.actor_flag:
+                raise ValidationFailed(
+                    "against a server you act as your token's owner: drop --as",
+                    [Detail("not with --server", field="--as", value=self.actor_flag)],
+                )
+            from steward.remote.login import stored_token
+
+            secret = self.settings.token.get_secret_value() if self.settings.token else None
+            token = self.token_flag or secret or stored_token(server)
+            if not token:
+                raise Unauthenticated(
+                    f"no token for {server}: run `steward login {server}`, or pass --token "
+                    "(or set STEWARD_TOKEN)",
+                    [Detail("missing", field="token")],
+                )
+            self._remote = Client(server, token)
+        return self._remote
+
+    @property
     def db(self) -> Database:
+        if self.server:
+            import click
+
+            ctx = click.get_current_context(silent=True)
+            name = ctx.command_path if ctx is not None else "this command"
+            raise ValidationFailed(
+                f"`{name}` does not run against a server yet: run it where the database is "
+                "(without --server or STEWARD_SERVER)",
+                [Detail("local only", field="--server", value=self.server)],
+            )
         if self._db is None:
             from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
@@ -73,6 +116,8 @@ class CliState:
     def close(self) -> None:
         if self._db is not None:
             self._db.dispose()
+        if self._remote is not None:
+            self._remote.close()
 
 
 STATE = CliState()

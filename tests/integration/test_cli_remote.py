@@ -165,3 +165,38 @@ def test_login_keeps_the_token_private_and_logout_forgets_it(
     monkeypatch.setattr(sys, "stdin", io.StringIO("stw_bad_token\n"))
     assert cli("login", server, "--token-stdin").code == 2  # a token that does not work
     assert not json.loads(stored.read_text())["servers"]
+
+
+def test_package_and_share_lists_and_notes_read_the_same_both_ways(
+    cli: Cli, server: str, consortium: Consortium, settings: Settings, tmp_path: Path
+) -> None:
+    from steward.services import packages
+    from steward.services.packages import PackageSpec
+    from tests.packaging_data import make_dataset
+
+    c = consortium
+    data = make_dataset(tmp_path / "ds", samples=2, fastq_size=100)
+    spec = PackageSpec(name="two", manifest=data.manifest, workflow_manifest=data.workflow_manifest)
+    pkg, _ = packages.create(c.db, settings, actor=c.steward, project=c.project, spec=spec)
+    sam = _token(c, c.steward)
+    listings = [
+        ("--json", "package", "list"),
+        ("package", "list", "--state", "pending"),
+        ("--json", "share", "list"),
+        ("--json", "package", "list", "--name", "nope"),
+    ]
+    for args in listings:
+        here, there = _both(cli, server, sam, c.steward, *args)
+        assert here.code == there.code == 0, (args, here, there)
+        assert there.out == here.out, args
+    assert pkg.id in cli("--as", c.steward, "--json", "package", "list").out
+    there = cli("--server", server, "--token", sam, "--json", "package", "comment", pkg.id, "hi")
+    assert there.code == 0, there
+    assert json.loads(there.out)["id"] == pkg.id
+    shown = json.loads(cli("--as", c.steward, "--json", "package", "show", pkg.id).out)
+    assert [e["data"].get("text") for e in shown["timeline"] if e["type"] == "commented"] == ["hi"]
+    for args in (("--json", "package", "comment", "pkg_00000000000000000000000000", "x"),
+                 ("--json", "share", "abort", "shr_00000000000000000000000000")):  # fmt: skip
+        here, there = _both(cli, server, sam, c.steward, *args)
+        assert here.code == there.code != 0
+        assert json.loads(there.err or there.out) == json.loads(here.err or here.out)

@@ -54,8 +54,7 @@ IsoTime = Annotated[
 
 
 def path_of(kind: Kind) -> str:
-    """The kind's collection in URLs: ``requests``, ``packages``…"""
-    return f"{kind.id_field}s"
+    return kind.collection
 
 
 def _name(kind: Kind, suffix: str) -> str:

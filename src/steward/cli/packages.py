@@ -11,8 +11,8 @@ import typer
 from rich.markup import escape
 from rich.panel import Panel
 
+from steward.cli import backend, render
 from steward.cli import options as o
-from steward.cli import render
 from steward.cli.progress import bar
 from steward.cli.state import STATE
 from steward.errors import Detail, StewardError
@@ -276,7 +276,10 @@ def list_(
         completed_from=completed_from,
         completed_to=completed_to,
     )
-    views = packages.list_packages(STATE.db, actor=STATE.actor, flt=flt, sort=sort)
+    views = backend.listed(
+        packages.PACKAGE, flt, sort,
+        lambda: packages.list_packages(STATE.db, actor=STATE.actor, flt=flt, sort=sort),
+    )  # fmt: skip
     if STATE.json:
         render.emit_json(views)
         return
@@ -451,12 +454,19 @@ def report(
 def _act(
     package_id: str, command: str, verb: str, reason: str | None = None, text: str | None = None
 ) -> None:
-    view = packages.act(
-        STATE.db,
-        STATE.settings,
-        actor=STATE.actor,
-        package_id=package_id,
-        command=command,
+    view = backend.acted(
+        packages.PACKAGE,
+        package_id,
+        command,
+        lambda: packages.act(
+            STATE.db,
+            STATE.settings,
+            actor=STATE.actor,
+            package_id=package_id,
+            command=command,
+            reason=reason,
+            text=text,
+        ),
         reason=reason,
         text=text,
     )

@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 from rich.panel import Panel
 
+from steward.cli import backend, render
 from steward.cli import options as o
-from steward.cli import render
 from steward.cli.progress import bar
 from steward.cli.state import STATE
 from steward.services import shares
@@ -173,7 +173,10 @@ def list_(
         completed_from=completed_from,
         completed_to=completed_to,
     )
-    views = shares.list_shares(STATE.db, actor=STATE.actor, flt=flt, sort=sort)
+    views = backend.listed(
+        shares.SHARE, flt, sort,
+        lambda: shares.list_shares(STATE.db, actor=STATE.actor, flt=flt, sort=sort),
+    )  # fmt: skip
     if STATE.json:
         render.emit_json(views)
         return
@@ -278,7 +281,15 @@ def abort(
 ) -> None:
     """Stop a share for good (objects already sent stay where they are)."""
     render.done(
-        shares.act(STATE.db, actor=STATE.actor, share_id=share_id, command="abort", reason=reason),
+        backend.acted(
+            shares.SHARE,
+            share_id,
+            "abort",
+            lambda: shares.act(
+                STATE.db, actor=STATE.actor, share_id=share_id, command="abort", reason=reason
+            ),
+            reason=reason,
+        ),
         "aborted",
     )
 
@@ -287,6 +298,14 @@ def abort(
 def comment(share_id: ShareId, text: Annotated[str, typer.Argument(help="The note.")]) -> None:
     """Add a note to a share's timeline."""
     render.done(
-        shares.act(STATE.db, actor=STATE.actor, share_id=share_id, command="comment", text=text),
+        backend.acted(
+            shares.SHARE,
+            share_id,
+            "comment",
+            lambda: shares.act(
+                STATE.db, actor=STATE.actor, share_id=share_id, command="comment", text=text
+            ),
+            text=text,
+        ),
         "noted",
     )

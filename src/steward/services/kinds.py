@@ -276,6 +276,11 @@ class Kind(ledger.Kind):
             if name in described and not command.internal
         }
 
+    @property
+    def collection(self) -> str:
+        """The kind's collection in URLs: ``requests``, ``packages``…"""
+        return f"{self.id_field}s"
+
     def view_of(self, row: Any) -> Any:
         return self.view.model_validate(row, from_attributes=True)
 

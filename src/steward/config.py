@@ -162,6 +162,27 @@ class Settings(BaseSettings):
         ),
     )
 
+    oidc_issuer: str | None = Field(
+        default=None,
+        description=(
+            "OpenID Connect provider people sign in with (LS Login, ELIXIR AAI, Keycloak…), "
+            "its issuer URL, e.g. https://login.aai.lifescience-ri.eu/oidc/. Unset: no OIDC."
+        ),
+    )
+    oidc_client_id: str | None = Field(
+        default=None, description="Steward's client id at the OIDC provider."
+    )
+    oidc_client_secret: SecretStr | None = Field(
+        default=None, description="Steward's client secret at the OIDC provider; never shown."
+    )
+    oidc_user_claim: str = Field(
+        default="preferred_username",
+        description=(
+            "The ID token claim that names the Steward user (the user must exist: `steward "
+            "user add`), e.g. preferred_username, email or sub."
+        ),
+    )
+
     serve_threads: int = Field(
         default=8,
         ge=1,

@@ -106,6 +106,18 @@ class Unauthenticated(StewardError):
     exit_code = 2
 
 
+@dataclass(eq=False)
+class TooManyAttempts(StewardError):
+    """Refused for now: too many failed sign-ins for an account or from an address. The API
+    answers 429 with ``Retry-After`` (``retry_after`` seconds)."""
+
+    code = "too-many-attempts"
+    title = "Too many attempts"
+    http_status = 429
+
+    retry_after: int = 60
+
+
 class InvalidTransition(StewardError):
     code = "invalid-transition"
     title = "Not allowed in the current state"

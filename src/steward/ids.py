@@ -17,6 +17,7 @@ PREFIXES = {
     "project": "prj",
     "requirement": "ar",
     "api_token": "tok",
+    "browser_session": "ses",
 }
 
 _ID_RE = re.compile(r"^[a-z]{2,4}_[0-9A-HJKMNP-TV-Z]{26}$")

@@ -166,18 +166,23 @@ def test_paths_are_normalised(consortium: Consortium, given: str, stored: str) -
 def test_only_staff_change_the_catalog(consortium: Consortium) -> None:
     c = consortium
     for who in (c.reviewer, c.requester, c.viewer, c.outsider):
-        with pytest.raises(Forbidden):
+        # members may not; to an outsider the project does not exist at all
+        refusal = Forbidden if who != c.outsider else NotFound
+        with pytest.raises(refusal):
             catalog.add_requirement(
                 c.db, actor=who, project=c.project, name="Mine", kind="controlled"
             )
-        with pytest.raises(Forbidden):
+        with pytest.raises(refusal):
             catalog.add_folder(c.db, actor=who, project=c.project, path="mine")
     assert "mine" not in folders(c)
-    # members may read; outsiders may not
+    # members may read; outsiders hear what they would of an unknown project
     catalog.tree(c.db, actor=c.viewer, project=c.project)
-    with pytest.raises(Forbidden):
+    with pytest.raises(NotFound) as hidden:
         catalog.tree(c.db, actor=c.outsider, project=c.project)
-    with pytest.raises(Forbidden):
+    with pytest.raises(NotFound) as unknown:
+        catalog.tree(c.db, actor=c.outsider, project="p9")
+    assert hidden.value.message == unknown.value.message.replace("p9", c.project)
+    with pytest.raises(NotFound):
         catalog.list_requirements(c.db, actor=c.outsider, project=c.project)
     with c.db.transaction() as s:
         denied = [

@@ -144,7 +144,16 @@ def test_init_creates_database_and_first_admin(cli: Cli, settings: Settings) -> 
     assert "Database ready" in result.out
     assert "Created administrator root" in result.out
     users = data(cli("user", "list", "--as", "root", "--json"))
-    assert users == [{"id": "root", "display_name": "root", "email": "", "is_admin": True}]
+    assert users == [
+        {
+            "id": "root",
+            "display_name": "root",
+            "email": "",
+            "is_admin": True,
+            "has_password": False,
+            "disabled_at": None,
+        }
+    ]
 
     again = data(cli("init", "--admin", "someone-else", "--json"))
     assert again["admin_created"] is None
@@ -161,6 +170,8 @@ def test_init_takes_admin_from_steward_user(cli: Cli, monkeypatch: pytest.Monkey
         "display_name": "zed",
         "email": "",
         "is_admin": True,
+        "has_password": False,
+        "disabled_at": None,
     }
 
 
@@ -184,7 +195,14 @@ def test_projects_users_members_requirements_folders(cli: Cli) -> None:
             "--json",
         )
     )
-    assert user == {"id": "ada", "display_name": "Ada L", "email": "ada@x.org", "is_admin": False}
+    assert user == {
+        "id": "ada",
+        "display_name": "Ada L",
+        "email": "ada@x.org",
+        "is_admin": False,
+        "has_password": False,
+        "disabled_at": None,
+    }
     assert "User rita ready" in ok(cli("user", "add", "rita", "--as", "root")).out
     # Running it again updates, never duplicates.
     ok(cli("user", "add", "rita", "--name", "Rita R", "--as", "root"))

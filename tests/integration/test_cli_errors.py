@@ -108,7 +108,9 @@ def test_forbidden(consortium: Consortium, cli: Cli) -> None:
     assert "own request" in doc["detail"]
     # Outsiders see nothing of the project; requesters see only their own requests, and of
     # anyone else's they hear what they would hear of an id that does not exist.
-    assert_problem(cli("tree", "p1", "--as", "olga", "--json"), Forbidden)
+    outside = assert_problem(cli("tree", "p1", "--as", "olga", "--json"), NotFound)
+    unknown = assert_problem(cli("tree", "p9", "--as", "olga", "--json"), NotFound)
+    assert outside["detail"] == unknown["detail"].replace("p9", "p1")
     hidden = assert_problem(cli("request", "show", rid, "--as", "bea", "--json"), NotFound)
     unknown = assert_problem(cli("request", "show", "req_x", "--as", "bea", "--json"), NotFound)
     assert hidden["detail"] == unknown["detail"].replace("req_x", rid)

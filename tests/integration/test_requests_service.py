@@ -354,8 +354,11 @@ def test_non_member_is_forbidden_and_audited(consortium: Consortium) -> None:
         requests.act(c.db, actor=c.outsider, request_id=rid, command="comment", text="hi")
     with pytest.raises(NotFound):
         requests.get(c.db, actor=c.outsider, request_id=rid)
-    with pytest.raises(Forbidden):
+    with pytest.raises(NotFound) as outside:  # nor that the project exists
         requests.create(c.db, actor=c.outsider, project=c.project, fields=FULL)
+    with pytest.raises(NotFound) as nowhere:
+        requests.create(c.db, actor=c.outsider, project="p9", fields=FULL)
+    assert outside.value.message == nowhere.value.message.replace("p9", c.project)
     assert event_count(c) == before
     assert read_model(c, rid).state == "submitted"
     assert requests.list_requests(c.db, actor=c.outsider, flt=RequestFilter()) == []

@@ -24,9 +24,19 @@ from sqlalchemy import text
 from starlette.exceptions import HTTPException
 
 from steward import __version__
+from steward.api import accounts as accounts_api
+from steward.api import audit as audit_api
+from steward.api import catalog as catalog_api
 from steward.api import drs as drs_api
+from steward.api import jobs as jobs_api
+from steward.api import oidc as oidc_api
 from steward.api import problems
+from steward.api import projects as projects_api
+from steward.api import reference as reference_api
+from steward.api import reports as reports_api
 from steward.api import requests as requests_api
+from steward.api import sites as sites_api
+from steward.api import users as users_api
 from steward.api import visas as visas_api
 from steward.api.subjects import router_for
 from steward.config import Settings, load_settings
@@ -218,8 +228,18 @@ def create_app(
     for kind in kinds():
         app.include_router(router_for(kind), prefix=PREFIX)
     app.include_router(requests_api.router)
+    app.include_router(oidc_api.router)
     app.include_router(drs_api.router)
     app.include_router(visas_api.router)
+    app.include_router(projects_api.router)
+    app.include_router(users_api.router)
+    app.include_router(catalog_api.router)
+    app.include_router(reference_api.router)
+    app.include_router(reports_api.router)
+    app.include_router(jobs_api.router)
+    app.include_router(accounts_api.router)
+    app.include_router(sites_api.router)
+    app.include_router(audit_api.router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -228,13 +248,24 @@ def create_app(
                 routes=app.routes,
             )  # fmt: skip
             spec.setdefault("components", {})["securitySchemes"] = {
-                "bearer": {"type": "http", "scheme": "bearer", "description": "stw_… token"}
+                "bearer": {"type": "http", "scheme": "bearer", "description": "stw_… token"},
+                "session": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": "steward_session",
+                    "description": "from POST /api/v1/session; calls that change something "
+                    "also send its csrf_token as X-CSRF-Token",
+                },
             }
             for path, operations in spec["paths"].items():
                 if path.startswith((PREFIX, drs_api.PREFIX + "/objects")):
                     for method, operation in operations.items():
                         # OPTIONS says how to authorise, so it is anonymous (DRS 1.5).
-                        operation["security"] = [] if method == "options" else [{"bearer": []}]
+                        # Signing in is anonymous (it says so itself).
+                        operation.setdefault(
+                            "security",
+                            [] if method == "options" else [{"bearer": []}, {"session": []}],
+                        )
             app.openapi_schema = problems.as_problem_media(spec)
         return app.openapi_schema
 

@@ -5,6 +5,7 @@ request's validation, routing, or a bug (a 500 that says nothing of the internal
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -20,6 +21,7 @@ from steward.errors import (
     Forbidden,
     NotFound,
     StewardError,
+    TooManyAttempts,
     Unauthenticated,
     ValidationFailed,
 )
@@ -57,10 +59,13 @@ def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
         403: "You may see it but may not do this (or the token is read-only).",
         404: "It does not exist, or you may not see it.",
         405: "Method not allowed.",
+        406: "None of the media types in Accept can be answered; the accepted ones are named.",
         409: "Not allowed in its current state, or it changed since the version you sent.",
         413: "The body is over 1 MiB.",
         415: "The body is not JSON.",
         422: "The input is not valid; every problem is listed.",
+        429: "Too many failed sign-ins: wait the seconds in Retry-After.",
+        502: "A service Steward relies on (the sign-in provider, the storage) failed.",
         503: "The database is busy or unreachable; try again.",
     }
     return {code: {"model": Problem, "description": words[code]} for code in statuses}
@@ -83,6 +88,12 @@ class MethodNotAllowed(StewardError):
     http_status = 405
 
 
+class NotAcceptable(StewardError):
+    code = "not-acceptable"
+    title = "Not acceptable"
+    http_status = 406
+
+
 class TooLarge(StewardError):
     code = "too-large"
     title = "Request body too large"
@@ -100,6 +111,7 @@ _BY_STATUS: dict[int, type[StewardError]] = {
     403: Forbidden,
     404: NotFound,
     405: MethodNotAllowed,
+    406: NotAcceptable,
     409: Conflict,
     413: TooLarge,
     415: UnsupportedMediaType,
@@ -124,7 +136,12 @@ def problem(
     extra = dict(headers or {})
     if isinstance(exc, Unauthenticated):
         extra.setdefault("WWW-Authenticate", 'Bearer realm="steward"')
+    if isinstance(exc, TooManyAttempts):
+        extra.setdefault("Retry-After", str(exc.retry_after))
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=extra)
+
+
+_SECRET_FIELD = re.compile(r"(?i)passw|secret|token")
 
 
 def _location(loc: tuple[Any, ...]) -> str:
@@ -155,6 +172,8 @@ def install(app: FastAPI) -> None:
         details = []
         for e in exc.errors():
             given = e.get("input")
+            if _SECRET_FIELD.search(_location(tuple(e.get("loc", ())))):
+                given = None  # a password or secret is never echoed, not even to its sender
             details.append(
                 Detail(
                     str(e.get("msg", "invalid")),

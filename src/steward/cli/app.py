@@ -216,8 +216,18 @@ def user_list() -> None:
     render.show_table(
         Table(
             "users",
-            [Column("id"), Column("display_name"), Column("email"), Column("is_admin")],
-            [(u.id, u.display_name, u.email, u.is_admin) for u in users],
+            [
+                Column("id"),
+                Column("display_name"),
+                Column("email"),
+                Column("is_admin"),
+                Column("has_password"),
+                Column("disabled_at", "time"),
+            ],
+            [
+                (u.id, u.display_name, u.email, u.is_admin, u.has_password, u.disabled_at)
+                for u in users
+            ],
         )
     )
 
@@ -469,7 +479,7 @@ def workflow_show(
 
 
 def _register_groups() -> None:
-    from steward.cli import generic, jobs, packages, reports, requests, server, shares
+    from steward.cli import accounts, generic, jobs, packages, reports, requests, server, shares
     from steward.services.kinds import kinds
 
     app.add_typer(requests.app, name="request")
@@ -482,6 +492,7 @@ def _register_groups() -> None:
     sites.register(app)
     audit.register(app)
     server.register(app)
+    accounts.register(user_app)
     # Every other tracked kind gets its commands from the registry.
     taken = {g.name for g in app.registered_groups}
     for kind in kinds():

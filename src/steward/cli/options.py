@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated
 
 import typer
 
 from steward.cli.state import STATE
 from steward.errors import Detail, ValidationFailed
-from steward.services import subjects
+from steward.services import filters
 from steward.services.kinds import Filter, Kind
 from steward.services.requests import REQUEST
 from steward.timeutil import parse_duration, utcnow
@@ -54,37 +54,19 @@ DecidedTo = Annotated[
 ]
 
 
+def _option(field: str) -> str:
+    return f"--{field.replace('_', '-')}"
+
+
 def parse_bound(text: str | None, field: str, *, end: bool) -> datetime | None:
     """A date means the whole day in the display zone; a datetime is taken as given."""
-    if text is None:
-        return None
-    tz = STATE.tz
-    try:
-        if len(text.strip()) == 10:
-            day = date.fromisoformat(text.strip())
-            if end:
-                day = day + timedelta(days=1)
-            return datetime.combine(day, time(), tzinfo=tz)
-        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-        return value if value.tzinfo else value.replace(tzinfo=tz)
-    except ValueError:
-        raise ValidationFailed(
-            f"--{field.replace('_', '-')} {text!r} is not a date",
-            [
-                Detail(
-                    "not a date",
-                    field=field,
-                    value=text,
-                    accepted="YYYY-MM-DD or YYYY-MM-DDTHH:MM[+HH:MM]",
-                )
-            ],
-        ) from None
+    return filters.parse_bound(text, field, end=end, tz=STATE.tz, spell=_option)
 
 
 def states(given: list[str] | None) -> tuple[str, ...]:
     """State names as typed: case and surrounding spaces do not matter (DUO codes ignore case
     too), so `--state Approved` means approved."""
-    return tuple(s.strip().lower() for s in given or ())
+    return filters.states(given)
 
 
 def filter_of(
@@ -98,14 +80,9 @@ def filter_of(
     """A kind's list filter from its options as typed: states in any case, dates in --tz
     (``*_to`` dates include their whole day); every problem is reported before anything is
     read."""
-    values = {
-        name: parse_bound(text, name, end=name.endswith("_to")) if name in kind.filters.bounds
-        else text
-        for name, text in given.items()
-    }  # fmt: skip
-    flt = kind.filter(project=project, states=states(state), limit=limit, **values)
-    subjects.check(kind, flt)
-    return flt
+    return filters.filter_from_text(
+        kind, project=project, state=state, tz=STATE.tz, limit=limit, spell=_option, **given
+    )
 
 
 def request_filter(

@@ -16,7 +16,7 @@ from steward.services import places
 from steward.services import reports as svc
 from steward.services.kinds import Filter
 from steward.services.requests import RequestFilter
-from steward.tables import FORMATS, is_binary, write_table
+from steward.tables import FORMATS, is_binary
 
 SCREEN_ROWS = 500
 """Rows a report shows on screen by default: a million-row change log belongs in a file."""
@@ -31,13 +31,9 @@ def _export(name: str, flt: Filter, fmt: str, output: Path, force: bool) -> int:
     the way unless --force, not inside a package's bag), complete or absent, umask's mode."""
     places.refuse_steward_file(STATE.settings, output, field="output")
     with open_output(output, binary=is_binary(fmt), overwrite=force) as out:
-        if fmt == "csv":
-            return svc.write_report_csv(
-                STATE.db, name, actor=STATE.actor, flt=flt, out=out, tz=STATE.tz
-            )
-        table = svc.REPORTS[name](STATE.db, actor=STATE.actor, flt=flt)
-        write_table(table, fmt, out, STATE.tz)
-        return len(table.rows)
+        return svc.write_report(
+            STATE.db, name, actor=STATE.actor, flt=flt, fmt=fmt, out=out, tz=STATE.tz
+        )
 
 
 def _run(

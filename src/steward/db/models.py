@@ -66,6 +66,15 @@ class User(Base):
     email: Mapped[str] = mapped_column(String(320), default="")
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime]
+    # argon2id (PHC string); None: the user cannot sign in with a password.
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    # A disabled user's tokens and sessions stop working and nobody may act as them.
+    disabled_at: Mapped[datetime | None]
+    disabled_by: Mapped[str | None] = mapped_column(String(64))
+
+    @property
+    def has_password(self) -> bool:
+        return self.password_hash is not None
 
 
 class Project(Base):
@@ -187,12 +196,17 @@ class AuditEntry(Base):
     """Refusals and other security-relevant facts that are not state changes."""
 
     __tablename__ = "audit_log"
+    __table_args__ = (
+        # The audit log is read newest first, by project (a steward's view) or by actor.
+        Index("ix_audit_log_project", "project_id", "id"),
+        Index("ix_audit_log_actor", "actor", "id"),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     at: Mapped[datetime]
     actor: Mapped[str] = mapped_column(String(64))
     project_id: Mapped[str | None] = mapped_column(String(64))
     subject_kind: Mapped[str | None] = mapped_column(String(32))
-    subject_id: Mapped[str | None] = mapped_column(String(40))
+    subject_id: Mapped[str | None] = mapped_column(String(64))
     action: Mapped[str] = mapped_column(String(64))
     outcome: Mapped[str] = mapped_column(String(32))
     reason: Mapped[str] = mapped_column(Text, default="")
@@ -284,6 +298,28 @@ class ShareObject(Base):
     verified_at: Mapped[datetime]
 
 
+class Site(Base):
+    """A biobank or node that runs analyses; its members (analysts) work on its tasks."""
+
+    __tablename__ = "sites"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(64))
+
+
+class SiteMember(Base):
+    """A user's membership of a site; ``analyst`` is the site-scoped role."""
+
+    __tablename__ = "site_members"
+    site_id: Mapped[str] = mapped_column(ForeignKey("sites.id"), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True, index=True)
+    role: Mapped[str] = mapped_column(String(32), default="analyst")
+    added_at: Mapped[datetime]
+    added_by: Mapped[str] = mapped_column(String(64))
+
+
 class ApiToken(Base):
     """A personal API token: only a SHA-256 of its secret is kept (shown once, at creation).
 
@@ -301,6 +337,36 @@ class ApiToken(Base):
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
     revoked_by: Mapped[str | None] = mapped_column(String(64))
+
+
+class LoginFailure(Base):
+    """A sign-in with a password that failed (or is being checked: the row is written before
+    the check and removed when it succeeds), counted per account name and per client
+    address to rate-limit guessing. Rows older than the window are pruned."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (
+        Index("ix_login_failures_account", "account", "at"),
+        Index("ix_login_failures_address", "address", "at"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    account: Mapped[str] = mapped_column(String(64))
+    address: Mapped[str] = mapped_column(String(64))
+
+
+class BrowserSession(Base):
+    """A signed-in browser: the cookie holds ``id.secret``; only the secret's SHA-256 is kept.
+    The CSRF token is derived from the secret, so it is stored nowhere either."""
+
+    __tablename__ = "browser_sessions"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
 
 
 class ApiIdempotency(Base):

@@ -17,6 +17,7 @@ On PostgreSQL ``lock_timeout`` bounds every wait for a row or table lock the sam
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -42,7 +43,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from steward.config import Settings
 from steward.db import failures
-from steward.errors import ConfigurationError, Detail, StewardError
+from steward.errors import ConfigurationError, DatabaseBusy, Detail, StewardError
 from steward.redact import install_log_redaction, redact
 
 _MIGRATION_LOCK = 0x5354455741524400  # "STEWARD\0": one schema migration at a time (PostgreSQL)
@@ -227,6 +228,11 @@ class Database:
 
     @contextmanager
     def _migration_lock(self) -> Iterator[None]:
+        """One process migrates at a time; the others wait, then find the schema current."""
+        if self.dialect == "sqlite":
+            with self._sqlite_migration_lock():
+                yield
+            return
         if self.dialect != "postgresql":
             yield
             return
@@ -238,6 +244,38 @@ class Database:
             finally:
                 conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _MIGRATION_LOCK})
                 conn.commit()
+
+    @contextmanager
+    def _sqlite_migration_lock(self) -> Iterator[None]:
+        """A lock file beside the database (SQLite has no advisory locks): a migration is
+        several transactions' worth of DDL (Alembic's batch mode copies whole tables), and a
+        process that read the revision before another finished would replay it."""
+        path = self.engine.url.database
+        if not path or path == ":memory:":
+            yield
+            return
+        import fcntl
+
+        deadline = time.monotonic() + max(60.0, self.settings.lock_timeout)
+        fd = os.open(f"{path}.migrating", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise DatabaseBusy(
+                            "another process has been migrating the database for too long",
+                            [Detail("migration lock held", field="database", value=path)],
+                        ) from None
+                    time.sleep(0.05)
+            try:
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
 
     def ensure_schema(self) -> None:
         """Migrate lazily the first time a process touches the database."""

@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from datetime import datetime
 from typing import Protocol, TypeVar
 
 from pydantic import BaseModel
@@ -37,6 +38,10 @@ class UserView(BaseModel):
     display_name: str
     email: str
     is_admin: bool
+    has_password: bool = False
+    """Whether they can sign in to the server with a password (`steward user passwd`)."""
+    disabled_at: datetime | None = None
+    """When an administrator disabled them (`steward user disable`); None while enabled."""
 
 
 class MemberView(BaseModel):
@@ -75,6 +80,12 @@ def require_user(session: Session, user_id: str | None) -> User:
         raise Unauthenticated(
             f"unknown user {user_id!r}; an admin can add it with `steward user add {user_id}`",
             [Detail("unknown user", field="user", value=user_id)],
+        )
+    if user.disabled_at is not None:
+        raise Unauthenticated(
+            f"user {user_id!r} is disabled; an administrator can enable it with "
+            f"`steward user enable {user_id}`",
+            [Detail("disabled user", field="user", value=user_id)],
         )
     if user.is_admin and _WITHOUT_ADMIN.get():
         # A detached copy: the stored user stays an administrator, nothing is written.
@@ -170,12 +181,13 @@ def roles_in(session: Session, user: User, project_id: str) -> frozenset[str]:
 
 
 def require_member(session: Session, user: User, project_id: str) -> frozenset[str]:
+    """The caller's roles in a project; to anyone outside it the project does not exist (the
+    same words as for an unknown id; the audit log keeps why)."""
     require_project(session, project_id)
     roles = roles_in(session, user, project_id)
     if not roles:
-        raise Forbidden(
-            f"{user.id} is not a member of project {project_id}",
-            [Detail("not a member", field="project", value=project_id)],
+        raise not_found(
+            "project", "project", project_id, reason=f"{user.id} is not a member of {project_id}"
         )
     return roles
 
@@ -301,7 +313,11 @@ def add_member(
         )
     with db.transaction() as s:
         user = require_user(s, actor)
-        roles = require_member(s, user, project_id) if not user.is_admin else {"admin"}
+        if user.is_admin:
+            require_project(s, project_id)
+            roles: frozenset[str] = frozenset({Role.ADMIN.value})
+        else:
+            roles = require_member(s, user, project_id)
         if not roles & {Role.ADMIN.value, Role.STEWARD.value}:
             raise Forbidden(
                 f"{user.id} may not manage members of {project_id}",
@@ -346,3 +362,65 @@ def list_projects(db: Database, *, actor: str | None) -> list[tuple[str, str]]:
                 Project.id.in_(select(Membership.project_id).where(Membership.user_id == user.id))
             )
         return [(pid, title) for pid, title in s.execute(q)]
+
+
+class ProjectSummary(BaseModel):
+    id: str
+    title: str
+
+
+class ProjectView(BaseModel):
+    """A project with its members and their roles."""
+
+    id: str
+    title: str
+    created_at: datetime
+    members: list[MemberView]
+
+
+def get_project(db: Database, *, actor: str | None, project_id: str) -> ProjectView:
+    """A project the caller belongs to (any project, for administrators); to anyone else it
+    does not exist."""
+    with (
+        audited(
+            db, actor=actor, action="project", subject_kind="project", subject_id=project_id[:64]
+        ),
+        db.read() as s,
+    ):
+        user = require_user(s, actor)
+        project = s.get(Project, project_id)
+        if project is None:
+            raise not_found("project", "project", project_id)
+        if not roles_in(s, user, project_id):
+            raise not_found("project", "project", project_id, reason=f"{user.id} is not a member")
+        members = list_members(db, actor=actor, project_id=project_id)
+        return ProjectView(
+            id=project.id, title=project.title, created_at=project.created_at, members=members
+        )
+
+
+def visible_users(db: Database, *, actor: str | None) -> list[UserView]:
+    """Every user for administrators; anyone else sees only themselves."""
+    with db.read() as s:
+        me = require_user(s, actor)
+        if not me.is_admin:  # as stored (an administrator's read token narrows only powers)
+            return [UserView.model_validate(s.get(User, me.id), from_attributes=True)]
+        return [
+            UserView.model_validate(u, from_attributes=True)
+            for u in s.scalars(select(User).order_by(User.id))
+        ]
+
+
+def get_user(db: Database, *, actor: str | None, user_id: str) -> UserView:
+    """One user, to themselves and administrators; to anyone else it does not exist."""
+    with (
+        audited(db, actor=actor, action="user", subject_kind="user", subject_id=user_id[:64]),
+        db.read() as s,
+    ):
+        me = require_user(s, actor)
+        found = s.get(User, user_id)
+        if found is None:
+            raise not_found("user", "user", user_id)
+        if found.id != me.id and not me.is_admin:
+            raise not_found("user", "user", user_id, reason=f"{me.id} may not see other users")
+        return UserView.model_validate(found, from_attributes=True)

@@ -46,7 +46,15 @@ from steward.services.reports_scope import reading, scope
 from steward.services.reports_sql import between
 from steward.services.reports_stays import summaries
 from steward.services.requests import visible_query
-from steward.tables import WRITERS, Column, Table, atomic_writer, write_csv
+from steward.tables import (
+    WRITERS,
+    Column,
+    Table,
+    atomic_writer,
+    check_format,
+    write_csv,
+    write_table,
+)
 from steward.timeutil import utcnow
 
 WF: Workflow = domain.WORKFLOW
@@ -197,6 +205,18 @@ def change_log(
     )
 
 
+TIME_IN_STATE_COLUMNS = [
+    Column("state"),
+    Column("count", "int"),
+    Column("ongoing", "int"),
+    Column("median", "duration"),
+    Column("p90", "duration"),
+    Column("max", "duration"),
+    Column("sla", "duration"),
+    Column("over_sla", "int"),
+]
+
+
 def time_in_state(
     db: Database,
     *,
@@ -228,18 +248,22 @@ def time_in_state(
             "(counted up to now).",
             problems,
         ),
-        columns=[
-            Column("state"),
-            Column("count", "int"),
-            Column("ongoing", "int"),
-            Column("median", "duration"),
-            Column("p90", "duration"),
-            Column("max", "duration"),
-            Column("sla", "duration"),
-            Column("over_sla", "int"),
-        ],
+        columns=list(TIME_IN_STATE_COLUMNS),
         rows=rows,
     ).first(limit)
+
+
+SLA_COLUMNS = [
+    Column("request"),
+    Column("title"),
+    Column("state"),
+    Column("since", "time"),
+    Column("in_state_for", "duration"),
+    Column("sla", "duration"),
+    Column("over_by", "duration"),
+    Column("requester"),
+    Column("reviewer"),
+]
 
 
 def sla_breaches(
@@ -279,17 +303,7 @@ def sla_breaches(
         caption=consistency.caption(
             "Requests in a state for longer than its target right now.", problems
         ),
-        columns=[
-            Column("request"),
-            Column("title"),
-            Column("state"),
-            Column("since", "time"),
-            Column("in_state_for", "duration"),
-            Column("sla", "duration"),
-            Column("over_by", "duration"),
-            Column("requester"),
-            Column("reviewer"),
-        ],
+        columns=list(SLA_COLUMNS),
         rows=rows,
         brief=("request", "title", "state", "in_state_for", "sla", "over_by", "reviewer"),
     ).first(limit)
@@ -302,6 +316,13 @@ REPORTS: dict[str, Report] = {
     "time-in-state": time_in_state,
     "sla": sla_breaches,
 }
+COLUMNS: dict[str, list[Column]] = {
+    "tracking": TRACKING_COLUMNS,
+    "changelog": changelog.COLUMNS,
+    "time-in-state": TIME_IN_STATE_COLUMNS,
+    "sla": SLA_COLUMNS,
+}
+"""Each report's columns, known before it is run (for the API's description)."""
 
 
 def _header(columns: list[Column]) -> str:
@@ -344,6 +365,27 @@ def write_report_csv(
             )
     table = REPORTS[name](db, actor=actor, flt=flt, now=now)
     write_csv(table, out, tz)
+    return len(table.rows)
+
+
+def write_report(
+    db: Database,
+    name: str,
+    *,
+    actor: str | None,
+    flt: Filter,
+    fmt: str,
+    out: IO[Any],
+    tz: ZoneInfo,
+    now: datetime | None = None,
+) -> int:
+    """Write the whole report ``name`` as ``fmt`` (csv, json, xlsx) to an open file (text
+    for CSV and JSON, binary for XLSX); return its number of rows. CSV is streamed."""
+    check_format(fmt)
+    if fmt == "csv":
+        return write_report_csv(db, name, actor=actor, flt=flt, out=out, tz=tz, now=now)
+    table = REPORTS[name](db, actor=actor, flt=flt, now=now)
+    write_table(table, fmt, out, tz)
     return len(table.rows)
 
 

@@ -60,6 +60,9 @@ class Caller:
     user_id: str
     scope: str
     token_id: str
+    """The token's id (``tok_…``), or the browser session's (``ses_…``)."""
+    expires_at: datetime | None = None
+    """When the token or session stops working."""
 
     def may_write(self) -> bool:
         return self.scope in ("write", "admin")
@@ -67,6 +70,10 @@ class Caller:
 
 def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _same(digest: str, secret: str) -> bool:
+    return hmac.compare_digest(digest, _digest(secret))
 
 
 def _view(row: ApiToken) -> TokenView:
@@ -205,10 +212,10 @@ def authenticate(db: Database, presented: str) -> Caller:
             select(ApiToken, User).join(User, User.id == ApiToken.user_id)
             .where(ApiToken.id == token_id)
         ).first()  # fmt: skip
-        row = found[0] if found is not None else None
-        if found is not None:  # held, or the session's weak identity map would let it go
-            s.info.setdefault("callers", []).append(found[1])
-        if row is None or not hmac.compare_digest(row.secret_sha256, _digest(secret)):
+        row, owner = (found[0], found[1]) if found is not None else (None, None)
+        if owner is not None:  # held, or the session's weak identity map would let it go
+            s.info.setdefault("callers", []).append(owner)
+        if row is None or owner is None or not _same(row.secret_sha256, secret):
             raise Unauthenticated(_INVALID, [Detail("unknown token", field="Authorization")])
         if row.revoked_at is not None:
             raise Unauthenticated(
@@ -220,7 +227,15 @@ def authenticate(db: Database, presented: str) -> Caller:
                 f"this token expired on {row.expires_at:%Y-%m-%d %H:%M} UTC; make a new one",
                 [Detail("expired", field="Authorization")],
             )
-        caller = Caller(user_id=row.user_id, scope=row.scope, token_id=row.id)
+        if owner.disabled_at is not None:
+            raise Unauthenticated(
+                f"the account {row.user_id!r} is disabled: its tokens do not work until an "
+                "administrator enables it",
+                [Detail("disabled user", field="Authorization")],
+            )
+        caller = Caller(
+            user_id=row.user_id, scope=row.scope, token_id=row.id, expires_at=row.expires_at
+        )
         stale = row.last_used_at is None or now - row.last_used_at >= TOUCH_EVERY
     if stale:
         try:

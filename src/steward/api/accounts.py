@@ -17,9 +17,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Cookie, Header, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from steward.api.auth import Presented, SessionCookie, database, signed_in
+from steward.api.auth import Presented, SessionCookie, database, settings_of, signed_in
 from steward.api.problems import documented
-from steward.config import Settings
 from steward.errors import Detail, ValidationFailed
 from steward.services import accounts, sessions, tokens
 from steward.services.sessions import Whoami
@@ -58,15 +57,23 @@ def _address(request: Request) -> str:
     return request.client.host if request.client is not None else "unknown"
 
 
-def _settings(request: Request) -> Settings:
-    settings = request.app.state.settings
-    assert isinstance(settings, Settings)
-    return settings
-
-
-def _secure(request: Request) -> bool:
-    public = _settings(request).public_url or ""
+def secure(request: Request) -> bool:
+    public = settings_of(request).public_url or ""
     return request.url.scheme == "https" or public.startswith("https://")
+
+
+def keep_session(request: Request, response: Response, cookie: str, lifetime: timedelta) -> None:
+    """The browser keeps the session: HttpOnly (no script reads it), SameSite=Lax (no other
+    site's form sends it), Secure over https, for the session's lifetime."""
+    response.set_cookie(
+        sessions.COOKIE,
+        cookie,
+        max_age=int(lifetime.total_seconds()),
+        path="/",
+        secure=secure(request),
+        httponly=True,
+        samesite="lax",
+    )
 
 
 def _lifetime(text: str) -> timedelta:
@@ -118,18 +125,10 @@ def start_session(
     """Sets the `steward_session` cookie (HttpOnly, SameSite=Lax) and answers its
     `csrf_token`: send it as `X-CSRF-Token` with every call that changes something."""
     db = database(request)
-    lifetime = _settings(request).session_duration
+    lifetime = settings_of(request).session_duration
     who = accounts.login(db, user=body.user, password=body.password, address=_address(request))
     new = sessions.start(db, user_id=who.user_id, lifetime=lifetime)
-    response.set_cookie(
-        sessions.COOKIE,
-        new.cookie,
-        max_age=int(lifetime.total_seconds()),
-        path="/",
-        secure=_secure(request),
-        httponly=True,
-        samesite="lax",
-    )
+    keep_session(request, response, new.cookie, lifetime)
     return Whoami(
         user=who.user_id,
         display_name=who.display_name,
@@ -173,6 +172,6 @@ def end_session(
         sessions.end(database(request), session, csrf=csrf)
     answer = Response(status_code=204)
     answer.delete_cookie(
-        sessions.COOKIE, path="/", secure=_secure(request), httponly=True, samesite="lax"
+        sessions.COOKIE, path="/", secure=secure(request), httponly=True, samesite="lax"
     )
     return answer

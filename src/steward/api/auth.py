@@ -23,6 +23,7 @@ from typing import Annotated
 
 from fastapi import Cookie, Depends, Header, Request
 
+from steward.config import Settings
 from steward.db.session import Database
 from steward.errors import Detail, Forbidden, Unauthenticated
 from steward.services import sessions, tokens
@@ -36,6 +37,12 @@ def database(request: Request) -> Database:
     db = request.app.state.db
     assert isinstance(db, Database)
     return db
+
+
+def settings_of(request: Request) -> Settings:
+    settings = request.app.state.settings
+    assert isinstance(settings, Settings)
+    return settings
 
 
 @dataclass(frozen=True)

@@ -5,14 +5,14 @@ documents that also carry DRS's own ``msg`` and ``status_code``."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Body, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from steward import __version__
-from steward.api.auth import Presented, database, signed_in
+from steward.api.auth import Presented, database, settings_of, signed_in
 from steward.api.problems import documented
 from steward.api.visas import public_url
 from steward.errors import Detail, NotFound, ValidationFailed
@@ -98,10 +98,6 @@ def _no_passports(passports: list[str] | None) -> None:
         )
 
 
-def _settings(request: Request) -> Any:
-    return request.app.state.settings
-
-
 @router.get("/service-info", response_model=ServiceInfo)
 def service_info(request: Request) -> ServiceInfo:
     """What this DRS is (public, as GA4GH service-info asks)."""
@@ -140,7 +136,7 @@ def get_object(
     with signed_in(request, presented) as caller:
         return drs.get_object(
             database(request),
-            _settings(request),
+            settings_of(request),
             actor=caller.user_id,
             object_id=object_id,
             host=_host(request),
@@ -197,7 +193,7 @@ def bulk_objects(
                 found.append(
                     drs.get_object(
                         database(request),
-                        _settings(request),
+                        settings_of(request),
                         actor=caller.user_id,
                         object_id=object_id,
                         host=_host(request),
@@ -227,7 +223,7 @@ def get_access_url(
     with signed_in(request, presented) as caller:
         return drs.access_url(
             database(request),
-            _settings(request),
+            settings_of(request),
             actor=caller.user_id,
             object_id=object_id,
             access_id=access_id,

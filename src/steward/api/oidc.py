@@ -16,8 +16,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse
 
-from steward.api.accounts import ANONYMOUS, _secure, _settings
-from steward.api.auth import database
+from steward.api.accounts import ANONYMOUS, keep_session, secure
+from steward.api.auth import database, settings_of
 from steward.api.problems import documented
 from steward.services import oidc, sessions
 
@@ -30,7 +30,7 @@ FLOW_SECONDS = 600
 def _redirect_uri(request: Request) -> str:
     """The callback as registered at the provider: from ``public_url`` when set (never from
     the request's Host header), else this server's own address."""
-    base = (_settings(request).public_url or request.app.state.public_url or "").rstrip("/")
+    base = (settings_of(request).public_url or request.app.state.public_url or "").rstrip("/")
     return f"{base}{FLOW_PATH}/callback"
 
 
@@ -63,11 +63,13 @@ def oidc_login(
     request: Request,
     next: Annotated[str | None, Query(max_length=2000, description="Path to return to.")] = None,
 ) -> RedirectResponse:
-    url, flow = oidc.start(_settings(request), redirect_uri=_redirect_uri(request), next_path=next)
+    url, flow = oidc.start(
+        settings_of(request), redirect_uri=_redirect_uri(request), next_path=next
+    )
     answer = RedirectResponse(url, status_code=302)
     answer.set_cookie(
         FLOW_COOKIE, _encode(flow), max_age=FLOW_SECONDS, path=FLOW_PATH,
-        secure=_secure(request), httponly=True, samesite="lax",
+        secure=secure(request), httponly=True, samesite="lax",
     )  # fmt: skip
     return answer
 
@@ -90,16 +92,13 @@ def oidc_callback(
 ) -> RedirectResponse:
     params = {k: v for k, v in (("code", code), ("state", state), ("error", error),
                                 ("error_description", error_description)) if v}  # fmt: skip
-    settings = _settings(request)
+    settings = settings_of(request)
     db = database(request)
     flow = _decode(request.cookies.get(FLOW_COOKIE))
     user = oidc.finish(db, settings, flow=flow, params=params, redirect_uri=_redirect_uri(request))
     lifetime = settings.session_duration
     new = sessions.start(db, user_id=user, lifetime=lifetime)
     answer = RedirectResponse(flow.next if flow is not None else "/", status_code=303)
-    answer.set_cookie(
-        sessions.COOKIE, new.cookie, max_age=int(lifetime.total_seconds()), path="/",
-        secure=_secure(request), httponly=True, samesite="lax",
-    )  # fmt: skip
+    keep_session(request, answer, new.cookie, lifetime)
     answer.delete_cookie(FLOW_COOKIE, path=FLOW_PATH)
     return answer

@@ -20,10 +20,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field, create_model
 
-from steward.api.auth import Presented, database, signed_in
+from steward.api.auth import Presented, database, settings_of, signed_in
 from steward.api.problems import NotAcceptable, documented
 from steward.api.subjects import _only
-from steward.config import Settings
 from steward.errors import Detail
 from steward.services import filters
 from steward.services import reports as svc
@@ -218,7 +217,7 @@ def _endpoint(name: str) -> Callable[..., Any]:
         with signed_in(request, presented) as caller:
             _only(request, PARAMS, repeatable=frozenset({"state"}))
             answer_as = negotiate(fmt, request.headers.get("accept"))
-            settings: Settings = request.app.state.settings
+            settings = settings_of(request)
             where = zone(tz if tz is not None else settings.timezone)
             flt = filters.filter_from_text(
                 REQUEST,

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request, Response
 
-from steward.api.auth import Presented, database, signed_in
+from steward.api.auth import Presented, database, settings_of, signed_in
 from steward.api.problems import documented
 from steward.errors import ConfigurationError, Detail
 from steward.services import visas
@@ -29,7 +29,7 @@ def public_url(request: Request) -> str:
 @router.get("/.well-known/jwks.json")
 def jwks(request: Request) -> dict[str, Any]:
     """The public keys visas are signed with (RFC 7517), for clearinghouses."""
-    return visas.jwks(request.app.state.settings)
+    return visas.jwks(settings_of(request))
 
 
 @router.get(
@@ -48,7 +48,7 @@ def user_visas(
     with signed_in(request, presented) as caller:
         return visas.visas_for(
             database(request),
-            request.app.state.settings,
+            settings_of(request),
             actor=caller.user_id,
             user_id=user_id,
             issuer=public_url(request),

@@ -25,7 +25,7 @@ from fastapi import Cookie, Depends, Header, Request
 
 from steward.config import Settings
 from steward.db.session import Database
-from steward.errors import Detail, Forbidden, Unauthenticated
+from steward.errors import ConfigurationError, Detail, Forbidden, Unauthenticated
 from steward.services import sessions, tokens
 from steward.services.access import without_admin
 from steward.services.tokens import Caller
@@ -43,6 +43,18 @@ def settings_of(request: Request) -> Settings:
     settings = request.app.state.settings
     assert isinstance(settings, Settings)
     return settings
+
+
+def public_url(request: Request) -> str:
+    """This Steward's configured address (``STEWARD_PUBLIC_URL``, else the one it listens
+    on) — never the request's ``Host`` header, which the caller chooses."""
+    url = request.app.state.public_url
+    if not url:
+        raise ConfigurationError(
+            "this server does not know its public address: set STEWARD_PUBLIC_URL",
+            [Detail("not set", field="STEWARD_PUBLIC_URL", accepted="https://steward.example.org")],
+        )
+    return str(url)
 
 
 @dataclass(frozen=True)

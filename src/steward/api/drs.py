@@ -12,9 +12,8 @@ from fastapi import APIRouter, Body, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from steward import __version__
-from steward.api.auth import Presented, database, settings_of, signed_in
+from steward.api.auth import Presented, database, public_url, settings_of, signed_in
 from steward.api.problems import documented
-from steward.api.visas import public_url
 from steward.errors import Detail, NotFound, ValidationFailed
 from steward.services import drs
 

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse
 
 from steward.api.accounts import ANONYMOUS, keep_session, secure
-from steward.api.auth import database, settings_of
+from steward.api.auth import database, public_url, settings_of
 from steward.api.problems import documented
 from steward.services import oidc, sessions
 
@@ -28,10 +28,8 @@ FLOW_SECONDS = 600
 
 
 def _redirect_uri(request: Request) -> str:
-    """The callback as registered at the provider: from ``public_url`` when set (never from
-    the request's Host header), else this server's own address."""
-    base = (settings_of(request).public_url or request.app.state.public_url or "").rstrip("/")
-    return f"{base}{FLOW_PATH}/callback"
+    """The callback as registered at the provider, at this server's public address."""
+    return f"{public_url(request).rstrip('/')}{FLOW_PATH}/callback"
 
 
 def _encode(flow: oidc.Flow) -> str:

@@ -53,16 +53,12 @@ IsoTime = Annotated[
 ]
 
 
-def path_of(kind: Kind) -> str:
-    return kind.collection
-
-
 def _name(kind: Kind, suffix: str) -> str:
     return kind.view.__name__.removesuffix("View") + suffix
 
 
 def router_for(kind: Kind) -> APIRouter:
-    base = "/" + path_of(kind)
+    base = "/" + kind.collection
     tag = f"{kind.label}s"
     router = APIRouter(tags=[tag])
     page_model = create_model(
@@ -90,7 +86,7 @@ def router_for(kind: Kind) -> APIRouter:
         response_model=page_model,
         responses=documented(401, 404, 422, 503),
         summary=f"List the {kind.label}s you may see",
-        operation_id=f"list_{path_of(kind)}",
+        operation_id=f"list_{kind.collection}",
     )
     # Commands before the subject's own path: for a method a path does not take, the first
     # route matching the path names the methods in Allow (POST for `…:submit`).
@@ -113,7 +109,7 @@ def router_for(kind: Kind) -> APIRouter:
         with signed_in(request, presented):  # a valid token first, as on every other path
             pass
         raise NotFound(
-            f"{path_of(kind)} have no command {command!r}",
+            f"{kind.collection} have no command {command!r}",
             [
                 Detail(
                     "unknown command",
@@ -242,7 +238,7 @@ def _lister(kind: Kind, page_model: type[BaseModel]) -> Any:
         nxt = str(request.url.include_query_params(after=page.next)) if page.next else None
         return page_model(items=page.items, total=page.total, next=nxt)
 
-    return _function(f"list_{path_of(kind)}", params, body)
+    return _function(f"list_{kind.collection}", params, body)
 
 
 def _getter(kind: Kind, detail_model: type[BaseModel]) -> Any:

@@ -6,24 +6,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request, Response
 
-from steward.api.auth import Presented, database, settings_of, signed_in
+from steward.api.auth import Presented, database, public_url, settings_of, signed_in
 from steward.api.problems import documented
-from steward.errors import ConfigurationError, Detail
 from steward.services import visas
 
 router = APIRouter(tags=["GA4GH Passport visas"])
-
-
-def public_url(request: Request) -> str:
-    """This Steward's configured address (``STEWARD_PUBLIC_URL``, else the one it listens
-    on) — never the request's ``Host`` header, which the caller chooses."""
-    url = request.app.state.public_url
-    if not url:
-        raise ConfigurationError(
-            "this server does not know its public address: set STEWARD_PUBLIC_URL",
-            [Detail("not set", field="STEWARD_PUBLIC_URL", accepted="https://steward.example.org")],
-        )
-    return str(url)
 
 
 @router.get("/.well-known/jwks.json")

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel
 from sqlalchemy import select
@@ -17,7 +17,16 @@ from sqlalchemy.orm import Session
 from steward.db.models import AuditEntry, Membership, Project, User
 from steward.db.session import Database
 from steward.domain.roles import ALL_ROLES, Role
-from steward.errors import Concealed, Detail, Forbidden, NotFound, Unauthenticated, ValidationFailed
+from steward.errors import (
+    Concealed,
+    Conflict,
+    DatabaseBusy,
+    Detail,
+    Forbidden,
+    NotFound,
+    Unauthenticated,
+    ValidationFailed,
+)
 from steward.timeutil import utcnow
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -92,6 +101,25 @@ def require_user(session: Session, user_id: str | None) -> User:
         return User(id=user.id, display_name=user.display_name, email=user.email,
                     is_admin=False, created_at=user.created_at)  # fmt: skip
     return user
+
+
+def hold_caller(session: Session, user: User) -> None:
+    """Keep a caller loaded with their credentials in ``session``, so :func:`require_user`
+    in the same read finds them without asking the database again (the identity map holds
+    objects weakly: unreferenced, they would be gone)."""
+    session.info.setdefault("callers", []).append(user)
+
+
+def touch(db: Database, model: Any, row_id: str, column: str, now: datetime) -> None:
+    """Record when a token or session was last used — bookkeeping only: a busy database must
+    not turn a read into a refusal."""
+    try:
+        with db.transaction() as s:
+            row = s.get(model, row_id)
+            if row is not None:
+                setattr(row, column, now)
+    except (DatabaseBusy, Conflict):
+        pass
 
 
 def not_found(what: str, field: str, ident: str, *, reason: str | None = None) -> NotFound:

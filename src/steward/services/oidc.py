@@ -226,7 +226,7 @@ def finish(
         raise _refused(db, f"no {claim} claim", f"the provider did not say who you are ({claim})")
     with db.read() as s:
         user = s.get(User, name)
-        disabled = user is not None and getattr(user, "disabled_at", None) is not None
+        disabled = user is not None and user.disabled_at is not None
     if user is None or disabled:
         raise _refused(
             db, "not a Steward user" if user is None else "disabled",

@@ -23,8 +23,9 @@ from sqlalchemy.orm import Session
 
 from steward.db.models import BrowserSession, User
 from steward.db.session import Database
-from steward.errors import Conflict, DatabaseBusy, Detail, Forbidden, Unauthenticated
+from steward.errors import Detail, Forbidden, Unauthenticated
 from steward.ids import new_id
+from steward.services.access import hold_caller, touch
 from steward.services.tokens import Caller
 from steward.timeutil import utcnow
 
@@ -146,8 +147,7 @@ def authenticate(db: Database, cookie: str) -> Caller:
     now = utcnow()
     with db.read() as s:
         row, user = _find(s, cookie)
-        # Held, as for tokens: the services' own look-up of the caller finds it here.
-        s.info.setdefault("callers", []).append(user)
+        hold_caller(s, user)
         if row.revoked_at is not None:
             raise Unauthenticated(
                 "this session has ended (signed out); sign in again",
@@ -170,13 +170,7 @@ def authenticate(db: Database, cookie: str) -> Caller:
         )
         stale = now - row.last_seen_at >= TOUCH_EVERY
     if stale:
-        try:
-            with db.transaction() as s:
-                touched = s.get(BrowserSession, row.id)
-                if touched is not None:
-                    touched.last_seen_at = now
-        except (DatabaseBusy, Conflict):
-            pass  # bookkeeping only: a busy database must not turn a read into a refusal
+        touch(db, BrowserSession, row.id, "last_seen_at", now)
     return caller
 
 

@@ -20,9 +20,9 @@ from sqlalchemy.orm import Session
 
 from steward.db.models import ApiToken, AuditEntry, User
 from steward.db.session import Database
-from steward.errors import Conflict, DatabaseBusy, Detail, Unauthenticated, ValidationFailed
+from steward.errors import Detail, Unauthenticated, ValidationFailed
 from steward.ids import new_id
-from steward.services.access import audited, not_found, require_user
+from steward.services.access import audited, hold_caller, not_found, require_user, touch
 from steward.timeutil import utcnow
 
 SCOPES = ("read", "write", "admin")
@@ -213,8 +213,8 @@ def authenticate(db: Database, presented: str) -> Caller:
             .where(ApiToken.id == token_id)
         ).first()  # fmt: skip
         row, owner = (found[0], found[1]) if found is not None else (None, None)
-        if owner is not None:  # held, or the session's weak identity map would let it go
-            s.info.setdefault("callers", []).append(owner)
+        if owner is not None:
+            hold_caller(s, owner)
         if row is None or owner is None or not _same(row.secret_sha256, secret):
             raise Unauthenticated(_INVALID, [Detail("unknown token", field="Authorization")])
         if row.revoked_at is not None:
@@ -238,11 +238,5 @@ def authenticate(db: Database, presented: str) -> Caller:
         )
         stale = row.last_used_at is None or now - row.last_used_at >= TOUCH_EVERY
     if stale:
-        try:
-            with db.transaction() as s:
-                touched = s.get(ApiToken, token_id)
-                if touched is not None:
-                    touched.last_used_at = now
-        except (DatabaseBusy, Conflict):
-            pass  # bookkeeping only: a busy database must not turn a read into a refusal
+        touch(db, ApiToken, token_id, "last_used_at", now)
     return caller

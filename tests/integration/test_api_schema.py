@@ -4,6 +4,7 @@ says — its status, media type and schema."""
 
 from __future__ import annotations
 
+import faulthandler
 import tempfile
 from collections.abc import Iterator
 from datetime import timedelta
@@ -71,6 +72,16 @@ pytestmark = pytest.mark.parametrize("backend", ["sqlite"])
 )
 def test_the_api_keeps_to_its_description(case: Any, served: tuple[str, str]) -> None:
     url, token = served
-    case.call_and_validate(
-        base_url=url, headers={"Authorization": f"Bearer {token}"}, checks=CHECKS
-    )
+    # Tests never judge speed: schemathesis's 10 s read timeout failed a run on a loaded
+    # machine. A call still hanging after 30 s leaves every thread's stack in the output
+    # (for a real hang, which the generous timeout then fails).
+    faulthandler.dump_traceback_later(30)
+    try:
+        case.call_and_validate(
+            base_url=url,
+            headers={"Authorization": f"Bearer {token}"},
+            checks=CHECKS,
+            timeout=120,
+        )
+    finally:
+        faulthandler.cancel_dump_traceback_later()

@@ -102,9 +102,9 @@ def test_after_a_push_to_s3_a_presigned_link_is_minted_per_request(
     assert data
     headers = {"Authorization": f"Bearer {client.token}"}
     first = httpx.get(f"{api}{DRS}/objects/{built.id}.1/access/{s3_method['access_id']}",
-                      headers=headers).json()["url"]  # fmt: skip
+                      headers=headers, timeout=60).json()["url"]  # fmt: skip
     assert "X-Amz-Expires=900" in first  # a link for the next 15 minutes, not for a week
-    nope = httpx.get(f"{api}{DRS}/objects/{built.id}.1/access/ftp", headers=headers)
+    nope = httpx.get(f"{api}{DRS}/objects/{built.id}.1/access/ftp", headers=headers, timeout=60)
     assert nope.status_code == 404
     assert s3_method["access_id"] in nope.json()["errors"][0]["accepted"]
 
@@ -115,15 +115,15 @@ def test_who_may_not_see_the_package_hears_not_found(
     c = consortium
     outsider = {"Authorization": f"Bearer {_token(c, c.requester)}"}
     for object_id in (built.id, f"{built.id}.1"):
-        hidden = httpx.get(f"{api}{DRS}/objects/{object_id}", headers=outsider)
+        hidden = httpx.get(f"{api}{DRS}/objects/{object_id}", headers=outsider, timeout=60)
         assert hidden.status_code == 404
         body = hidden.json()
         # A problem document that also speaks DRS's Error.
         assert body["status"] == body["status_code"] == 404
         assert body["msg"] == body["detail"] == f"no DRS object {object_id!r}"
-    unknown = httpx.get(f"{api}{DRS}/objects/{built.id}.999", headers=outsider).json()
+    unknown = httpx.get(f"{api}{DRS}/objects/{built.id}.999", headers=outsider, timeout=60).json()
     assert unknown["msg"] == f"no DRS object '{built.id}.999'"
-    anonymous = httpx.get(f"{api}{DRS}/objects/{built.id}")
+    anonymous = httpx.get(f"{api}{DRS}/objects/{built.id}", timeout=60)
     assert anonymous.status_code == 401
     assert anonymous.json()["status_code"] == 401
 
@@ -132,7 +132,7 @@ def test_service_info_bulk_and_authorizations(
     consortium: Consortium, built: packages.PackageView, api: str
 ) -> None:
     c = consortium
-    info = httpx.get(f"{api}{DRS}/service-info").json()
+    info = httpx.get(f"{api}{DRS}/service-info", timeout=60).json()
     assert info["type"] == {"group": "org.ga4gh", "artifact": "drs", "version": "1.5.0"}
     assert info["maxBulkRequestLength"] == info["drs"]["maxBulkRequestLength"] >= 1
     assert {"name", "url"} <= set(info["organization"])
@@ -140,11 +140,13 @@ def test_service_info_bulk_and_authorizations(
     assert opts.json() == {"drs_object_id": built.id, "supported_types": ["BearerAuth"]}
     headers = {"Authorization": f"Bearer {_token(c, c.viewer)}"}
     ids = [built.id + ".1", built.id + ".2", "pkg_x"]
-    bulk = httpx.post(f"{api}{DRS}/objects", headers=headers, json={"bulk_object_ids": ids}).json()
+    bulk = httpx.post(
+        f"{api}{DRS}/objects", headers=headers, json={"bulk_object_ids": ids}, timeout=60
+    ).json()
     assert bulk["summary"] == {"requested": 3, "resolved": 2, "unresolved": 1}
     assert bulk["unresolved_drs_objects"] == [{"error_code": 404, "object_ids": ["pkg_x"]}]
     passports = httpx.post(f"{api}{DRS}/objects/{built.id}", headers=headers,
-                           json={"passports": ["eyJ..."]})  # fmt: skip
+                           json={"passports": ["eyJ..."]}, timeout=60)  # fmt: skip
     assert passports.status_code == 422
 
 

@@ -55,7 +55,7 @@ def test_a_member_signs_in_and_gets_a_session(
     server: str, provider: Provider, consortium: Consortium
 ) -> None:
     provider.user = {"sub": "aai-123", "preferred_username": consortium.requester}
-    with httpx.Client() as browser:
+    with httpx.Client(timeout=60) as browser:
         start = browser.get(f"{server}/api/v1/auth/oidc/login", params={"next": "/api/v1/session"})
         asked = parse_qs(urlsplit(start.headers["location"]).query)
         assert asked["code_challenge_method"] == ["S256"]
@@ -84,7 +84,7 @@ def test_an_id_token_that_does_not_check_out_is_refused(
 ) -> None:
     provider.user = {"sub": "aai-123", "preferred_username": consortium.requester}
     provider.tamper = tamper
-    with httpx.Client() as browser:
+    with httpx.Client(timeout=60) as browser:
         back = _sign_in(server, browser)
         assert back.status_code == 401
         assert back.headers["content-type"] == "application/problem+json"
@@ -97,7 +97,7 @@ def test_someone_who_is_not_a_steward_user_is_refused_and_audited(
     server: str, provider: Provider, consortium: Consortium
 ) -> None:
     provider.user = {"sub": "aai-999", "preferred_username": "mallory"}
-    with httpx.Client() as browser:
+    with httpx.Client(timeout=60) as browser:
         back = _sign_in(server, browser)
     assert back.status_code == 401
     assert "mallory may not sign in" in back.json()["detail"]
@@ -110,7 +110,7 @@ def test_a_callback_in_another_browser_or_with_a_denial_is_refused(
     server: str, provider: Provider, consortium: Consortium
 ) -> None:
     provider.user = {"preferred_username": consortium.requester, "sub": "x"}
-    with httpx.Client() as victim, httpx.Client() as attacker:
+    with httpx.Client(timeout=60) as victim, httpx.Client(timeout=60) as attacker:
         start = attacker.get(f"{server}/api/v1/auth/oidc/login")
         callback = attacker.get(start.headers["location"]).headers["location"]
         # login CSRF: the attacker's callback opened in the victim's browser does nothing
@@ -118,7 +118,7 @@ def test_a_callback_in_another_browser_or_with_a_denial_is_refused(
         assert answer.status_code == 401
         assert "not started in this browser" in answer.json()["detail"]
     provider.user = None  # the person said no at the provider
-    with httpx.Client() as browser:
+    with httpx.Client(timeout=60) as browser:
         answer = _sign_in(server, browser)
         assert answer.status_code == 401
         assert "not completed" in answer.json()["detail"]
@@ -129,7 +129,7 @@ def test_next_only_leads_back_into_this_server(
 ) -> None:
     provider.user = {"preferred_username": consortium.requester, "sub": "x"}
     for target in ("https://evil.example/", "//evil.example/x", "javascript:alert(1)"):
-        with httpx.Client() as browser:
+        with httpx.Client(timeout=60) as browser:
             back = _sign_in(server, browser, next_path=target)
             assert back.status_code == 303
             assert back.headers["location"] == "/"
@@ -139,7 +139,7 @@ def test_without_a_provider_the_server_says_sign_in_is_not_set_up(
     settings: Settings, consortium: Consortium
 ) -> None:
     with serving(settings) as url:
-        answer = httpx.get(f"{url}/api/v1/auth/oidc/login")
+        answer = httpx.get(f"{url}/api/v1/auth/oidc/login", timeout=60)
     assert answer.status_code >= 400
     problem = answer.json()
     assert problem["detail"] == "sign-in with OpenID Connect is not set up on this server"

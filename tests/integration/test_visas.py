@@ -44,7 +44,7 @@ def _approved(c: Consortium, datasets: tuple[str, ...] = ("raw/wgs",), days: int
 
 def _get(api: str, c: Consortium, who: str, path: str, scope: str = "read") -> httpx.Response:
     token = tokens.create(c.db, actor=who, scope=scope, expires_in=timedelta(hours=1)).secret
-    return httpx.get(f"{api}{path}", headers={"Authorization": f"Bearer {token}"})
+    return httpx.get(f"{api}{path}", headers={"Authorization": f"Bearer {token}"}, timeout=60)
 
 
 def _verify(api: str, token: str) -> dict[str, Any]:
@@ -52,7 +52,7 @@ def _verify(api: str, token: str) -> dict[str, Any]:
     header = jwt.get_unverified_header(token)
     assert header["typ"] == "vnd.ga4gh.visa+jwt"
     assert header["jku"] == f"{api}/.well-known/jwks.json"  # allow-listed for this issuer
-    keys = httpx.get(header["jku"]).json()["keys"]
+    keys = httpx.get(header["jku"], timeout=60).json()["keys"]
     (jwk,) = [k for k in keys if k["kid"] == header["kid"]]
     public = jwt.algorithms.RSAAlgorithm.from_jwk(jwk)
     return dict(
@@ -134,11 +134,11 @@ def test_only_the_user_and_administrators_see_their_visas(consortium: Consortium
     # The issuer is this server's configured address, whatever Host the caller sends.
     token = tokens.create(c.db, actor=c.requester, scope="read", expires_in=timedelta(hours=1))
     forged = httpx.get(f"{api}{path}", headers={"Authorization": f"Bearer {token.secret}",
-                                                 "Host": "evil.example"})  # fmt: skip
+                                                 "Host": "evil.example"}, timeout=60)  # fmt: skip
     claims = jwt.decode(forged.json()["visas"][0]["jwt"], options={"verify_signature": False})
     assert claims["iss"] == api
     assert claims["ga4gh_visa_v1"]["value"].startswith(f"{api}/")
-    jwks = httpx.get(f"{api}/.well-known/jwks.json").json()
+    jwks = httpx.get(f"{api}/.well-known/jwks.json", timeout=60).json()
     assert set(jwks["keys"][0]) >= {"kty", "n", "e", "kid", "alg"}
     assert "d" not in jwks["keys"][0]  # the public half only
 

@@ -10,12 +10,13 @@ import os
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -60,6 +61,23 @@ class S3Config:
         if parts.port:
             host = f"{host}:{parts.port}"
         return f"{parts.scheme}://{host}"
+
+
+def _root(text: str) -> str:
+    """One place of ``api_source_roots``/``api_push_roots``, checked and written plainly."""
+    accepted = "an absolute folder (/data/lims), file:///data/lims or s3://bucket/prefix"
+    raw = text.strip()
+    if raw.lower().startswith("s3://"):
+        bucket, _, prefix = raw[5:].partition("/")
+        parts = [p for p in prefix.split("/") if p]
+        if not bucket or any(p in (".", "..") for p in parts):
+            raise ValueError(f"{raw!r} is not a usable place; use {accepted}")
+        return "/".join([f"s3://{bucket}", *parts])
+    if raw.startswith("file://"):
+        raw = raw.removeprefix("file://")
+    if not raw.startswith("/") or ".." in raw.split("/"):
+        raise ValueError(f"{text!r} is not a usable place; use {accepted}")
+    return os.path.normpath(raw)
 
 
 def _config_file() -> Path:
@@ -201,6 +219,33 @@ class Settings(BaseSettings):
         ),
     )
 
+    api_source_roots: Annotated[list[str], NoDecode] = Field(
+        default=[],
+        description=(
+            "Folders (absolute paths) and s3://bucket/prefix places that a manifest uploaded "
+            "to the API (POST /api/v1/packages) may name files in, comma-separated. Empty: "
+            "every file of an uploaded manifest is refused."
+        ),
+    )
+    api_push_roots: Annotated[list[str], NoDecode] = Field(
+        default=[],
+        description=(
+            "Folders (absolute paths) and s3://bucket/prefix places that pushes asked for "
+            "over the API (POST /api/v1/shares) may go to, comma-separated. Empty: every "
+            "push over the API is refused."
+        ),
+    )
+    api_upload_mib: int = Field(
+        default=64,
+        ge=1,
+        le=4096,
+        description=(
+            "Largest upload the API accepts, in MiB (2^20 bytes): a package's manifests and "
+            "its form fields together (POST /api/v1/packages). Every other body is at most "
+            "1 MiB."
+        ),
+    )
+
     queue_url: str | None = Field(
         default=None,
         description=(
@@ -235,6 +280,33 @@ class Settings(BaseSettings):
         if value and not value.startswith(("http://", "https://")):
             raise ValueError("use an http:// or https:// URL, e.g. https://steward.example.org")
         return value.rstrip("/") if value else None
+
+    @field_validator("api_source_roots", "api_push_roots", mode="before")
+    @classmethod
+    def _roots(cls, value: Any) -> Any:
+        """``/data/a,s3://bucket/prefix`` (the environment's form) or a list (TOML's); each
+        an absolute folder, a file:/// URI or an s3://bucket[/prefix], without '..'."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                import json
+
+                try:
+                    value = json.loads(text)
+                except ValueError:
+                    raise ValueError(
+                        "not a JSON list; or write the places comma-separated"
+                    ) from None
+            else:
+                value = [part.strip() for part in text.split(",") if part.strip()]
+        if not isinstance(value, list):
+            return value
+        roots = []
+        for item in value:
+            if not isinstance(item, str):
+                raise ValueError(f"{item!r} is not a folder or an s3:// place")
+            roots.append(_root(item))
+        return roots
 
     @field_validator("queue_url")
     @classmethod

@@ -27,6 +27,7 @@ import pytest
 from steward.config import Settings
 from steward.db.models import ApiToken
 from steward.domain.requests import RequestFields
+from steward.jobs import service as jobs
 from steward.services import accounts, package_build, packages, requests, shares, sites, tokens
 from steward.services.packages import PackageSpec
 from steward.timeutil import utcnow
@@ -91,6 +92,27 @@ class World:
         assert state == "approved"
         return rid
 
+    def fresh_action(self, *, cancelled: bool = False) -> str:
+        """A queued build of a new package (cancelled, to be retried)."""
+        c = self.c
+        pid = self.fresh_package("pending")
+        _, action_id = package_build.request_build(c.db, actor=c.steward, package_id=pid)
+        if cancelled:
+            jobs.cancel(c.db, actor=c.steward, action_id=action_id)
+        return action_id
+
+    def fresh_user(self) -> str:
+        from steward.services import access
+
+        uid = self.unique("user")
+        access.add_user(self.c.db, actor=self.c.admin, user_id=uid)
+        return uid
+
+    def fresh_token(self) -> str:
+        c = self.c
+        return tokens.create(c.db, actor=c.requester, scope="read",
+                             expires_in=timedelta(hours=1)).token.id  # fmt: skip
+
     def unique(self, prefix: str) -> str:
         self.serial += 1
         return f"{prefix}-{self.serial}"
@@ -136,7 +158,9 @@ def world(settings: Settings, consortium: Consortium, tmp_path: Path) -> Iterato
     package_build.build(c.db, settings, actor=c.steward, package_id=pkg.id)
     share = shares.push(c.db, settings, actor=c.steward, package_id=pkg.id,
                         destination=str(tmp_path / "out"))  # fmt: skip
-    with serving(settings) as api:
+    (tmp_path / "api-out").mkdir()
+    roots = {"api_source_roots": [str(data.root)], "api_push_roots": [str(tmp_path / "api-out")]}
+    with serving(settings.model_copy(update=roots)) as api:
         w = World(api, c, settings, secrets, "", pkg.id, share.id, tmp_path, spec)
         w.request_id = w.fresh_request("submitted")
         yield w
@@ -164,13 +188,35 @@ def _post(path: str, body: Callable[[World], Any], method: str = "POST") -> Call
     return lambda w: (method, path.format(r=w.request_id, p=w.package_id, s=w.share_id), body(w))
 
 
+@dataclass(frozen=True)
+class Upload:
+    """A multipart/form-data body, for the one route that takes files."""
+
+    data: dict[str, str]
+    files: dict[str, tuple[str, bytes]]
+
+
+def _upload(w: World) -> Upload:
+    """A new package's form: its manifests, read from the world's data folder."""
+    assert w.spec.workflow_manifest is not None
+    return Upload(
+        {"name": w.unique("up"), "project": "p1", "base_dir": str(w.spec.manifest.parent)},
+        {"manifest": ("m.csv", w.spec.manifest.read_bytes()),
+         "workflow_manifest": ("w.csv", w.spec.workflow_manifest.read_bytes())},
+    )  # fmt: skip
+
+
 def outcomes(w: World, call: Call) -> dict[str, int]:
     answers = {}
     for caller in CALLERS:
         method, path, body = call(w)
         secret = w.secrets[caller]
         headers = {"Authorization": f"Bearer {secret}"} if secret else {}
-        r = httpx.request(method, w.api + path, json=body, headers=headers, timeout=60)
+        if isinstance(body, Upload):
+            r = httpx.request(method, w.api + path, data=body.data, files=body.files,
+                              headers=headers, timeout=60)  # fmt: skip
+        else:
+            r = httpx.request(method, w.api + path, json=body, headers=headers, timeout=60)
         answers[caller] = r.status_code
     return answers
 
@@ -226,6 +272,20 @@ CALLS: dict[str, Call] = {
     "POST /api/v1/shares/{subject_id}:comment": _command("shares", "comment", "", {"text": "x"}),
     "POST /api/v1/shares/{subject_id}:retry": _command("shares", "retry", "", {}),
     "POST /api/v1/shares/{subject_id}:abort": _command("shares", "abort", "", {}),
+    # packages and shares beyond the generated routes: uploads, builds, files, pushes, links
+    "POST /api/v1/packages": _post("/api/v1/packages", _upload),
+    "POST /api/v1/packages/{package_id}/build": lambda w: (
+        "POST", f"/api/v1/packages/{w.fresh_package('pending')}/build", None),
+    "GET /api/v1/packages/{package_id}/contents": _get("/api/v1/packages/{p}/contents"),
+    "GET /api/v1/packages/{package_id}/files": _get("/api/v1/packages/{p}/files"),
+    "GET /api/v1/packages/{package_id}/validation": _get("/api/v1/packages/{p}/validation"),
+    "GET /api/v1/packages/{package_id}/report": _get("/api/v1/packages/{p}/report"),
+    "POST /api/v1/shares": _post(
+        "/api/v1/shares", lambda w: {"package": w.package_id,
+                                     "destination": str(w.tmp / "api-out")}),
+    "POST /api/v1/shares/presign": _post("/api/v1/shares/presign",
+                                         lambda w: {"package": w.package_id}),
+    "GET /api/v1/shares/{share_id}/objects": _get("/api/v1/shares/{s}/objects"),
     # GA4GH DRS and visas
     "GET /ga4gh/drs/v1/service-info": _get("/ga4gh/drs/v1/service-info"),
     "OPTIONS /ga4gh/drs/v1/objects/{object_id}": lambda w: (
@@ -250,6 +310,19 @@ CALLS: dict[str, Call] = {
     "GET /api/v1/users": _get("/api/v1/users"),
     "POST /api/v1/users": _post("/api/v1/users", lambda w: {"id": w.unique("u")}),
     "GET /api/v1/users/{user_id}": _get("/api/v1/users/ada"),
+    "PUT /api/v1/users/{user_id}/password": _post(
+        "/api/v1/users/ada/password",
+        lambda w: {"password": SIGN_IN["password"], "current_password": SIGN_IN["password"]},
+        "PUT"),
+    "POST /api/v1/users/{user_id}:disable": lambda w: (
+        "POST", f"/api/v1/users/{w.fresh_user()}:disable", None),
+    "POST /api/v1/users/{user_id}:enable": lambda w: (
+        "POST", f"/api/v1/users/{w.fresh_user()}:enable", None),
+    # tokens: make one (no stronger than the caller's), list, revoke the requester's
+    "POST /api/v1/tokens": _post("/api/v1/tokens", lambda w: {"scope": "read", "expires": "1h"}),
+    "GET /api/v1/tokens": _get("/api/v1/tokens"),
+    "POST /api/v1/tokens/{token_id}:revoke": lambda w: (
+        "POST", f"/api/v1/tokens/{w.fresh_token()}:revoke", None),
     "GET /api/v1/projects/{project_id}/requirements": _get("/api/v1/projects/p1/requirements"),
     "POST /api/v1/projects/{project_id}/requirements": _post(
         "/api/v1/projects/p1/requirements",
@@ -267,6 +340,10 @@ CALLS: dict[str, Call] = {
     "GET /api/v1/reports/sla": _get("/api/v1/reports/sla"),
     "GET /api/v1/jobs": _get("/api/v1/jobs"),
     "GET /api/v1/jobs/{action_id}": _get("/api/v1/jobs/act_00000000000000000000000000"),
+    "POST /api/v1/jobs/{action_id}:cancel": lambda w: (
+        "POST", f"/api/v1/jobs/{w.fresh_action()}:cancel", None),
+    "POST /api/v1/jobs/{action_id}:retry": lambda w: (
+        "POST", f"/api/v1/jobs/{w.fresh_action(cancelled=True)}:retry", None),
     # sites and the audit log
     "GET /api/v1/sites": _get("/api/v1/sites"),
     "POST /api/v1/sites": _post("/api/v1/sites", lambda w: {"id": w.unique("s"), "name": "S"}),
@@ -345,6 +422,19 @@ EXPECTED: dict[str, dict[str, int]] = {
     # the push succeeded: nothing to retry or abort, as whoever sees it hears
     "POST /api/v1/shares/{subject_id}:retry": row(409, requester=404, **ANALYSTS),
     "POST /api/v1/shares/{subject_id}:abort": row(409, requester=404, **ANALYSTS),
+    "POST /api/v1/packages": _by_roles("admin", "steward", ok=201),
+    "POST /api/v1/packages/{package_id}/build": _by_roles(
+        "admin", "steward", ok=202, hidden=("requester",)
+    ),
+    "GET /api/v1/packages/{package_id}/contents": STAFF_SEE,
+    "GET /api/v1/packages/{package_id}/files": STAFF_SEE,
+    "GET /api/v1/packages/{package_id}/validation": STAFF_SEE,
+    "GET /api/v1/packages/{package_id}/report": STAFF_SEE,
+    # queued (the second asker gets the same action), into STEWARD_API_PUSH_ROOTS
+    "POST /api/v1/shares": _by_roles("admin", "steward", ok=202, hidden=("requester",)),
+    # pushed only to a folder: staff hear there is nothing in S3 to sign links for
+    "POST /api/v1/shares/presign": _by_roles("admin", "steward", ok=422, hidden=("requester",)),
+    "GET /api/v1/shares/{share_id}/objects": STAFF_SEE,
     "GET /ga4gh/drs/v1/service-info": ALL,
     "OPTIONS /ga4gh/drs/v1/objects/{object_id}": ALL,
     "GET /ga4gh/drs/v1/objects/{object_id}": STAFF_SEE,
@@ -362,6 +452,12 @@ EXPECTED: dict[str, dict[str, int]] = {
     "GET /api/v1/users": row(200),  # the administrator all, anyone else themself
     "POST /api/v1/users": ADMIN_ONLY,
     "GET /api/v1/users/{user_id}": row(404, admin=200, requester=200),
+    "PUT /api/v1/users/{user_id}/password": row(403, admin=200, requester=200),
+    "POST /api/v1/users/{user_id}:disable": row(403, admin=200),
+    "POST /api/v1/users/{user_id}:enable": row(403, admin=200),
+    "POST /api/v1/tokens": row(201),
+    "GET /api/v1/tokens": row(200),  # each their own
+    "POST /api/v1/tokens/{token_id}:revoke": row(404, admin=200, requester=200),
     "GET /api/v1/projects/{project_id}/requirements": SEEN_BY_MEMBERS,
     "POST /api/v1/projects/{project_id}/requirements": _by_roles("admin", "steward", ok=201),
     "GET /api/v1/projects/{project_id}/tree": SEEN_BY_MEMBERS,
@@ -375,6 +471,9 @@ EXPECTED: dict[str, dict[str, int]] = {
     "GET /api/v1/reports/sla": row(200),
     "GET /api/v1/jobs": row(200),
     "GET /api/v1/jobs/{action_id}": row(404),
+    # the project's staff see its actions and may cancel or retry them; to others, none
+    "POST /api/v1/jobs/{action_id}:cancel": row(404, admin=200, steward=200),
+    "POST /api/v1/jobs/{action_id}:retry": row(404, admin=200, steward=200),
     "GET /api/v1/sites": row(200),  # administrators and stewards all, an analyst their own
     "POST /api/v1/sites": ADMIN_ONLY,
     "GET /api/v1/sites/{site_id}": row(404, admin=200, steward=200, analyst_a=200),

@@ -113,7 +113,7 @@ def test_commands_not_yet_served_say_so_and_bad_tokens_are_refused(
     cli: Cli, server: str, consortium: Consortium
 ) -> None:
     c = consortium
-    r = cli("--server", server, "--token", _token(c, c.steward), "--json", "project", "list")
+    r = cli("--server", server, "--token", _token(c, c.steward), "--json", "request", "expire-due")
     assert r.code == 2
     problem = json.loads(r.err or r.out)
     assert "does not run against a server yet" in problem["detail"]

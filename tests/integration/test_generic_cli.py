@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 
 import pytest
 
 from steward.cli import app as cli_app
 from steward.cli import generic, helpfmt
+from steward.config import Settings
 from steward.domain.requests import RequestFields
-from steward.services import requests
+from steward.services import requests, tokens
+from tests.api_server import serving
 from tests.conftest import CliResult, Consortium
 
 Cli = Callable[..., CliResult]
@@ -110,3 +113,55 @@ def test_refusals_are_the_same_as_everywhere(consortium: Consortium, cli: Cli) -
     bad_sort = cli("--as", c.requester, "--json", "gen-request", "list", "--sort", "colour")
     assert bad_sort.code == 2
     assert json.loads(bad_sort.out)["errors"][0]["field"] == "sort"
+
+
+def test_the_generated_group_runs_against_a_server_the_same(
+    consortium: Consortium, cli: Cli, settings: Settings
+) -> None:
+    """Every generated command through the server: what the next kinds (datasets…) get."""
+    c = consortium
+    here, there = _draft(c), _draft(c)
+    secret = {u: tokens.create(c.db, actor=u, scope="write", expires_in=timedelta(hours=1)).secret
+              for u in (c.requester, c.steward)}  # fmt: skip
+    with serving(settings) as url:
+        for user, args in (
+            (c.requester, ("--json", "gen-request", "submit", "{id}", "--key", "k")),
+            (c.steward, ("--json", "gen-request", "comment", "{id}", "--text", "noted")),
+            (c.requester, ("--json", "gen-request", "comment", "{id}", "--text", "x",
+                           "--if-version", "1")),  # stale: the same refusal
+            (c.requester2, ("--json", "gen-request", "show", "{id}")),  # hidden from her
+            (c.requester, ("--json", "gen-request", "approve", "{id}")),  # not hers to do
+        ):  # fmt: skip
+            local = cli("--as", user, *(a.format(id=here) for a in args))
+            token = secret.get(user) or tokens.create(
+                c.db, actor=user, scope="write", expires_in=timedelta(hours=1)).secret  # fmt: skip
+            remote = cli("--server", url, "--token", token, *(a.format(id=there) for a in args))
+            assert remote.code == local.code, (args, local, remote)
+            mine = json.loads((local.out or local.err).replace(here, "ID"))
+            theirs = json.loads((remote.out or remote.err).replace(there, "ID"))
+            assert _timeless(theirs) == _timeless(mine), args
+        for fmt in ("--json", "--tz=UTC"):
+            local = cli("--as", c.steward, fmt, "gen-request", "history", here)
+            remote = cli("--server", url, "--token", secret[c.steward], fmt, "gen-request",
+                         "history", there)  # fmt: skip
+            assert remote.code == local.code == 0
+            assert _types(remote.out) == _types(local.out)
+        listed = cli("--server", url, "--token", secret[c.steward], "--json", "gen-request",
+                     "list", "--state", "submitted")  # fmt: skip
+        assert {r["id"] for r in json.loads(listed.out)} == {here, there}, listed
+        shown = cli("--server", url, "--token", secret[c.steward], "gen-request", "show", there)
+        assert "you may now" in shown.out
+        assert "assign-reviewer" in shown.out
+
+
+def _timeless(shown: dict[str, object]) -> dict[str, object]:
+    """A view less the moments its two runs took place at."""
+    return {k: v for k, v in shown.items() if not k.endswith(("_at", "since"))}
+
+
+def _types(out: str) -> list[str]:
+    """The event types a timeline shows, in order (JSON or table)."""
+    try:
+        return [e["type"] for e in json.loads(out)["timeline"]]
+    except ValueError:
+        return [w for w in out.split() if w in {"created", "submitted", "commented"}]

@@ -51,7 +51,7 @@ class TokenSignIn(PasswordSignIn):
     name: str = Field("", max_length=200, description="What it is for, shown in token lists.")
 
 
-def _address(request: Request) -> str:
+def client_address(request: Request) -> str:
     """The client's address (behind a proxy on this machine, uvicorn takes it from
     ``X-Forwarded-For``)."""
     return request.client.host if request.client is not None else "unknown"
@@ -76,7 +76,7 @@ def keep_session(request: Request, response: Response, cookie: str, lifetime: ti
     )
 
 
-def _lifetime(text: str) -> timedelta:
+def lifetime_of(text: str) -> timedelta:
     try:
         return parse_duration(text)
     except ValueError:
@@ -98,9 +98,11 @@ def _lifetime(text: str) -> timedelta:
 def sign_in_for_token(request: Request, body: Annotated[TokenSignIn, Body()]) -> NewToken:
     """The token is made exactly as `steward token create` makes it (stored as a hash,
     audited) and answered once, in `secret`."""
-    lifetime = _lifetime(body.expires)  # refused before the password is looked at
+    lifetime = lifetime_of(body.expires)  # refused before the password is looked at
     db = database(request)
-    who = accounts.login(db, user=body.user, password=body.password, address=_address(request))
+    who = accounts.login(
+        db, user=body.user, password=body.password, address=client_address(request)
+    )
     return tokens.create(
         db,
         actor=who.user_id,
@@ -126,7 +128,9 @@ def start_session(
     `csrf_token`: send it as `X-CSRF-Token` with every call that changes something."""
     db = database(request)
     lifetime = settings_of(request).session_duration
-    who = accounts.login(db, user=body.user, password=body.password, address=_address(request))
+    who = accounts.login(
+        db, user=body.user, password=body.password, address=client_address(request)
+    )
     new = sessions.start(db, user_id=who.user_id, lifetime=lifetime)
     keep_session(request, response, new.cookie, lifetime)
     return Whoami(

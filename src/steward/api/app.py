@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import logging
 import re
+import tempfile
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import anyio.to_thread
 from fastapi import FastAPI, Request
@@ -30,12 +31,15 @@ from steward.api import catalog as catalog_api
 from steward.api import drs as drs_api
 from steward.api import jobs as jobs_api
 from steward.api import oidc as oidc_api
+from steward.api import packages as packages_api
 from steward.api import problems
 from steward.api import projects as projects_api
 from steward.api import reference as reference_api
 from steward.api import reports as reports_api
 from steward.api import requests as requests_api
+from steward.api import shares as shares_api
 from steward.api import sites as sites_api
+from steward.api import tokens as tokens_api
 from steward.api import users as users_api
 from steward.api import visas as visas_api
 from steward.api.subjects import router_for
@@ -62,13 +66,25 @@ class Health(BaseModel):
     version: str
 
 
+UPLOAD_PATHS = frozenset({PREFIX + "/packages"})
+"""The one route that takes uploads (multipart/form-data, up to ``api_upload_mib``): a
+package's manifests. Every other body is JSON of at most ``MAX_BODY``."""
+SPOOL_IN_MEMORY = 1 << 20
+"""An upload is held in memory up to this size, then in a temporary file."""
+
+
 class Guard:
     """ASGI middleware: refuses bodies over ``MAX_BODY`` (413, counted as they stream, so a
     missing or false Content-Length does not get past) and bodies that are not JSON (415),
-    before any endpoint reads them; adds the security headers to every answer."""
+    before any endpoint reads them; adds the security headers to every answer.
 
-    def __init__(self, app: ASGIApp) -> None:
+    ``POST`` to an :data:`UPLOAD_PATHS` route is the one exception: it must be
+    ``multipart/form-data`` (415 otherwise) of at most ``upload_limit`` bytes, counted the
+    same way and spooled (to a temporary file past 1 MiB) before the endpoint sees it."""
+
+    def __init__(self, app: ASGIApp, upload_limit: int = 64 << 20) -> None:
         self.app = app
+        self.upload_limit = upload_limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -82,6 +98,9 @@ class Guard:
             refusal = _nul("the path", "path")
         elif b"%00" in query or b"\x00" in query:
             refusal = _nul("the query", "query")
+        elif scope["method"] == "POST" and scope.get("path") in UPLOAD_PATHS:
+            await self._upload(scope, receive, send, headers)
+            return
         elif length.isdigit() and int(length) > MAX_BODY:
             refusal = problems.TooLarge(
                 f"the body is {int(length):,} bytes; at most {MAX_BODY:,} are accepted",
@@ -115,6 +134,70 @@ class Guard:
             await answer(scope, receive, _secured(send))
             return
         await self.app(scope, receive, _secured(send))
+
+    async def _upload(
+        self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str]
+    ) -> None:
+        limit, length = self.upload_limit, headers.get("content-length", "")
+        kind = headers.get("content-type", "").split(";", maxsplit=1)[0].strip().lower()
+        refusal: StewardError | None = None
+        if kind != "multipart/form-data":
+            refusal = problems.UnsupportedMediaType(
+                f"this endpoint takes multipart/form-data (the manifest as a file), not "
+                f"{kind or 'an unnamed type'}",
+                [Detail("not multipart/form-data", field="Content-Type", value=kind,
+                        accepted="multipart/form-data")],
+            )  # fmt: skip
+        elif length.isdigit() and int(length) > limit:
+            refusal = _upload_too_large(limit, int(length))
+        if refusal is not None:
+            await problems.problem(refusal, request=Request(scope))(scope, receive, _secured(send))
+            return
+        spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115
+        try:
+            seen, more = 0, True
+            while more and seen <= limit:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return  # the client went away
+                chunk = message.get("body", b"")
+                seen += len(chunk)
+                if seen <= limit:
+                    spool.write(chunk)
+                more = message.get("more_body", False)
+            if seen > limit:
+                answer = problems.problem(_upload_too_large(limit, None), request=Request(scope))
+                await answer(scope, receive, _secured(send))
+                return
+            spool.seek(0)
+            await self.app(scope, _replay_spool(spool, receive), _secured(send))
+        finally:
+            spool.close()
+
+
+def _upload_too_large(limit: int, given: int | None) -> StewardError:
+    size = f"{given:,} bytes" if given is not None else f"over {limit:,} bytes"
+    return problems.TooLarge(
+        f"the upload is {size}; at most {limit:,} bytes ({limit >> 20} MiB, the server's "
+        "STEWARD_API_UPLOAD_MIB) are accepted",
+        [Detail("too large", field="body", value=None if given is None else str(given),
+                accepted=f"<= {limit} bytes (STEWARD_API_UPLOAD_MIB)")],
+    )  # fmt: skip
+
+
+def _replay_spool(spool: IO[bytes], receive: Receive) -> Receive:
+    """The spooled body in blocks, then whatever the connection says next (a disconnect)."""
+    done = False
+
+    async def replayed() -> Message:
+        nonlocal done
+        if not done:
+            block = spool.read(1 << 16)
+            done = len(block) < 1 << 16
+            return {"type": "http.request", "body": block, "more_body": not done}
+        return await receive()
+
+    return replayed
 
 
 _JSON_NUL = re.compile(rb"(?:^|[^\\])(?:\\\\)*\\u0000")
@@ -224,10 +307,12 @@ def create_app(
     app.state.settings = settings
     app.state.public_url = settings.public_url or listening
     problems.install(app)
-    app.add_middleware(Guard)
+    app.add_middleware(Guard, upload_limit=settings.api_upload_mib << 20)
     for kind in kinds():
         app.include_router(router_for(kind), prefix=PREFIX)
     app.include_router(requests_api.router)
+    app.include_router(packages_api.router)
+    app.include_router(shares_api.router)
     app.include_router(oidc_api.router)
     app.include_router(drs_api.router)
     app.include_router(visas_api.router)
@@ -240,6 +325,7 @@ def create_app(
     app.include_router(accounts_api.router)
     app.include_router(sites_api.router)
     app.include_router(audit_api.router)
+    app.include_router(tokens_api.router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

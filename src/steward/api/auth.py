@@ -131,8 +131,9 @@ def require_write(caller: Caller) -> None:
 
 def require_admin_scope(caller: Caller) -> None:
     """Administration (users, projects) needs an administrator's ``admin`` token: without
-    it an administrator's token has no administrator's powers, so say which is missing."""
-    if caller.scope != "admin":
+    it an administrator's token has no administrator's powers, so say which is missing.
+    Anyone else hears what the service says (not an administrator), as on the CLI."""
+    if caller.is_admin and caller.scope != "admin":
         raise Forbidden(
             f"administering needs an administrator's token of scope admin (this one is "
             f"{caller.scope}); an administrator makes one with --scope admin",

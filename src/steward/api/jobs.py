@@ -13,7 +13,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
 
-from steward.api.auth import Presented, database, signed_in
+from steward.api.auth import Presented, database, require_write, signed_in
 from steward.api.problems import documented
 from steward.api.subjects import _only
 from steward.jobs import service
@@ -70,3 +70,34 @@ def get_job(
     with signed_in(request, presented) as caller:
         _only(request, set())
         return service.get(database(request), actor=caller.user_id, action_id=action_id)
+
+
+ActionId = Annotated[str, Path(max_length=64, description="The action's id (act_…).")]
+
+
+@router.post(
+    "/api/v1/jobs/{action_id}:retry",
+    response_model=ActionView,
+    responses=documented(401, 403, 404, 409, 413, 415, 422, 503),
+    summary="Queue a failed or cancelled action again (a job continues what it had done)",
+    operation_id="retry_job",
+)
+def retry_job(request: Request, presented: Presented, action_id: ActionId) -> ActionView:
+    with signed_in(request, presented, hold=False) as caller:
+        _only(request, set())
+        require_write(caller)
+        return service.retry(database(request), actor=caller.user_id, action_id=action_id)
+
+
+@router.post(
+    "/api/v1/jobs/{action_id}:cancel",
+    response_model=ActionView,
+    responses=documented(401, 403, 404, 409, 413, 415, 422, 503),
+    summary="Cancel a pending action; a running job is asked to stop",
+    operation_id="cancel_job",
+)
+def cancel_job(request: Request, presented: Presented, action_id: ActionId) -> ActionView:
+    with signed_in(request, presented, hold=False) as caller:
+        _only(request, set())
+        require_write(caller)
+        return service.cancel(database(request), actor=caller.user_id, action_id=action_id)

@@ -81,6 +81,7 @@ def _report_model(name: str, columns: list[Column]) -> type[BaseModel]:
     model: type[BaseModel] = create_model(
         f"{_camel(name)}Report",
         report=(str, Field(description="The report's name.")),
+        title=(str, Field(description="The table's title, as the CLI shows it.")),
         caption=(str, Field(description="What the rows are, and any inconsistency found.")),
         timezone=(str, Field(description="The zone the times are given in.")),
         columns=(list[ReportColumn], ...),
@@ -166,14 +167,15 @@ PARAMS = {
 
 
 def _file(name: str, fmt: str, write: Callable[[IO[Any]], int]) -> StreamingResponse:
-    """The report written by ``write`` as an attachment, from memory or a temporary file."""
+    """The report written by ``write`` as an attachment, from memory or a temporary file;
+    ``X-Total-Count`` says how many rows it holds."""
     spool = tempfile.SpooledTemporaryFile(max_size=SPOOL)  # noqa: SIM115 - closed when sent
     try:
         if fmt == "xlsx":
-            write(spool)
+            rows = write(spool)
         else:
             text = io.TextIOWrapper(spool, encoding="utf-8", newline="")
-            write(text)
+            rows = write(text)
             text.flush()
             text.detach()
         size = spool.tell()
@@ -194,6 +196,7 @@ def _file(name: str, fmt: str, write: Callable[[IO[Any]], int]) -> StreamingResp
         headers={
             "Content-Disposition": f'attachment; filename="{name}.{fmt}"',
             "Content-Length": str(size),
+            "X-Total-Count": str(rows),
             "Vary": "Accept",
         },
     )
@@ -243,6 +246,7 @@ def _endpoint(name: str) -> Callable[..., Any]:
             table = svc.REPORTS[name](db, actor=actor, flt=flt)
             body = {
                 "report": name,
+                "title": table.title,
                 "caption": table.caption,
                 "timezone": where.key,
                 "columns": [{"name": c.machine_name, "kind": c.kind} for c in table.columns],

@@ -42,10 +42,11 @@ class NewSite(BaseModel):
 
 
 def _administering(request: Request, caller: Caller, action: str, site_id: str) -> None:
-    """Administering sites takes an ``admin`` token: a narrower one is refused (and the
-    refusal audited) with words that say so, rather than "not an administrator"."""
+    """Administering sites takes an ``admin`` token: an administrator's narrower one is
+    refused (and the refusal audited) with words that say so, rather than "not an
+    administrator"; anyone else hears the service's refusal, as on the CLI."""
     require_write(caller)
-    if caller.scope == "admin":
+    if caller.scope == "admin" or not caller.is_admin:
         return
     refusal = Forbidden(
         f"administering sites takes a token with scope admin (this one's is {caller.scope}); "

@@ -9,8 +9,10 @@ from typing import Annotated
 import typer
 
 from steward.cli import render
+from steward.cli.backend import run
 from steward.cli.state import STATE
 from steward.errors import Detail, ValidationFailed
+from steward.remote import admin as remote
 from steward.services import accounts
 from steward.services.access import UserView
 from steward.timeutil import format_time
@@ -36,17 +38,41 @@ def passwd(
     password_stdin: Annotated[
         bool,
         typer.Option(
-            "--password-stdin", help="Read the password from the first line of stdin (scripts)."
+            "--password-stdin",
+            help="Read the password from the first line of stdin (scripts); against a server, "
+            "changing your own: the current one from the first line, the new from the second.",
         ),
     ] = False,
 ) -> None:
     """Set a password for signing in to the server (`steward login`, the web): asked twice
-    without echo. Your own, or anyone's for administrators; their browser sessions end."""
-    db = STATE.db  # before asking: a command that cannot run says so first
-    actor = STATE.actor
-    password = _read_password(password_stdin)
-    view = accounts.set_password(db, actor=actor, user_id=user_id, password=password)
+    without echo. Your own, or anyone's for administrators; their browser sessions end.
+
+    Against a server (`--server`), changing your own password also asks for the current one:
+    a token alone does not get to set a password that would outlive it."""
+    client = STATE.remote
+    if client is None:
+        db = STATE.db  # before asking: a command that cannot run says so first
+        password = _read_password(password_stdin)
+        view = accounts.set_password(db, actor=STATE.actor, user_id=user_id, password=password)
+    else:
+        mine = remote.whoami(client)["user"] == user_id
+        current = _read_current(password_stdin) if mine else None
+        password = _read_password(password_stdin)
+        view = remote.set_password(client, user_id=user_id, password=password, current=current)
     _done(view, f"Password set for [bold]{view.id}[/bold].")
+
+
+def _read_current(from_stdin: bool) -> str:
+    """Against a server, changing your own password takes the current one (empty when you
+    have none yet): the first line of stdin, or asked without echo."""
+    if from_stdin:
+        line = typer.get_text_stream("stdin").readline()
+        return line.removesuffix("\n").removesuffix("\r")
+    if not sys.stdin.isatty():
+        return _read_password(False)  # says to use --password-stdin
+    current: str = typer.prompt("current password", hide_input=True, default="",
+                                show_default=False)  # fmt: skip
+    return current
 
 
 def disable(
@@ -54,7 +80,7 @@ def disable(
 ) -> None:
     """Disable an account (administrators only): its API tokens and browser sessions stop
     working at once, it cannot sign in, and nobody may act as it (`--as`)."""
-    view = accounts.disable(STATE.db, actor=STATE.actor, user_id=user_id)
+    view = run(accounts.disable, user_id=user_id)
     when = format_time(view.disabled_at, STATE.tz) if view.disabled_at else "-"
     _done(
         view,
@@ -68,7 +94,7 @@ def enable(
 ) -> None:
     """Enable a disabled account again (administrators only): its unexpired, unrevoked tokens
     work again; browser sessions must sign in anew."""
-    view = accounts.enable(STATE.db, actor=STATE.actor, user_id=user_id)
+    view = run(accounts.enable, user_id=user_id)
     _done(view, f"User [bold]{view.id}[/bold] enabled.")
 
 

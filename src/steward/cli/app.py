@@ -10,7 +10,7 @@ import typer
 from rich.tree import Tree
 
 from steward import __version__
-from steward.cli import helpfmt, render
+from steward.cli import backend, helpfmt, render
 from steward.cli.state import STATE, reset
 from steward.domain import duo
 from steward.errors import Detail, StewardError, ValidationFailed
@@ -196,8 +196,8 @@ def user_add(
     admin: Annotated[bool, typer.Option(help="Make the user an administrator.")] = False,
 ) -> None:
     """Add a user (administrators only); running it again updates name and e-mail."""
-    view = access.add_user(
-        STATE.db, actor=STATE.actor, user_id=user_id, display_name=name, email=email, admin=admin
+    view = backend.run(
+        access.add_user, user_id=user_id, display_name=name, email=email, admin=admin
     )
     if STATE.json:
         render.emit_json(view)
@@ -210,7 +210,7 @@ def user_add(
 @user_app.command("list")
 def user_list() -> None:
     """List users."""
-    users = access.list_users(STATE.db, actor=STATE.actor)
+    users = backend.run(access.list_users)
     from steward.tables import Column, Table
 
     render.show_table(
@@ -244,7 +244,7 @@ def project_create(
     title: Annotated[str, typer.Option(help="Full title.")] = "",
 ) -> None:
     """Create a project (administrators only); you become its steward."""
-    pid = access.create_project(STATE.db, actor=STATE.actor, project_id=project_id, title=title)
+    pid = backend.run(access.create_project, project_id=project_id, title=title)
     if STATE.json:
         render.emit_json({"id": pid})
     else:
@@ -256,7 +256,7 @@ def project_list() -> None:
     """Projects you belong to (all of them for administrators)."""
     from steward.tables import Column, Table
 
-    rows = access.list_projects(STATE.db, actor=STATE.actor)
+    rows = backend.run(access.list_projects)
     render.show_table(Table("projects", [Column("id"), Column("title")], list(rows)))
 
 
@@ -269,9 +269,7 @@ def project_add_member(
     ],
 ) -> None:
     """Give a user a role in a project (stewards and administrators)."""
-    m = access.add_member(
-        STATE.db, actor=STATE.actor, project_id=project_id, user_id=user_id, role=role
-    )
+    m = backend.run(access.add_member, project_id=project_id, user_id=user_id, role=role)
     if STATE.json:
         render.emit_json(m)
     else:
@@ -283,7 +281,7 @@ def project_members(project_id: Annotated[str, typer.Argument(help="Project.")])
     """List a project's members and their roles."""
     from steward.tables import Column, Table
 
-    members = access.list_members(STATE.db, actor=STATE.actor, project_id=project_id)
+    members = backend.run(access.list_members, project_id=project_id)
     render.show_table(
         Table(
             f"members of {project_id}",
@@ -313,9 +311,8 @@ def requirement_add(
     ] = None,
 ) -> None:
     """Add (or update) an access requirement and attach it to folders."""
-    view = catalog.add_requirement(
-        STATE.db,
-        actor=STATE.actor,
+    view = backend.run(
+        catalog.add_requirement,
         project=project,
         name=name,
         kind=kind,
@@ -336,7 +333,7 @@ def requirement_list(project: Annotated[str, typer.Argument(help="Project.")]) -
     """List a project's access requirements."""
     from steward.tables import Column, Table
 
-    reqs = catalog.list_requirements(STATE.db, actor=STATE.actor, project=project)
+    reqs = backend.run(catalog.list_requirements, project=project)
     render.show_table(
         Table(
             "access requirements",
@@ -362,9 +359,7 @@ def folder_add(
     ] = None,
 ) -> None:
     """Register a folder (dataset) of a project."""
-    clean = catalog.add_folder(
-        STATE.db, actor=STATE.actor, project=project, path=path, requirement=requirement
-    )
+    clean = backend.run(catalog.add_folder, project=project, path=path, requirement=requirement)
     if STATE.json:
         render.emit_json({"project": project, "path": clean, "requirement": requirement})
     else:
@@ -374,7 +369,7 @@ def folder_add(
 @app.command("tree")
 def tree(project: Annotated[str, typer.Argument(help="Project.")]) -> None:
     """Print the project's folder tree with the access requirement of each folder."""
-    root = catalog.tree(STATE.db, actor=STATE.actor, project=project)
+    root = backend.run(catalog.tree, project=project)
     if STATE.json:
         render.emit_json(root)
         return

@@ -8,6 +8,7 @@ import typer
 
 from steward.cli import options as o
 from steward.cli import render
+from steward.cli.backend import run
 from steward.cli.state import STATE
 from steward.services import audit as audit_service
 from steward.services.audit import AuditView
@@ -58,9 +59,8 @@ def audit(
             if wanted is None
             else min(audit_service.MAX_PAGE, wanted - len(entries))
         )
-        page = audit_service.query(
-            STATE.db,
-            actor=STATE.actor,
+        page = run(
+            audit_service.query,
             who=who,
             action=action,
             outcome=outcome,

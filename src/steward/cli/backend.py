@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from steward.cli.state import STATE
 from steward.remote import subjects as remote
+from steward.remote.calls import remote_for
 from steward.services.kinds import Filter, Kind
 
 T = TypeVar("T")
@@ -30,3 +31,17 @@ def acted(kind: Kind, subject_id: str, command: str, local: Callable[[], T], **g
         return local()
     view: T = remote.act(client, kind, subject_id=subject_id, command=command, **given)
     return view
+
+
+def run(service: Callable[..., T], /, **given: Any) -> T:
+    """``service(db, actor=…, **given)`` here, or the same call through the server's API
+    (:mod:`steward.remote.calls`); a service without an API call says the command runs only
+    where the database is."""
+    client = STATE.remote
+    if client is None:
+        return service(STATE.db, actor=STATE.actor, **given)
+    through_api = remote_for(service)
+    if through_api is None:
+        raise STATE.local_only()
+    found: T = through_api(client, **given)
+    return found

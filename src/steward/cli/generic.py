@@ -21,11 +21,13 @@ import typer
 from pydantic import BaseModel
 from rich.panel import Panel
 
+from steward.cli import backend, render
 from steward.cli import options as o
-from steward.cli import render
 from steward.cli.state import STATE
+from steward.remote import subjects as remote_subjects
 from steward.services import subjects
 from steward.services.kinds import Kind
+from steward.services.timeline import History
 from steward.tables import Column, Table
 from steward.timeutil import format_time
 
@@ -111,7 +113,10 @@ def _list(kind: Kind) -> Callable[..., None]:
     def body(project: str | None, state: list[str] | None, limit: int | None, sort: str,
              **given: str | None) -> None:  # fmt: skip
         flt = o.filter_of(kind, project=project, state=state, limit=limit, **given)
-        views = subjects.list_(STATE.db, kind, actor=STATE.actor, flt=flt, sort=sort)
+        views = backend.listed(
+            kind, flt, sort,
+            lambda: subjects.list_(STATE.db, kind, actor=STATE.actor, flt=flt, sort=sort),
+        )  # fmt: skip
         if STATE.json:
             render.emit_json(views)
             return
@@ -161,9 +166,7 @@ def _types(annotation: Any) -> set[Any]:
 
 def _show(kind: Kind) -> Callable[..., None]:
     def body(subject_id: str) -> None:
-        found = subjects.get(STATE.db, kind, actor=STATE.actor, subject_id=subject_id)
-        view = kind.view_of(found.row)
-        history = found.history
+        view, history, allowed = _detail(kind, subject_id)
         if STATE.json:
             render.emit_json(
                 {
@@ -171,7 +174,7 @@ def _show(kind: Kind) -> Callable[..., None]:
                     "timeline": history.timeline,
                     "time_in_state": history.time_in_state,
                     "current_state_for": history.current_state_for,
-                    "available_actions": found.allowed_actions,
+                    "available_actions": allowed,
                 }
             )
             return
@@ -182,7 +185,7 @@ def _show(kind: Kind) -> Callable[..., None]:
             if name == "state":
                 shown = render.state_for(value, history.current_state_for)
             rows.append((name, shown))
-        rows.append(("you may now", ", ".join(found.allowed_actions) or "nothing"))
+        rows.append(("you may now", ", ".join(allowed) or "nothing"))
         STATE.out.print(Panel(render.kv_table(rows), title=view.id, title_align="left"))
         render.show_timeline(history.timeline)
 
@@ -194,9 +197,25 @@ def _show(kind: Kind) -> Callable[..., None]:
     )
 
 
+def _detail(kind: Kind, subject_id: str) -> tuple[Any, History, list[str]]:
+    """The subject's view, history and the commands the caller may issue now: from the
+    database, or from the server's detail and events."""
+    client = STATE.remote
+    if client is not None:
+        view, found = remote_subjects.detail(client, kind, subject_id)
+        return view, History.model_validate(found), list(found["allowed_actions"])
+    local = subjects.get(STATE.db, kind, actor=STATE.actor, subject_id=subject_id)
+    return kind.view_of(local.row), local.history, local.allowed_actions
+
+
 def _history(kind: Kind) -> Callable[..., None]:
     def body(subject_id: str) -> None:
-        history = subjects.history_of(STATE.db, kind, actor=STATE.actor, subject_id=subject_id)
+        client = STATE.remote
+        history = (
+            subjects.history_of(STATE.db, kind, actor=STATE.actor, subject_id=subject_id)
+            if client is None
+            else History.model_validate(remote_subjects.detail(client, kind, subject_id)[1])
+        )
         if STATE.json:
             render.emit_json({"timeline": history.timeline, "time_in_state": history.time_in_state})
             return
@@ -255,9 +274,13 @@ def _act(kind: Kind, command: str, payload: type[BaseModel]) -> Callable[..., No
 
     def body(subject_id: str, if_version: int | None, key: str | None, **given: Any) -> None:
         data = {k: v for k, v in given.items() if v not in (None, [])}
-        view = subjects.act(
-            STATE.db, kind, actor=STATE.actor, subject_id=subject_id, command=command,
-            payload=data, idempotency_key=key, expected_version=if_version,
+        view = backend.acted(
+            kind, subject_id, command,
+            lambda: subjects.act(
+                STATE.db, kind, actor=STATE.actor, subject_id=subject_id, command=command,
+                payload=data, idempotency_key=key, expected_version=if_version,
+            ),
+            idempotency_key=key, expected_version=if_version, **data,
         )  # fmt: skip
         render.done(view, verb)
 

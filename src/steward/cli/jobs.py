@@ -10,6 +10,7 @@ import typer
 from rich.panel import Panel
 
 from steward.cli import render
+from steward.cli.backend import run
 from steward.cli.state import STATE
 from steward.jobs import service
 from steward.jobs.service import ActionView
@@ -68,9 +69,7 @@ def list_(
     limit: Annotated[int | None, typer.Option(help="At most this many, newest first.")] = None,
 ) -> None:
     """Actions in the queue, newest first, with how far each running job is."""
-    views = service.list_actions(
-        STATE.db, actor=STATE.actor, states=tuple(state or ()), subject=subject, limit=limit
-    )
+    views = run(service.list_actions, states=tuple(state or ()), subject=subject, limit=limit)
     if STATE.json:
         render.emit_json(views)
         return
@@ -110,7 +109,7 @@ def list_(
 @app.command()
 def show(action_id: ActionId) -> None:
     """One action: its subject, attempts, lease, last error, outcome and progress."""
-    v = service.get(STATE.db, actor=STATE.actor, action_id=action_id)
+    v = run(service.get, action_id=action_id)
     if STATE.json:
         render.emit_json(v)
         return
@@ -141,13 +140,13 @@ def show(action_id: ActionId) -> None:
 @app.command()
 def retry(action_id: ActionId) -> None:
     """Queue a failed or cancelled action again (a job continues what it had done)."""
-    _done(service.retry(STATE.db, actor=STATE.actor, action_id=action_id), "queued again")
+    _done(run(service.retry, action_id=action_id), "queued again")
 
 
 @app.command()
 def cancel(action_id: ActionId) -> None:
     """Cancel a pending action; a running job is asked to stop and records why."""
-    v = service.cancel(STATE.db, actor=STATE.actor, action_id=action_id)
+    v = run(service.cancel, action_id=action_id)
     _done(v, "cancelled" if v.state == "cancelled" else "asked to stop")
 
 

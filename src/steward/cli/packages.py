@@ -1,4 +1,9 @@
-"""``steward package …``: build data packages from manifests, check and inspect them."""
+"""``steward package …``: build data packages from manifests, check and inspect them.
+
+Against a server (``--server``) the same commands go through its API
+(:mod:`steward.remote.packages`): manifests are uploaded, builds run on the server's worker
+while the command shows their progress, and reports are downloaded to this machine.
+"""
 
 from __future__ import annotations
 
@@ -16,8 +21,12 @@ from steward.cli import options as o
 from steward.cli.progress import bar
 from steward.cli.state import STATE
 from steward.errors import Detail, StewardError
+from steward.jobs.service import ActionView
+from steward.outfiles import write_output
 from steward.packaging.manifest import DEFAULT_LAYOUT
-from steward.services import package_build, packages
+from steward.remote import packages as remote
+from steward.remote.client import Client
+from steward.services import package_build, packages, places
 from steward.services.packages import PackageSpec, PackageView
 from steward.tables import Column, Table
 from steward.timeutil import format_time
@@ -40,8 +49,13 @@ class _Count:
     done: int = 0
 
 
-def _build(package_id: str) -> PackageView:
-    """Build with a progress bar; after Ctrl-C, say what happened and how to continue."""
+def _build(package_id: str, action_id: str | None = None) -> PackageView:
+    """Build with a progress bar; after Ctrl-C, say what happened and how to continue.
+
+    Against a server the server's worker builds (``action_id``: the build already queued)."""
+    client = STATE.remote
+    if client is not None:
+        return _build_there(client, package_id, action_id)
     count = _Count()
     try:
         with bar("building") as (start, advance):
@@ -63,6 +77,48 @@ def _build(package_id: str) -> PackageView:
             )
     except KeyboardInterrupt:
         _interrupted(package_id, count)
+        raise typer.Exit(130) from None
+
+
+def _build_there(client: Client, package_id: str, action_id: str | None) -> PackageView:
+    """Queue the build (unless it is) and follow it until it ends, as the local build shows
+    it; a built package is answered as it is and a failed one needs ``retry``, as here."""
+    if action_id is None:
+        found = remote.view(client, package_id=package_id)
+        if found.state == "built":
+            return found
+        if found.state == "failed":
+            raise package_build.failed(package_id, found.failure_reason)
+        _, action_id = remote.request_build(client, package_id=package_id)
+
+    def idle(job: ActionView) -> None:
+        STATE.err.print(
+            f"waiting for a worker to take {job.id} (the server's `steward serve` runs one "
+            "unless told not to; else `steward worker` there)",
+            markup=False, highlight=False,
+        )  # fmt: skip
+
+    try:
+        with bar("building") as (start, advance):
+            progress = package_build.BuildProgress(start=start, advance=advance)
+            return remote.follow_build(client, package_id, action_id, progress=progress,
+                                       idle=idle)  # fmt: skip
+    except KeyboardInterrupt:
+        message = (
+            f"stopped waiting (Ctrl-C); the server goes on building {package_id}: "
+            f"`steward jobs show {action_id}` follows it, `steward jobs cancel {action_id}` "
+            "stops it"
+        )
+        if STATE.json:
+            render.show_error(
+                StewardError(
+                    message,
+                    [Detail("interrupted", field="package", value=package_id,
+                            accepted="building")],
+                )
+            )  # fmt: skip
+        else:
+            STATE.err.print(message, markup=False, highlight=False)
         raise typer.Exit(130) from None
 
 
@@ -155,7 +211,9 @@ def create(
     base_dir: Annotated[
         Path | None,
         typer.Option(
-            help="Folder relative paths in the manifest are read from (default: its own)."
+            help="Folder relative paths in the manifest are read from (default: its own). "
+            "With --server: a folder on the server, inside its api_source_roots (without "
+            "it, relative paths are refused there)."
         ),
     ] = None,
     allow_root: Annotated[
@@ -164,7 +222,8 @@ def create(
             help="Also let the manifest name local files inside this folder (judged after "
             "following symbolic links); by default only the manifest's folder (or --base-dir) "
             "is allowed. An s3://bucket/prefix instead limits s3:// files to that prefix (S3 "
-            "files are otherwise not limited). Repeatable.",
+            "files are otherwise not limited). Repeatable. With --server the manifest may "
+            "only name files in the server's api_source_roots; this narrows them.",
         ),
     ] = None,
     build: Annotated[
@@ -173,8 +232,10 @@ def create(
     wait: Annotated[
         bool,
         typer.Option(
-            help="--wait (the default): build in this process, showing progress. --no-wait: "
-            "queue the build and print the package id at once; `steward worker` builds it."
+            help="--wait (the default): build in this process, showing progress (with "
+            "--server: the server's worker builds, the command shows its progress). "
+            "--no-wait: queue the build and print the package id at once; `steward worker` "
+            "builds it."
         ),
     ] = True,
     strict_ids: Annotated[
@@ -191,39 +252,47 @@ def create(
 
     Running the same command again continues the same package (no duplicates): a build whose
     process died picks up where it stopped; a failed one (Ctrl-C too) needs `package retry`.
+    With --server the manifests are uploaded from this machine; the files they name are read
+    on the server.
     """
-    view, new = packages.create(
-        STATE.db,
-        STATE.settings,
-        actor=STATE.actor,
-        project=project,
-        spec=PackageSpec(
-            name=name,
-            manifest=manifest,
-            workflow_manifest=workflow_manifest,
-            projects=tuple(only_project or ()),
-            samples=tuple(sample or ()),
-            libraries=tuple(library or ()),
-            runs=tuple(run or ()),
-            data_types=tuple(data_type or ()),
-            layout=layout,
-            mode=mode,
-            description=description,
-            base_dir=base_dir,
-            allowed_roots=tuple(allow_root or ()),
-            strict_ids=strict_ids,
-        ),
+    spec = PackageSpec(
+        name=name,
+        manifest=manifest,
+        workflow_manifest=workflow_manifest,
+        projects=tuple(only_project or ()),
+        samples=tuple(sample or ()),
+        libraries=tuple(library or ()),
+        runs=tuple(run or ()),
+        data_types=tuple(data_type or ()),
+        layout=layout,
+        mode=mode,
+        description=description,
+        base_dir=base_dir,
+        allowed_roots=tuple(allow_root or ()),
+        strict_ids=strict_ids,
     )
+    client = STATE.remote
+    action_id: str | None = None
+    if client is not None:
+        made = remote.create(client, project=project, spec=spec, build=build)
+        view, new, action_id, warned = made.package, made.created, made.action_id, made.warnings
+    else:
+        view, new = packages.create(
+            STATE.db, STATE.settings, actor=STATE.actor, project=project, spec=spec
+        )
+        warned = []
     if not STATE.json:
         verb = "accepted" if new else "already exists"
         STATE.out.print(
             f"{view.id} {verb}: {view.file_count} file(s), {render.size(view.total_size)}"
         )
-        _warn(packages.warnings(STATE.db, actor=STATE.actor, package_id=view.id))
+        _warn(warned if client else packages.warnings(STATE.db, actor=STATE.actor,
+                                                       package_id=view.id))  # fmt: skip
     if build and not wait and view.state in ("pending", "building"):
-        view, action_id = package_build.request_build(
-            STATE.db, actor=STATE.actor, package_id=view.id
-        )
+        if action_id is None:  # against a server it is queued already
+            view, action_id = package_build.request_build(
+                STATE.db, actor=STATE.actor, package_id=view.id
+            )
         if STATE.json:
             render.emit_json({"package": view, "action_id": action_id})
         else:
@@ -233,7 +302,7 @@ def create(
             )
         return
     if build and view.state in ("pending", "building", "failed"):  # failed: says to retry
-        view = _build(view.id)
+        view = _build(view.id, action_id)
     render.done(view, "created" if new else "ready")
 
 
@@ -246,9 +315,13 @@ def build_(package_id: PackageId) -> None:
 @app.command()
 def retry(package_id: PackageId) -> None:
     """Build a failed package again; files already copied and verified are kept."""
-    packages.act(
-        STATE.db, STATE.settings, actor=STATE.actor, package_id=package_id, command="retry"
-    )
+    client = STATE.remote
+    if client is not None:
+        remote.act(client, package_id=package_id, command="retry")
+    else:
+        packages.act(
+            STATE.db, STATE.settings, actor=STATE.actor, package_id=package_id, command="retry"
+        )
     render.done(_build(package_id), "built")
 
 
@@ -320,7 +393,12 @@ def list_(
 @app.command()
 def show(package_id: PackageId) -> None:
     """A package's fields, contents by data type and its timeline."""
-    detail = packages.get(STATE.db, STATE.settings, actor=STATE.actor, package_id=package_id)
+    client = STATE.remote
+    detail = (
+        remote.get(client, package_id=package_id)
+        if client is not None
+        else packages.get(STATE.db, STATE.settings, actor=STATE.actor, package_id=package_id)
+    )
     if STATE.json:
         render.emit_json(detail)
         return
@@ -371,7 +449,12 @@ def show(package_id: PackageId) -> None:
 @app.command()
 def files(package_id: PackageId) -> None:
     """Every file of a package: where it sits in the bag, its source and checksums."""
-    rows = packages.files(STATE.db, actor=STATE.actor, package_id=package_id)
+    client = STATE.remote
+    rows = (
+        remote.files(client, package_id=package_id)
+        if client is not None
+        else packages.files(STATE.db, actor=STATE.actor, package_id=package_id)
+    )
     if STATE.json:
         render.emit_json(rows)
         return
@@ -416,9 +499,16 @@ def validate(
         ),
     ] = False,
 ) -> None:
-    """Check a built bag against its manifests; every problem is listed. Exit 1 if any."""
-    result = packages.validate(
-        STATE.db, STATE.settings, actor=STATE.actor, package_id=package_id, full=full
+    """Check a built bag against its manifests; every problem is listed. Exit 1 if any.
+
+    With --server the server checks the bag it keeps (this machine has none)."""
+    client = STATE.remote
+    result = (
+        remote.validate(client, package_id=package_id, full=full)
+        if client is not None
+        else packages.validate(
+            STATE.db, STATE.settings, actor=STATE.actor, package_id=package_id, full=full
+        )
     )
     if STATE.json:
         render.emit_json(result)
@@ -440,9 +530,38 @@ def validate(
 def report(
     package_id: PackageId,
     open_: Annotated[bool, typer.Option("--open", help="Open it in your web browser.")] = False,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Also copy it here (a file in an existing folder). With --server it is "
+            "downloaded here; by default to STEWARD_HOME/reports/PACKAGE/report.html on this "
+            "machine.",
+        ),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace the --output file if it exists.")
+    ] = False,
 ) -> None:
     """Where the package's report.html is (it works offline); --open shows it."""
-    path = packages.report_path(STATE.db, STATE.settings, actor=STATE.actor, package_id=package_id)
+    client = STATE.remote
+    if client is not None:
+        html = remote.report(client, package_id=package_id)
+        if output is None:  # Steward's own place on this machine: the latest copy
+            path = write_output(
+                STATE.settings.home / "reports" / package_id / "report.html", html,
+                overwrite=True, parents=True,
+            )  # fmt: skip
+        else:
+            path = write_output(output, html, overwrite=force)
+    else:
+        path = packages.report_path(
+            STATE.db, STATE.settings, actor=STATE.actor, package_id=package_id
+        )
+        if output is not None:
+            places.refuse_steward_file(STATE.settings, output, field="output")
+            path = write_output(output, path.read_bytes(), overwrite=force)
     if STATE.json:
         render.emit_json({"report": str(path)})
     else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -12,11 +13,12 @@ from steward.cli import render
 from steward.cli.state import STATE
 from steward.errors import Detail, ValidationFailed
 from steward.outfiles import open_output
+from steward.remote import operations as remote
 from steward.services import places
 from steward.services import reports as svc
 from steward.services.kinds import Filter
 from steward.services.requests import RequestFilter
-from steward.tables import FORMATS, is_binary
+from steward.tables import FORMATS, Table, is_binary
 
 SCREEN_ROWS = 500
 """Rows a report shows on screen by default: a million-row change log belongs in a file."""
@@ -30,10 +32,20 @@ def _export(name: str, flt: Filter, fmt: str, output: Path, force: bool) -> int:
     """Write the whole report to ``output``: checked first (an existing folder, no file in
     the way unless --force, not inside a package's bag), complete or absent, umask's mode."""
     places.refuse_steward_file(STATE.settings, output, field="output")
+    client = STATE.remote
     with open_output(output, binary=is_binary(fmt), overwrite=force) as out:
+        if client is not None:
+            return remote.write_report(client, name, flt=flt, fmt=fmt, out=out, tz=STATE.tz)
         return svc.write_report(
             STATE.db, name, actor=STATE.actor, flt=flt, fmt=fmt, out=out, tz=STATE.tz
         )
+
+
+def _table(name: str, flt: Filter, limit: int | None) -> Table:
+    client = STATE.remote
+    if client is None:
+        return svc.REPORTS[name](STATE.db, actor=STATE.actor, flt=flt, limit=limit)
+    return remote.report_table(client, name, flt=flt, tz=STATE.tz).first(limit)
 
 
 def _run(
@@ -61,13 +73,15 @@ def _run(
             STATE.out.print(f"Wrote {rows} row(s) to {output}")
         return
     if fmt == "csv":
-        svc.print_report_csv(STATE.db, name, actor=STATE.actor, flt=flt, tz=STATE.tz)
+        client = STATE.remote
+        if client is None:
+            svc.print_report_csv(STATE.db, name, actor=STATE.actor, flt=flt, tz=STATE.tz)
+        else:
+            remote.write_report(client, name, flt=flt, fmt="csv", out=sys.stdout, tz=STATE.tz)
         return
     screen = None if STATE.json or fmt == "json" or not limit else limit
-    table = svc.REPORTS[name](STATE.db, actor=STATE.actor, flt=flt, limit=screen)
+    table = _table(name, flt, screen)
     if fmt == "json":
-        import sys
-
         from steward.tables import write_json
 
         write_json(table, sys.stdout, STATE.tz)

@@ -8,6 +8,7 @@ import typer
 
 from steward.cli import options as o
 from steward.cli import render
+from steward.cli.backend import run
 from steward.cli.state import STATE
 from steward.errors import ConfigurationError, Detail
 from steward.services import tokens
@@ -98,9 +99,8 @@ def token_create(
     ] = None,
 ) -> None:
     """Make a token and print it once: it is kept only as a hash, so copy it now."""
-    made = tokens.create(
-        STATE.db,
-        actor=STATE.actor,
+    made = run(
+        tokens.create,
         scope=scope,
         expires_in=o.parse_lifetime(expires),
         name=name,
@@ -125,7 +125,7 @@ def token_list(
     ] = False,
 ) -> None:
     """Your tokens with their scope, expiry and last use (never their secrets)."""
-    views = tokens.list_tokens(STATE.db, actor=STATE.actor, everyone=everyone)
+    views = run(tokens.list_tokens, everyone=everyone)
     render.show_table(
         Table(
             "API tokens",
@@ -161,7 +161,7 @@ def token_revoke(
     token_id: Annotated[str, typer.Argument(help="The token's id (tok_…, from `token list`).")],
 ) -> None:
     """Stop a token at once; calls with it are refused from now on."""
-    view = tokens.revoke(STATE.db, actor=STATE.actor, token_id=token_id)
+    view = run(tokens.revoke, token_id=token_id)
     if STATE.json:
         render.emit_json(view)
         return

@@ -1,4 +1,9 @@
-"""``steward share …``: push built packages to object storage or hand out presigned links."""
+"""``steward share …``: push built packages to object storage or hand out presigned links.
+
+Against a server (``--server``) the same commands go through its API
+(:mod:`steward.remote.shares`): pushes run on the server's worker while the command shows
+their progress, and download scripts are written on this machine.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,10 @@ from steward.cli import backend, render
 from steward.cli import options as o
 from steward.cli.progress import bar
 from steward.cli.state import STATE
-from steward.services import shares
+from steward.outfiles import PRIVATE_SCRIPT, check_target, write_output
+from steward.remote import shares as remote
+from steward.remote.client import Client
+from steward.services import package_build, places, shares
 from steward.services.shares import ShareView
 from steward.tables import Column, Table
 from steward.timeutil import format_time
@@ -27,6 +35,9 @@ PackageId = Annotated[str, typer.Argument(help="Package id (pkg_…).")]
 
 
 def _push(package_id: str, destination: str, concurrency: int | None) -> ShareView:
+    client = STATE.remote
+    if client is not None:
+        return _push_there(client, package_id, destination, concurrency)
     with bar("pushing") as (start, advance):
         return shares.push(
             STATE.db,
@@ -39,6 +50,28 @@ def _push(package_id: str, destination: str, concurrency: int | None) -> ShareVi
         )
 
 
+def _push_there(
+    client: Client, package_id: str, destination: str, concurrency: int | None
+) -> ShareView:
+    """Queue the push on the server and follow it until it ends."""
+    share, action_id = remote.request_push(
+        client, package_id=package_id, destination=destination, concurrency=concurrency
+    )
+    if action_id is None:  # sent already (or being sent by someone): as a local push says
+        return share
+    try:
+        with bar("pushing") as (start, advance):
+            progress = package_build.BuildProgress(start=start, advance=advance)
+            return remote.follow_push(client, share.id, action_id, progress=progress)
+    except KeyboardInterrupt:
+        STATE.err.print(
+            f"stopped waiting (Ctrl-C); the server goes on sending {share.id}: "
+            f"`steward jobs show {action_id}` follows it",
+            markup=False, highlight=False,
+        )  # fmt: skip
+        raise typer.Exit(130) from None
+
+
 @app.command()
 def push(
     package_id: PackageId,
@@ -48,7 +81,8 @@ def push(
             "--to",
             help="s3://bucket/prefix/ (endpoint and keys from settings) or a folder "
             "(file:///dir or an absolute path). The package lands in a sub-folder named after "
-            "it, which may not lie in STEWARD_HOME or the package's source folders.",
+            "it, which may not lie in STEWARD_HOME or the package's source folders. With "
+            "--server: a place the server reaches, inside its api_push_roots.",
         ),
     ],
     concurrency: Annotated[
@@ -68,14 +102,17 @@ def push(
     object is verified after upload (size and checksum) and written to the share registry.
     """
     if not wait:
-        queued, action_id = shares.request_push(
-            STATE.db,
-            STATE.settings,
-            actor=STATE.actor,
-            package_id=package_id,
-            destination=to,
-            concurrency=concurrency,
-        )
+        client = STATE.remote
+        queued, action_id = (
+            remote.request_push(
+                client, package_id=package_id, destination=to, concurrency=concurrency
+            )
+            if client is not None
+            else shares.request_push(
+                STATE.db, STATE.settings, actor=STATE.actor, package_id=package_id,
+                destination=to, concurrency=concurrency,
+            )
+        )  # fmt: skip
         if STATE.json:
             render.emit_json({"share": queued, "action_id": action_id})
         elif action_id:
@@ -118,19 +155,24 @@ def presign(
     The script downloads with curl (--fail, retries, resume), checks every sha256, skips
     files already complete and says plainly when its links have expired. Its links work like
     passwords, so it is written readable by you alone (0700) and hands them to curl on
-    standard input, never on a command line other users can see.
+    standard input, never on a command line other users can see. With --server the server
+    signs the links and the script is written on this machine (--output, or STEWARD_HOME here).
     """
     lifetime = o.parse_lifetime(expires)
-    view = shares.presign(
-        STATE.db,
-        STATE.settings,
-        actor=STATE.actor,
-        package_id=package_id,
-        expires=lifetime,
-        output=output,
-        from_share=from_share,
-        force=force,
-    )
+    client = STATE.remote
+    if client is not None:
+        view = _presign_there(client, package_id, expires, output, from_share, force)
+    else:
+        view = shares.presign(
+            STATE.db,
+            STATE.settings,
+            actor=STATE.actor,
+            package_id=package_id,
+            expires=lifetime,
+            output=output,
+            from_share=from_share,
+            force=force,
+        )
     if STATE.json:
         render.emit_json(view)
         return
@@ -141,6 +183,32 @@ def presign(
         f"{format_time(view.links_expire_at, STATE.tz)}\n{view.script_path}\n"
         "Send the script to the recipient; they run: sh SCRIPT --dest DIR"
     )
+
+
+def _presign_there(
+    client: Client,
+    package_id: str,
+    expires: str,
+    output: Path | None,
+    from_share: str | None,
+    force: bool,
+) -> ShareView:
+    """The server signs the links; the script they come in is written here, 0700, where
+    ``output`` says (checked before anything is asked for) or in STEWARD_HOME/shares."""
+    if output is not None:
+        places.refuse_script_target(STATE.settings, output, (), field="output")
+        check_target(output, overwrite=force, field="output")
+    made = remote.presign(client, package_id=package_id, expires=expires, from_share=from_share)
+    target = output or (
+        STATE.settings.home / places.SHARES_FOLDER / made.share.id / made.script_name
+    )
+    # The default place is this new share's own folder: only the server itself may have
+    # written there (the CLI on the server's machine), and then the very same script.
+    written = write_output(
+        target, made.script, mode=PRIVATE_SCRIPT, overwrite=force or output is None,
+        parents=output is None, field="output",
+    )  # fmt: skip
+    return made.share.model_copy(update={"script_path": str(written.resolve())})
 
 
 @app.command("list")
@@ -219,8 +287,13 @@ def show(
     objects: Annotated[bool, typer.Option(help="Also list every object in the registry.")] = False,
 ) -> None:
     """A share's fields, its registry totals and timeline."""
-    detail = shares.get(STATE.db, actor=STATE.actor, share_id=share_id)
-    registry = shares.objects(STATE.db, actor=STATE.actor, share_id=share_id) if objects else []
+    client = STATE.remote
+    if client is not None:
+        detail = remote.get(client, share_id=share_id)
+        registry = remote.objects(client, share_id=share_id) if objects else []
+    else:
+        detail = shares.get(STATE.db, actor=STATE.actor, share_id=share_id)
+        registry = shares.objects(STATE.db, actor=STATE.actor, share_id=share_id) if objects else []
     if STATE.json:
         render.emit_json({"detail": detail, "objects": registry} if objects else detail)
         return

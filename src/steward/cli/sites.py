@@ -8,6 +8,7 @@ import typer
 from rich.panel import Panel
 
 from steward.cli import render
+from steward.cli.backend import run
 from steward.cli.state import STATE
 from steward.services import sites
 from steward.services.sites import MembershipChange
@@ -34,9 +35,7 @@ def add(
     description: Annotated[str, typer.Option(help="What the site is or holds.")] = "",
 ) -> None:
     """Add a site (administrators only). Running it again with the same name changes nothing."""
-    view = sites.add_site(
-        STATE.db, actor=STATE.actor, site_id=site_id, name=name, description=description
-    )
+    view = run(sites.add_site, site_id=site_id, name=name, description=description)
     if STATE.json:
         render.emit_json(view)
     else:
@@ -46,7 +45,7 @@ def add(
 @app.command("list")
 def list_() -> None:
     """Sites you may see: all of them for administrators and stewards, an analyst's own."""
-    views = sites.list_sites(STATE.db, actor=STATE.actor)
+    views = run(sites.list_sites)
     rows = [
         (v.id, v.name, v.member_count, v.description, v.created_at, v.created_by) for v in views
     ]
@@ -69,7 +68,7 @@ def list_() -> None:
 @app.command("show")
 def show(site_id: SiteId) -> None:
     """A site and its members."""
-    detail = sites.show_site(STATE.db, actor=STATE.actor, site_id=site_id)
+    detail = run(sites.show_site, site_id=site_id)
     if STATE.json:
         render.emit_json(detail)
         return
@@ -115,12 +114,12 @@ def _changed(change: MembershipChange, did: str, already: str) -> None:
 @app.command("add-member")
 def add_member(site_id: SiteId, user_id: UserId) -> None:
     """Make a user an analyst of a site (administrators only); already one: nothing changes."""
-    change = sites.add_member(STATE.db, actor=STATE.actor, site_id=site_id, user_id=user_id)
+    change = run(sites.add_member, site_id=site_id, user_id=user_id)
     _changed(change, "is now an analyst of", "already is an analyst of")
 
 
 @app.command("remove-member")
 def remove_member(site_id: SiteId, user_id: UserId) -> None:
     """Take a user off a site (administrators only); not a member: nothing changes."""
-    change = sites.remove_member(STATE.db, actor=STATE.actor, site_id=site_id, user_id=user_id)
+    change = run(sites.remove_member, site_id=site_id, user_id=user_id)
     _changed(change, "is no longer a member of", "is not a member of")

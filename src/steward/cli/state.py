@@ -75,18 +75,22 @@ class CliState:
             self._remote = Client(server, token)
         return self._remote
 
+    def local_only(self) -> ValidationFailed:
+        """What a command that needs the database says when told to use a server."""
+        import click
+
+        ctx = click.get_current_context(silent=True)
+        name = ctx.command_path if ctx is not None else "this command"
+        return ValidationFailed(
+            f"`{name}` does not run against a server yet: run it where the database is "
+            "(without --server or STEWARD_SERVER)",
+            [Detail("local only", field="--server", value=self.server)],
+        )
+
     @property
     def db(self) -> Database:
         if self.server:
-            import click
-
-            ctx = click.get_current_context(silent=True)
-            name = ctx.command_path if ctx is not None else "this command"
-            raise ValidationFailed(
-                f"`{name}` does not run against a server yet: run it where the database is "
-                "(without --server or STEWARD_SERVER)",
-                [Detail("local only", field="--server", value=self.server)],
-            )
+            raise self.local_only()
         if self._db is None:
             from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 

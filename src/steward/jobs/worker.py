@@ -207,6 +207,9 @@ class Worker:
             self.stop.set()
             for t in threads:
                 t.join()
+            # Every job this worker ran has let go: a build or push run later in this process
+            # (a server's embedded worker stopped, the process goes on) must not stop at once.
+            runner.RELEASE.clear()
 
     def drain(self) -> None:
         """Run what is due now, then return (for tests and cron): the periodic tasks whose

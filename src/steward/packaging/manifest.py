@@ -87,6 +87,7 @@ def load_manifest(
     check_files: bool = True,
     workers: int = 32,
     strict_ids: bool = False,
+    confined_by: str | None = None,
 ) -> Manifest:
     """Read, join and check the manifests; raise one ``ValidationFailed`` listing every problem.
 
@@ -94,7 +95,9 @@ def load_manifest(
     looks files up (the services pass one built on the storage adapter, which knows S3);
     ``check_files=False`` skips existence and size checks entirely. ``aliases`` adds header
     spellings: ``{"library_id": ["lims_library"]}``. Ids that only look alike (letter case,
-    invisible characters) are warnings, or problems with ``strict_ids``.
+    invisible characters) are warnings, or problems with ``strict_ids``. ``confined_by`` (the
+    setting naming them) opens only ``allowed_roots`` to the manifest — not its own folder —
+    and resolves relative paths against ``base_dir`` alone (see ``manifest_paths``).
     """
     table = merge_aliases(aliases)
     problems: list[Detail] = []
@@ -113,7 +116,8 @@ def load_manifest(
         cols = resolve_columns(sheet, kind, table, problems, warnings) if sheet.header else None
         readable[kind] = sheet.complete and cols is not None
         if cols is not None:
-            roots = Roots.make(base_dir or path.parent, allowed_roots)
+            base = base_dir if confined_by else base_dir or path.parent
+            roots = Roots.make(base, allowed_roots, confined_by=confined_by)
             parsed[kind] = parse_rows(sheet, cols, kind, roots, problems)
 
     check_ids(

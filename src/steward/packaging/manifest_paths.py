@@ -10,6 +10,11 @@ A manifest is user input, so its paths get the same suspicion as any upload: the
   into a package;
 * ``s3://bucket/key`` is kept as written; when ``allowed_roots`` names any ``s3://`` roots, S3
   URIs must lie under one of them (otherwise storage permissions decide).
+
+A manifest uploaded to the server is *confined* (``Roots.confined_by`` names the setting that
+lists its places): only those places are open — the manifest's own folder is not, S3 URIs must
+lie under an ``s3://`` place even when none is listed, and a relative path needs a base folder
+that was named (and is itself checked like any file).
 """
 
 from __future__ import annotations
@@ -43,15 +48,21 @@ class PathRejected(ValueError):
 class Roots:
     """Where relative paths start and where local files may be."""
 
-    base: Path
+    base: Path | None
+    """Where relative paths start; None (confined manifests only): relative paths refused."""
     local: tuple[Path, ...]
     """Symlink-resolved folders local files must be inside (``base`` first)."""
     s3: tuple[str, ...]
+    confined_by: str | None = None
+    """The setting that lists the only open places (uploaded manifests), for messages."""
 
     @classmethod
-    def make(cls, base: Path, allowed: Sequence[str | Path]) -> Roots:
-        base = Path(os.path.abspath(base))
-        local = [Path(os.path.realpath(base))]
+    def make(
+        cls, base: Path | None, allowed: Sequence[str | Path], *, confined_by: str | None = None
+    ) -> Roots:
+        if base is not None:
+            base = Path(os.path.abspath(base))
+        local = [Path(os.path.realpath(base))] if base is not None and not confined_by else []
         s3: list[str] = []
         for root in allowed:
             text = str(root)
@@ -60,10 +71,13 @@ class Roots:
             else:
                 path = local_path(text) if text.startswith("file://") else Path(text)
                 local.append(Path(os.path.realpath(path)))
-        return cls(base, tuple(dict.fromkeys(local)), tuple(s3))
+        return cls(base, tuple(dict.fromkeys(local)), tuple(s3), confined_by)
 
     def describe(self) -> str:
-        return ", ".join([*(str(p) for p in self.local), *self.s3])
+        places = ", ".join([*(str(p) for p in self.local), *self.s3])
+        if self.confined_by:
+            return f"a place in {self.confined_by} ({places or 'none on this server'})"
+        return places
 
 
 def local_path(uri: str) -> Path:
@@ -105,6 +119,12 @@ def normalise_uri(raw: str, roots: Roots) -> tuple[str, str]:
         raise PathRejected("'..' is not allowed in paths", "a path without '..'")
     path = Path(text)
     if not path.is_absolute():
+        if roots.base is None:
+            raise PathRejected(
+                "a relative path in an uploaded manifest: name the folder it is relative to "
+                f"(base_dir, inside {roots.confined_by}), or write an absolute path",
+                roots.describe(),
+            )
         path = roots.base / path
     path = Path(os.path.normpath("/" + str(path).lstrip("/")))
     real = Path(os.path.realpath(path))
@@ -136,7 +156,8 @@ def _s3(rest: str, roots: Roots) -> tuple[str, str]:
     if any(ord(c) < 32 or ord(c) == 127 for c in key):
         raise PathRejected("control characters in an object key")
     uri = f"s3://{bucket}/{key}"
-    if roots.s3 and not any(uri.startswith(r + "/") for r in roots.s3):
+    limited = bool(roots.s3) or roots.confined_by is not None
+    if limited and not any(uri.startswith(r + "/") for r in roots.s3):
         raise PathRejected("this object is outside the allowed storage roots", roots.describe())
     return uri, segments[-1]
 

@@ -7,7 +7,7 @@ A refusal from the server becomes the very exception the service would have rais
 
 from __future__ import annotations
 
-from typing import Any
+from typing import IO, Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -89,17 +89,47 @@ class Client:
         body: Any = None,
         headers: dict[str, str] | None = None,
     ) -> Any:
+        """The answer's JSON, or the error its problem document stands for."""
+        return self.fetch(method, path, params=params, body=body, headers=headers).json()
+
+    def fetch(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: list[tuple[str, str]] | None = None,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        """The successful answer as it came (a file, say), or the error it stands for."""
+        return self.send(method, path, params=params, json=body, headers=headers)
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: list[tuple[str, str]] | None = None,
+        json: Any = None,
+        data: dict[str, Any] | None = None,
+        files: list[tuple[str, tuple[str, IO[bytes], str]]] | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: httpx.Timeout | None = None,
+    ) -> httpx.Response:
+        """:meth:`fetch` with a form (``data``, and ``files`` as multipart/form-data) or a
+        timeout of its own (a check that reads every byte of a package)."""
         try:
             answer = self._http.request(
-                method, path, params=tuple(params or ()), json=body, headers=headers or {}
-            )
+                method, path, params=tuple(params or ()), json=json, data=data, files=files,
+                headers=headers or {}, timeout=timeout or TIMEOUT,
+            )  # fmt: skip
         except httpx.HTTPError as exc:
             raise Unavailable(
                 f"the server at {self.server} does not answer: {type(exc).__name__}",
                 [Detail("unreachable", field="server", value=self.server)],
             ) from None
         if answer.is_success:
-            return answer.json()
+            return answer
         try:
             problem = answer.json()
         except ValueError:

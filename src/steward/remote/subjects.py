@@ -22,8 +22,13 @@ def json_value(value: Any) -> Any:
 
 
 def params_of(flt: Filter, sort: str) -> list[tuple[str, str]]:
-    """A list filter as the API's query parameters."""
-    params = [("sort", sort)]
+    """A list filter and its order as the API's query parameters."""
+    return [("sort", sort), *filter_params(flt)]
+
+
+def filter_params(flt: Filter) -> list[tuple[str, str]]:
+    """A filter (less its limit) as the API's query parameters."""
+    params: list[tuple[str, str]] = []
     if flt.project:
         params.append(("project", flt.project))
     params += [("state", s) for s in flt.states]

@@ -325,3 +325,21 @@ def login(db: Database, *, user: str, password: str, address: str) -> SignedIn:
             reason=f"{reason}; from {where}",
         )
     raise Unauthenticated(REFUSED, [Detail("wrong user name or password", field="password")])
+
+
+def check_current(db: Database, user_id: str, current: str | None, *, address: str) -> None:
+    """Changing your own password over the API asks for the current one, checked as a
+    sign-in is (rate-limited, audited): a stolen token must not become a password that
+    outlives it."""
+    if not current:
+        raise ValidationFailed(
+            "to change your own password, give your current one too",
+            [Detail("missing", field="current_password")],
+        )
+    try:
+        login(db, user=user_id, password=current, address=address)
+    except Unauthenticated:
+        raise ValidationFailed(
+            "the current password is not right",
+            [Detail("wrong password", field="current_password")],
+        ) from None

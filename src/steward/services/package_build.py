@@ -54,6 +54,15 @@ JOB = runner.LongJob(
 )
 
 
+def failed(package_id: str, reason: str | None) -> InvalidTransition:
+    """What building a failed package answers: it needs ``retry`` first."""
+    return InvalidTransition(
+        f"{package_id} failed ({reason}); `steward package retry {package_id}` builds it "
+        "again, keeping the files already done",
+        [Detail("failed", field="state", value="failed", accepted="pending, building")],
+    )
+
+
 def _claim(db: Database, *, actor: str | None, package_id: str) -> PackageView:
     """Move pending → building, or take over a building package whose builder is gone."""
     with db.transaction() as s:
@@ -61,11 +70,7 @@ def _claim(db: Database, *, actor: str | None, package_id: str) -> PackageView:
         if row.state == "built":
             return view(row)
         if row.state == "failed":
-            raise InvalidTransition(
-                f"{row.id} failed ({row.failure_reason}); `steward package retry {row.id}` "
-                "builds it again, keeping the files already done",
-                [Detail("failed", field="state", value=row.state, accepted="pending, building")],
-            )
+            raise failed(row.id, row.failure_reason)
         runner.claim(s, JOB, row, ctx)
         s.refresh(row)
         return view(row)

@@ -125,6 +125,9 @@ class PackageSpec:
     allowed_roots: Sequence[str] = ()
     strict_ids: bool | None = None
     """Refuse look-alike ids instead of warning; ``None``: the ``manifest_ids`` setting."""
+    confined_by: str | None = None
+    """An uploaded manifest: only ``allowed_roots`` are open to it (not its own folder), and
+    this names the setting that lists them (see ``package_uploads``)."""
 
     def filters(self) -> dict[str, list[str]]:
         chosen = {
@@ -184,6 +187,7 @@ def _plan(
         strict_ids=(
             settings.manifest_ids == "refuse" if spec.strict_ids is None else spec.strict_ids
         ),
+        confined_by=spec.confined_by,
     )
     manifest = mf.filter_manifest(
         manifest,
@@ -445,6 +449,20 @@ def files(db: Database, *, actor: str | None, package_id: str) -> list[PackageFi
         return [PackageFileView.model_validate(f, from_attributes=True) for f in rows]
 
 
+def file_page(
+    db: Database, *, actor: str | None, package_id: str, after: str | None, limit: int
+) -> tuple[list[PackageFileView], int]:
+    """Up to ``limit`` files in path order after the path ``after``, and how many in all."""
+    with db.read() as s:
+        visible(s, actor, package_id)
+        q = select(PackageFile).where(PackageFile.package_id == package_id)
+        total = s.scalar(select(func.count()).select_from(q.subquery())) or 0
+        if after is not None:
+            q = q.where(PackageFile.relpath > after)
+        rows = s.scalars(q.order_by(PackageFile.relpath).limit(limit))
+        return [PackageFileView.model_validate(f, from_attributes=True) for f in rows], total
+
+
 def visible_query(s: Session, actor: str | None, flt: Filter) -> Select[Package]:
     return subjects.visible_query(s, PACKAGE, actor, flt)
 
@@ -540,6 +558,25 @@ def report_path(db: Database, settings: Settings, *, actor: str | None, package_
             [Detail("missing file", field="report", value=str(path))],
         )
     return path
+
+
+def report_data(
+    db: Database, settings: Settings, *, actor: str | None, package_id: str
+) -> dict[str, Any]:
+    """The data the report shows (files, libraries, tables, charts), as it embeds it."""
+    text = report_path(db, settings, actor=actor, package_id=package_id).read_text("utf-8")
+    start = text.find(_DATA_START)
+    end = text.find("</script>", start)
+    if start < 0 or end < 0:
+        raise NotFound(
+            f"{package_id}'s report.html holds no report data (made by an older Steward?)",
+            [Detail("no data block", field="report", value=package_id)],
+        )
+    found: dict[str, Any] = json.loads(text[start + len(_DATA_START) : end])
+    return found
+
+
+_DATA_START = '<script type="application/json" id="report-data">'
 
 
 class BuildFinished(Payload):

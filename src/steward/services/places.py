@@ -144,3 +144,52 @@ def refuse_steward_file(settings: Settings, path: Path, *, field: str) -> None:
     target = local(path)
     packages = steward_places(settings)[0]
     _refuse(target, str(path), [packages] if packages.place.contains(target) else [], field)
+
+
+def of_root(root: str) -> Place:
+    """A place of ``api_source_roots``/``api_push_roots`` (already checked by the settings)."""
+    if root.lower().startswith("s3://"):
+        bucket, _, prefix = root[5:].partition("/")
+        return Place("s3", bucket, tuple(p for p in prefix.split("/") if p))
+    return local(root.removeprefix("file://"))
+
+
+def of_text(text: str) -> Place:
+    """Where a person's ``s3://…``, ``file:///…`` or absolute path points."""
+    if text.lower().startswith("s3://"):
+        return of_root(text)
+    return local(unquote(urlsplit(text).path) if text.startswith("file://") else text)
+
+
+def require_inside(
+    roots: Sequence[str],
+    target: Place,
+    shown: str,
+    *,
+    setting: str,
+    field: str,
+) -> None:
+    """Refuse ``target`` unless it lies in one of ``roots`` (a server setting's places): what
+    the API may touch on a caller's say. Empty ``roots`` refuse everything."""
+    places = [of_root(r) for r in roots]
+    if any(p.contains(target) for p in places):
+        return
+    listed = ", ".join(str(p) for p in places)
+    why = (
+        f"this server's {setting} lists no place at all, so nothing is open to the API"
+        if not places
+        else f"it is not inside any place {setting} lists"
+    )
+    raise ValidationFailed(
+        f"{field} {shown!r}: {why}",
+        [
+            Detail(
+                f"outside {setting}" + ("" if target.scheme == "s3" else f" (it is {target})"),
+                field=field,
+                value=shown,
+                accepted=f"a place inside {listed}"
+                if places
+                else f"ask the server's administrator to set {setting}",
+            )
+        ],
+    )

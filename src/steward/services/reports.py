@@ -168,7 +168,7 @@ def tracking_table(
         ),
         columns=list(TRACKING_COLUMNS),
         rows=rows,
-        brief=("request", "title", "state", "requester", "reviewer", "created", "total_duration"),
+        brief=BRIEF["tracking"],
     ).first(limit)
 
 
@@ -201,7 +201,7 @@ def change_log(
         caption=consistency.caption(_CHANGELOG_CAPTION, problems),
         columns=list(changelog.COLUMNS),
         rows=rows,
-        brief=("request", "order", "from_state", "to_state", "at", "actor", "time_in_from_state"),
+        brief=BRIEF["changelog"],
     )
 
 
@@ -305,7 +305,7 @@ def sla_breaches(
         ),
         columns=list(SLA_COLUMNS),
         rows=rows,
-        brief=("request", "title", "state", "in_state_for", "sla", "over_by", "reviewer"),
+        brief=BRIEF["sla"],
     ).first(limit)
 
 
@@ -316,6 +316,20 @@ REPORTS: dict[str, Report] = {
     "time-in-state": time_in_state,
     "sla": sla_breaches,
 }
+BRIEF: dict[str, tuple[str, ...]] = {
+    "tracking": ("request", "title", "state", "requester", "reviewer", "created", "total_duration"),
+    "changelog": (
+        "request",
+        "order",
+        "from_state",
+        "to_state",
+        "at",
+        "actor",
+        "time_in_from_state",
+    ),
+    "sla": ("request", "title", "state", "in_state_for", "sla", "over_by", "reviewer"),
+}
+"""Each report's columns worth a narrow terminal (all of them, when it is not named)."""
 COLUMNS: dict[str, list[Column]] = {
     "tracking": TRACKING_COLUMNS,
     "changelog": changelog.COLUMNS,

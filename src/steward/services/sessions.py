@@ -167,6 +167,7 @@ def authenticate(db: Database, cookie: str) -> Caller:
             scope="admin" if user.is_admin else "write",
             token_id=row.id,
             expires_at=row.expires_at,
+            is_admin=user.is_admin,
         )
         stale = now - row.last_seen_at >= TOUCH_EVERY
     if stale:

@@ -403,10 +403,20 @@ def push(
             return view(row)
 
 
+PUSH_SETTING = "STEWARD_API_PUSH_ROOTS"
+
+
 def _checked_destination(
-    db: Database, settings: Settings, *, actor: str | None, package_id: str, destination: str
+    db: Database,
+    settings: Settings,
+    *,
+    actor: str | None,
+    package_id: str,
+    destination: str,
+    confined: bool = False,
 ) -> tuple[Store, str]:
-    """The destination store, checked before anything is recorded or moves, and the project."""
+    """The destination store, checked before anything is recorded or moves, and the project.
+    ``confined`` (a push asked for over the API): it must lie in ``api_push_roots``."""
     where = parse_destination(destination, field="destination")
     with db.read() as s:
         pkg, ctx = _built_package(s, actor, package_id)
@@ -414,6 +424,11 @@ def _checked_destination(
         name, project_id = pkg.name, pkg.project_id
         sources = _source_uris(s, pkg.id)
     dest = open_store(_dest_root(where, name), settings.s3_config())
+    if confined:
+        places.require_inside(
+            settings.api_push_roots, places.of_store(dest), destination,
+            setting=PUSH_SETTING, field="destination",
+        )  # fmt: skip
     places.refuse_push_target(settings, dest, destination, sources, field="destination")
     dest.check_writable()  # a missing bucket or a refused key stops us before any data moves
     return dest, project_id
@@ -427,17 +442,20 @@ def request_push(
     package_id: str,
     destination: str,
     concurrency: int | None = None,
+    confined: bool = False,
 ) -> tuple[ShareView, str | None]:
     """Queue a push for a worker (``--no-wait``); returns the share and the action id.
 
-    The same checks as :func:`push` run first. The share is the one :func:`push` would
-    continue (a failed one is moved back to pending); asking again while its push is queued
-    or running is the same action. No action (None) when the share already succeeded or is
-    being sent.
+    The same checks as :func:`push` run first (and, when ``confined`` — asked for over the
+    API —, the destination must lie in ``api_push_roots``). The share is the one :func:`push`
+    would continue (a failed one is moved back to pending); asking again while its push is
+    queued or running is the same action. No action (None) when the share already succeeded
+    or is being sent.
     """
     dest, project_id = _checked_destination(
-        db, settings, actor=actor, package_id=package_id, destination=destination
-    )
+        db, settings, actor=actor, package_id=package_id, destination=destination,
+        confined=confined,
+    )  # fmt: skip
     with (
         audited(db, actor=actor, action="push", project_id=project_id, subject_kind=domain.KIND),
         db.transaction() as s,
@@ -528,6 +546,16 @@ def _pushed_to_s3(s: Session, package_id: str, share_id: str | None) -> Share:
     return candidates[0]
 
 
+@dataclass(frozen=True)
+class Presigned:
+    """A presign share with its links and the script that holds them — secrets, all but the
+    share: never log them."""
+
+    share: ShareView
+    links: list[script.ScriptEntry]
+    script: str
+
+
 def presign(
     db: Database,
     settings: Settings,
@@ -545,6 +573,24 @@ def presign(
     is recorded: an existing file is kept unless ``force``, a missing folder is not created,
     and no script goes into a bag, a source folder or STEWARD_HOME outside ``shares/``.
     """
+    return presign_links(
+        db, settings, actor=actor, package_id=package_id, expires=expires, output=output,
+        from_share=from_share, force=force,
+    ).share  # fmt: skip
+
+
+def presign_links(
+    db: Database,
+    settings: Settings,
+    *,
+    actor: str | None,
+    package_id: str,
+    expires: timedelta,
+    output: Path | None = None,
+    from_share: str | None = None,
+    force: bool = False,
+) -> Presigned:
+    """:func:`presign`, answering the links and the script's text too (for the API)."""
     if expires <= timedelta(0) or expires > MAX_LINK_LIFETIME:
         raise ValidationFailed(
             "presigned links must live between one second and 7 days",
@@ -552,8 +598,12 @@ def presign(
         )
     now = utcnow()
     links_expire = now + expires
-    with db.transaction() as s:
+    with (
+        audited(db, actor=actor, action="presign", subject_kind=domain.KIND),
+        db.transaction() as s,
+    ):
         pkg, ctx = _built_package(s, actor, package_id)
+        domain.WORKFLOW.decide_create(ctx)  # who may share it, before what it needs
         source = _pushed_to_s3(s, pkg.id, from_share)
         if output is not None:
             places.refuse_script_target(settings, output, _source_uris(s, pkg.id), field="output")
@@ -625,7 +675,8 @@ def presign(
             },
         )
         s.refresh(row)
-        return view(row)
+        done = view(row)
+    return Presigned(done, entries, Path(written).read_text(encoding="utf-8"))
 
 
 def act(
@@ -692,6 +743,31 @@ def objects(db: Database, *, actor: str | None, share_id: str) -> list[ShareObje
                 .order_by(ShareObject.key)
             )
         ]
+
+
+def object_page(
+    db: Database, *, actor: str | None, share_id: str, after: str | None, limit: int
+) -> tuple[list[ShareObjectView], int, int]:
+    """Up to ``limit`` registry entries in key order after the key ``after``, with how many
+    there are in all and their bytes."""
+    with (
+        audited(db, actor=actor, action="objects", subject_kind=domain.KIND, subject_id=share_id),
+        db.read() as s,
+    ):
+        _visible(s, actor, share_id)
+        count, size = s.execute(
+            select(func.count(), func.coalesce(func.sum(ShareObject.size), 0)).where(
+                ShareObject.share_id == share_id
+            )
+        ).one()
+        q = select(ShareObject).where(ShareObject.share_id == share_id)
+        if after is not None:
+            q = q.where(ShareObject.key > after)
+        items = [
+            ShareObjectView.model_validate(o, from_attributes=True)
+            for o in s.scalars(q.order_by(ShareObject.key).limit(limit))
+        ]
+        return items, int(count), int(size)
 
 
 def visible_query(s: Session, actor: str | None, flt: Filter) -> Select[Share]:

@@ -63,6 +63,8 @@ class Caller:
     """The token's id (``tok_…``), or the browser session's (``ses_…``)."""
     expires_at: datetime | None = None
     """When the token or session stops working."""
+    is_admin: bool = False
+    """Whether the user is an administrator (whatever the token's scope lets them do)."""
 
     def may_write(self) -> bool:
         return self.scope in ("write", "admin")
@@ -234,7 +236,11 @@ def authenticate(db: Database, presented: str) -> Caller:
                 [Detail("disabled user", field="Authorization")],
             )
         caller = Caller(
-            user_id=row.user_id, scope=row.scope, token_id=row.id, expires_at=row.expires_at
+            user_id=row.user_id,
+            scope=row.scope,
+            token_id=row.id,
+            expires_at=row.expires_at,
+            is_admin=owner.is_admin,
         )
         stale = row.last_used_at is None or now - row.last_used_at >= TOUCH_EVERY
     if stale:

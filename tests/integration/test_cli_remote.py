@@ -116,7 +116,7 @@ def test_commands_not_yet_served_say_so_and_bad_tokens_are_refused(
     r = cli("--server", server, "--token", _token(c, c.steward), "--json", "request", "expire-due")
     assert r.code == 2
     problem = json.loads(r.err or r.out)
-    assert "does not run against a server yet" in problem["detail"]
+    assert "does not run against a server" in problem["detail"]
     r = cli("--server", server, "--token", "stw_nope_nope", "--json", "request", "list")
     assert r.code == 2
     assert json.loads(r.err or r.out)["code"] == "unauthenticated"

@@ -82,8 +82,8 @@ class CliState:
         ctx = click.get_current_context(silent=True)
         name = ctx.command_path if ctx is not None else "this command"
         return ValidationFailed(
-            f"`{name}` does not run against a server yet: run it where the database is "
-            "(without --server or STEWARD_SERVER)",
+            f"`{name}` works on the database itself and does not run against a server: run "
+            "it where the database is (without --server or STEWARD_SERVER)",
             [Detail("local only", field="--server", value=self.server)],
         )
 

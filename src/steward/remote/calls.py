@@ -4,7 +4,7 @@ A command runs ``backend.run(service, **arguments)``: here that is
 ``service(db, actor=…, **arguments)``; against a server it is the function registered for
 ``service`` with :func:`remote_of`, which sends the same arguments over the API and answers
 the same view (or raises the same error, from the problem document). A service nobody has
-registered says the command does not run against a server yet.
+registered says the command does not run against a server.
 """
 
 from __future__ import annotations

@@ -85,8 +85,13 @@ class BulkObjects(BaseModel):
 
 
 def _host(request: Request) -> str:
-    """The host of ``drs://`` URIs: this server's configured address, not the caller's Host."""
-    return urlsplit(public_url(request)).netloc
+    """The host of ``drs://`` URIs: this server's configured address, not the caller's Host.
+
+    A hostname-based DRS URI is always https on port 443 and carries no port (DRS 1.5,
+    DrsApiPrinciples "Hostname-based DRS URIs"), so an explicit ``:443`` is dropped. Another
+    port is kept: no port-less URI could reach such a server (a test's, say)."""
+    parts = urlsplit(public_url(request))
+    return parts.netloc.removesuffix(":443") if parts.scheme == "https" else parts.netloc
 
 
 def _no_passports(passports: list[str] | None) -> None:

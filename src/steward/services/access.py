@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -195,14 +195,14 @@ def require_project(session: Session, project_id: str) -> Project:
     return project
 
 
+_ROLES = select(Membership.role).where(
+    Membership.project_id == bindparam("project_id"), Membership.user_id == bindparam("user_id")
+)
+"""Built once: every call that looks at a subject asks it."""
+
+
 def roles_in(session: Session, user: User, project_id: str) -> frozenset[str]:
-    roles = set(
-        session.scalars(
-            select(Membership.role).where(
-                Membership.project_id == project_id, Membership.user_id == user.id
-            )
-        )
-    )
+    roles = set(session.scalars(_ROLES, {"project_id": project_id, "user_id": user.id}))
     if user.is_admin:
         roles.add(Role.ADMIN.value)
     return frozenset(roles)

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, bindparam, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from steward.db.models import Event
@@ -97,13 +97,17 @@ class History(BaseModel):
     current_state_for: float | None
 
 
+_EVENTS = (
+    select(Event)
+    .where(Event.subject_kind == bindparam("kind"), Event.subject_id == bindparam("subject_id"))
+    .order_by(Event.seq)
+)
+"""A subject's events in order, built once (every detail and timeline asks it)."""
+
+
 def history(session: Session, *, workflow: Workflow, row: Tracked, now: datetime) -> History:
     """A subject's events in order, time per state, and how long it has been in its state."""
-    events = session.scalars(
-        select(Event)
-        .where(Event.subject_kind == workflow.kind, Event.subject_id == row.id)
-        .order_by(Event.seq)
-    )
+    events = session.scalars(_EVENTS, {"kind": workflow.kind, "subject_id": row.id})
     timeline, totals = build_timeline(list(events))
     current_for = current_stay(
         totals,

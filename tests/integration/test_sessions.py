@@ -4,6 +4,7 @@ disabled users."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Iterator
@@ -373,3 +374,54 @@ def test_steward_login_signs_in_with_a_password(
     )
     assert code == 2, shown
     assert accounts.REFUSED.encode() in shown
+
+
+def test_sessions_are_listed_and_ended_by_their_user_from_the_cli_and_the_api(
+    api: str, consortium: Consortium, cli: Any
+) -> None:
+    """Where am I signed in? Two browsers, one ended from the command line through the
+    server: that browser is refused at once, the other goes on; nobody else sees them."""
+    c = consortium
+    with _http(api) as first_http, _http(api) as second_http:
+        first = Browser(first_http, _cookie(_sign_in(first_http, c.requester))[0])
+        second = Browser(second_http, _cookie(_sign_in(second_http, c.requester))[0])
+        ids = [cookie.split(".")[0] for cookie in (first.cookie, second.cookie)]
+        token = tokens.create(c.db, actor=c.requester, scope="write",
+                              expires_in=timedelta(hours=1)).secret  # fmt: skip
+        remote = ("--server", api, "--token", token)
+        here = cli("--as", c.requester, "--json", "session", "list")
+        there = cli(*remote, "--json", "session", "list")
+        assert here.code == there.code == 0, (here, there)
+        listed = [s["id"] for s in json.loads(there.out)]
+        assert listed == [s["id"] for s in json.loads(here.out)]
+        assert sorted(listed) == sorted(ids)
+
+        ended = cli(*remote, "session", "revoke", ids[0])
+        assert ended.code == 0, ended
+        assert f"{ids[0]} ended" in ended.out
+        _problem(first.call("GET", "/api/v1/session"), 401)
+        assert second.call("GET", "/api/v1/session").status_code == 200
+        again = cli(*remote, "--json", "session", "revoke", ids[0])  # nothing more to end
+        assert json.loads(again.out)["revoked_at"] is not None
+
+        # Someone else's session does not exist for them; an administrator may end it
+        other = tokens.create(c.db, actor=c.requester2, scope="write",
+                              expires_in=timedelta(hours=1)).secret  # fmt: skip
+        with _http(api) as http:
+            hers = http.get("/api/v1/sessions", headers={"Authorization": f"Bearer {other}"})
+            assert hers.json() == []
+            hidden = http.post(f"/api/v1/sessions/{ids[1]}:revoke",
+                               headers={"Authorization": f"Bearer {other}"})  # fmt: skip
+            unknown = http.post("/api/v1/sessions/ses_nope:revoke",
+                                headers={"Authorization": f"Bearer {other}"})  # fmt: skip
+            assert _problem(hidden, 404)["detail"] == _problem(unknown, 404)["detail"].replace(
+                "ses_nope", ids[1])  # fmt: skip
+        assert second.call("GET", "/api/v1/session").status_code == 200
+        everyone = cli("--as", c.admin, "--json", "session", "list", "--all")
+        assert set(ids) <= {s["id"] for s in json.loads(everyone.out)}
+        assert cli("--as", c.admin, "session", "revoke", ids[1]).code == 0
+        _problem(second.call("GET", "/api/v1/session"), 401)
+    with c.db.read() as s:
+        audited = s.scalars(select(AuditEntry.subject_id).where(
+            AuditEntry.action == "session-revoke", AuditEntry.outcome == "done")).all()  # fmt: skip
+    assert sorted(audited) == sorted(ids)

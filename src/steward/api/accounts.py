@@ -14,14 +14,22 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Cookie, Header, Request, Response
+from fastapi import APIRouter, Body, Cookie, Header, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from steward.api.auth import Presented, SessionCookie, database, settings_of, signed_in
+from steward.api.auth import (
+    Presented,
+    SessionCookie,
+    database,
+    require_write,
+    settings_of,
+    signed_in,
+)
 from steward.api.problems import documented
+from steward.api.subjects import _only
 from steward.errors import Detail, ValidationFailed
 from steward.services import accounts, sessions, tokens
-from steward.services.sessions import Whoami
+from steward.services.sessions import SessionView, Whoami
 from steward.services.tokens import NewToken
 from steward.timeutil import parse_duration
 
@@ -179,3 +187,42 @@ def end_session(
         sessions.COOKIE, path="/", secure=secure(request), httponly=True, samesite="lax"
     )
     return answer
+
+
+@router.get(
+    "/api/v1/sessions",
+    response_model=list[SessionView],
+    responses=documented(401, 422, 503),
+    summary="Your browser sessions, newest first (everyone's, to an administrator)",
+    operation_id="list_sessions",
+)
+def list_sessions(
+    request: Request,
+    presented: Presented,
+    everyone: Annotated[
+        bool, Query(alias="all", description="Every user's sessions (administrators only).")
+    ] = False,
+) -> list[SessionView]:
+    """Where you are signed in: to end a session you do not recognise."""
+    with signed_in(request, presented) as caller:
+        _only(request, {"all"})
+        return sessions.list_sessions(database(request), actor=caller.user_id, everyone=everyone)
+
+
+@router.post(
+    "/api/v1/sessions/{session_id}:revoke",
+    response_model=SessionView,
+    responses=documented(401, 403, 404, 413, 415, 422, 503),
+    summary="End a browser session now (yours, or anyone's for administrators)",
+    operation_id="revoke_session",
+)
+def revoke_session(
+    request: Request,
+    presented: Presented,
+    session_id: Annotated[str, Path(max_length=64, description="The session's id (ses_…).")],
+) -> SessionView:
+    """Ending it again changes nothing; a session you may not see does not exist."""
+    with signed_in(request, presented, hold=False) as caller:
+        _only(request, set())
+        require_write(caller)
+        return sessions.revoke(database(request), actor=caller.user_id, session_id=session_id)

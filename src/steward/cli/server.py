@@ -11,7 +11,7 @@ from steward.cli import render
 from steward.cli.backend import run
 from steward.cli.state import STATE
 from steward.errors import ConfigurationError, Detail
-from steward.services import tokens
+from steward.services import sessions, tokens
 from steward.tables import Column, Table
 from steward.timeutil import format_time
 
@@ -221,8 +221,56 @@ def logout(
     STATE.out.print(f"{'forgot the token for' if gone else 'no token kept for'} {server}")
 
 
+session_app = typer.Typer(
+    help="Browser sessions (signing in to the server with a password or OIDC): where you are "
+    "signed in, and ending a session you do not recognise.",
+    no_args_is_help=True,
+)
+
+
+@session_app.command("list")
+def session_list(
+    everyone: Annotated[
+        bool, typer.Option("--all", help="Every user's sessions (administrators only).")
+    ] = False,
+) -> None:
+    """Your browser sessions, newest first: when each began, was last used, ends or ended."""
+    views = run(sessions.list_sessions, everyone=everyone)
+    render.show_table(
+        Table(
+            "browser sessions",
+            [
+                Column("id"),
+                Column("user"),
+                Column("created", "time"),
+                Column("last seen", "time"),
+                Column("expires", "time"),
+                Column("revoked", "time"),
+            ],
+            [
+                (v.id, v.user_id, v.created_at, v.last_seen_at, v.expires_at, v.revoked_at)
+                for v in views
+            ],
+        )
+    )
+
+
+@session_app.command("revoke")
+def session_revoke(
+    session_id: Annotated[str, typer.Argument(help="The session's id (ses_…, from the list).")],
+) -> None:
+    """End a browser session now: the browser must sign in again."""
+    view = run(sessions.revoke, session_id=session_id)
+    if STATE.json:
+        render.emit_json(view)
+        return
+    when = format_time(view.revoked_at, STATE.tz) if view.revoked_at else "-"
+    STATE.out.print(f"{view.id} ended ({when})", highlight=False)
+
+
 def register(root: typer.Typer) -> None:
     root.command("serve")(serve)
     root.command("login")(login)
     root.command("logout")(logout)
     root.add_typer(token_app, name="token")
+    root.add_typer(session_app, name="session")

@@ -1,4 +1,4 @@
-"""People, projects, the catalogue, sites and tokens through a server's API: each function
+"""People, projects, the catalogue, sites, tokens and sessions through a server's API: each function
 stands for the service function it is registered for (same arguments less the database and
 actor, same answer)."""
 
@@ -10,9 +10,10 @@ from urllib.parse import quote
 
 from steward.remote.calls import remote_of
 from steward.remote.client import Client
-from steward.services import access, accounts, catalog, sites, tokens
+from steward.services import access, accounts, catalog, sessions, sites, tokens
 from steward.services.access import MemberView, ProjectSummary, ProjectView, UserView
 from steward.services.catalog import RequirementView, TreeNode
+from steward.services.sessions import SessionView
 from steward.services.sites import MembershipChange, SiteDetail, SiteView
 from steward.services.tokens import NewToken, TokenView
 
@@ -170,3 +171,17 @@ def list_tokens(client: Client, *, everyone: bool = False) -> list[TokenView]:
 @remote_of(tokens.revoke)
 def revoke_token(client: Client, *, token_id: str) -> TokenView:
     return TokenView.model_validate(client.call("POST", f"{V1}/tokens/{_seg(token_id)}:revoke"))
+
+
+# ---- browser sessions -----------------------------------------------------------------------
+@remote_of(sessions.list_sessions)
+def list_sessions(client: Client, *, everyone: bool = False) -> list[SessionView]:
+    params = [("all", "true")] if everyone else []
+    found = client.call("GET", f"{V1}/sessions", params=params)
+    return [SessionView.model_validate(v) for v in found]
+
+
+@remote_of(sessions.revoke)
+def revoke_session(client: Client, *, session_id: str) -> SessionView:
+    found = client.call("POST", f"{V1}/sessions/{_seg(session_id)}:revoke")
+    return SessionView.model_validate(found)

@@ -21,11 +21,11 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from steward.db.models import BrowserSession, User
+from steward.db.models import AuditEntry, BrowserSession, User
 from steward.db.session import Database
 from steward.errors import Detail, Forbidden, Unauthenticated
 from steward.ids import new_id
-from steward.services.access import hold_caller, touch
+from steward.services.access import audited, hold_caller, not_found, require_user, touch
 from steward.services.tokens import Caller
 from steward.timeutil import utcnow
 
@@ -209,3 +209,45 @@ def whoami(db: Database, caller: Caller, *, cookie: str | None) -> Whoami:
             expires_at=caller.expires_at,
             csrf_token=csrf_token(cookie) if cookie is not None else None,
         )
+
+
+SHOWN = 500
+"""Sessions a list shows, newest first: a year of daily sign-ins, and never unbounded."""
+
+
+def list_sessions(db: Database, *, actor: str | None, everyone: bool = False) -> list[SessionView]:
+    """The caller's browser sessions, newest first, live and ended (an administrator's
+    ``everyone``: all users'): where one is signed in, to end what is not theirs."""
+    with db.read() as s:
+        me = require_user(s, actor)
+        q = select(BrowserSession).order_by(
+            BrowserSession.created_at.desc(), BrowserSession.id.desc()
+        )
+        if not (everyone and me.is_admin):
+            q = q.where(BrowserSession.user_id == me.id)
+        return [
+            SessionView.model_validate(r, from_attributes=True) for r in s.scalars(q.limit(SHOWN))
+        ]
+
+
+def revoke(db: Database, *, actor: str | None, session_id: str) -> SessionView:
+    """End a browser session now (the caller's own, or anyone's for an administrator); a
+    session the caller may not see does not exist. Ending it again changes nothing."""
+    with (
+        audited(db, actor=actor, action="session-revoke", subject_kind="browser_session",
+                subject_id=session_id[:64]),
+        db.transaction() as s,
+    ):  # fmt: skip
+        me = require_user(s, actor)
+        row = s.get(BrowserSession, session_id)
+        if row is None or not (me.is_admin or row.user_id == me.id):
+            raise not_found("session", "session", session_id, reason=None if row is None else
+                            f"{me.id} may not end {row.user_id}'s session")  # fmt: skip
+        if row.revoked_at is None:
+            row.revoked_at = utcnow()
+            s.add(AuditEntry(
+                at=row.revoked_at, actor=me.id, action="session-revoke", outcome="done",
+                subject_kind="browser_session", subject_id=row.id,
+                reason=f"session of {row.user_id}",
+            ))  # fmt: skip
+        return SessionView.model_validate(row, from_attributes=True)

@@ -21,11 +21,13 @@ from steward.crawl.config import SourceConfig, parse_crawl_config
 
 NOBODY = 65534
 ACCESSION = r"^E-[A-Z]{4}-\d+$"
+PROJECT = "p1"
+"""The project test sources feed (the consortium fixture's)."""
 
 
 def source(**fields: Any) -> SourceConfig:
     """One validated source (defaults: a dataset per folder named like E-MTAB-1)."""
-    entry: dict[str, Any] = {"stage": "loading", "pattern": ACCESSION, **fields}
+    entry: dict[str, Any] = {"stage": "loading", "pattern": ACCESSION, "project": PROJECT, **fields}
     return parse_crawl_config({"crawl": {"sources": [entry]}}).sources[0]
 
 
@@ -67,3 +69,41 @@ def unprivileged() -> Iterator[None]:
     finally:
         os.seteuid(0)
         os.setegid(0)
+
+
+def idf(
+    title: str,
+    *,
+    secondary: tuple[str, ...] = (),
+    curator: str = "Marie Curie",
+    experiment_type: str = "RNA-seq of coding RNA",
+) -> str:
+    """A small MAGE-TAB IDF (tab-separated, as the spec writes it)."""
+    first, _, last = curator.partition(" ")
+    rows = [
+        "MAGE-TAB Version\t1.1",
+        f"Investigation Title\t{title}",
+        f"Comment[AEExperimentType]\t{experiment_type}",
+        f"Person Last Name\t{last}",
+        f"Person First Name\t{first}",
+        "Person Roles\tcurator",
+    ]
+    if secondary:
+        rows.append("Comment[SecondaryAccession]\t" + "\t".join(secondary))
+    return "\n".join(rows) + "\n"
+
+
+def sdrf(*organisms: str) -> str:
+    """A small MAGE-TAB SDRF: one source per organism."""
+    rows = ["Source Name\tCharacteristics[organism]\tAssay Name"]
+    rows += [f"s{i}\t{organism}\trun {i}" for i, organism in enumerate(organisms, 1)]
+    return "\n".join(rows) + "\n"
+
+
+def dataset_files(accession: str, title: str, *organisms: str, **idf_fields: Any) -> dict[str, str]:
+    """A dataset folder's files: its IDF, its SDRF and a data file."""
+    return {
+        f"{accession}/{accession}.idf.txt": idf(title, **idf_fields),
+        f"{accession}/{accession}.sdrf.txt": sdrf(*(organisms or ("Homo sapiens",))),
+        f"{accession}/raw/run1.fq": "ACGT\n",
+    }

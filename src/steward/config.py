@@ -274,6 +274,15 @@ class Settings(BaseSettings):
         description="S3 secret access key; never shown. Default: AWS_SECRET_ACCESS_KEY.",
     )
 
+    crawl: dict[str, Any] | None = Field(
+        default=None,
+        description=(
+            "The dataset crawl's sources: the [crawl] table of steward.toml (stages, "
+            "accession_mappings, [[crawl.sources]]), kept as written and checked by the crawl "
+            "when it runs (steward.crawl.config)."
+        ),
+    )
+
     @field_validator("public_url")
     @classmethod
     def _public_url(cls, value: str | None) -> str | None:

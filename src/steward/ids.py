@@ -10,6 +10,7 @@ from ulid import ULID
 PREFIXES = {
     "access_request": "req",
     "dataset": "ds",
+    "crawl": "crl",
     "run": "run",
     "package": "pkg",
     "share": "shr",

@@ -256,3 +256,48 @@ def test_append_many_queues_the_outbox_effects_of_its_events(consortium: Consort
                 {"url": "http://127.0.0.1:9/", "body": {"id": "req_y"}},
             )
         ]
+
+
+def test_a_creation_starts_where_it_names_in_bulk_and_one_by_one(consortium: Consortium) -> None:
+    """``NewSubject.entry`` and ``record_create(state=…)``: the same entry state, the same rows;
+    a state the workflow does not let a creation start in is refused by both."""
+    from steward.db.models import Dataset
+    from steward.domain import datasets as ds
+    from steward.domain.roles import SYSTEM
+    from steward.services.datasets import DATASET
+
+    c = consortium
+    ctx = Context("admin", frozenset({SYSTEM}))
+    data = {
+        "accession": "E-MTAB-1",
+        "stage": "loading",
+        "locations": [],
+        "fields": {},
+        "technologies": [],
+        "problems": [],
+    }
+    change = ledger.Change(ds.DISCOVER, ctx, START, data)
+
+    def bulk(entry: str) -> None:
+        with c.db.transaction() as s:
+            ledger.append_many(s, DATASET, [ledger.NewSubject("ds_a", c.project, [change], entry)])
+
+    def single(entry: str) -> None:
+        with c.db.transaction() as s:
+            row = Dataset(id="ds_b", project_id=c.project)
+            other = {**data, "accession": "E-MTAB-2"}
+            ledger.record_create(s, kind=DATASET, row=row, ctx=ctx, data=other, state=entry)
+
+    for refused in ("missing", "withdrawn"):
+        with pytest.raises(InvalidTransition):
+            bulk(refused)
+        with pytest.raises(InvalidTransition):
+            single(refused)
+    bulk("loading")
+    single("loading")
+    with c.db.read() as s:
+        rows = list(s.scalars(select(Dataset)))
+        events = list(s.scalars(select(Event).where(Event.subject_kind == "dataset")))
+    assert sorted(r.id for r in rows) == ["ds_a", "ds_b"]
+    assert {r.state for r in rows} == {"loading"}
+    assert {(e.from_state, e.to_state, e.type) for e in events} == {(None, "loading", "discovered")}

@@ -28,7 +28,16 @@ from steward.config import Settings
 from steward.db.models import ApiToken
 from steward.domain.requests import RequestFields
 from steward.jobs import service as jobs
-from steward.services import accounts, package_build, packages, requests, shares, sites, tokens
+from steward.services import (
+    accounts,
+    package_build,
+    packages,
+    requests,
+    sessions,
+    shares,
+    sites,
+    tokens,
+)
 from steward.services.packages import PackageSpec
 from steward.timeutil import utcnow
 from tests.api_server import serving
@@ -62,6 +71,7 @@ class World:
     tmp: Path
     spec: PackageSpec
     serial: int = 0
+    dataset_id: str = ""
 
     def fresh_package(self, state: str) -> str:
         """A new package of the project's, ``pending`` or ``built``."""
@@ -113,9 +123,34 @@ class World:
         return tokens.create(c.db, actor=c.requester, scope="read",
                              expires_in=timedelta(hours=1)).token.id  # fmt: skip
 
+    def fresh_session(self) -> str:
+        made = sessions.start(self.c.db, user_id=self.c.requester, lifetime=timedelta(hours=1))
+        return made.session.id
+
     def unique(self, prefix: str) -> str:
         self.serial += 1
         return f"{prefix}-{self.serial}"
+
+    def fresh_dataset(self, state: str) -> str:
+        """A new dataset of the project's, found by a crawl in ``loading`` (``missing``: then
+        gone from the folder and crawled again)."""
+        from steward.crawl.config import parse_crawl_config
+        from steward.services import crawl, datasets
+        from tests.crawl_trees import ACCESSION, write_tree
+
+        self.serial += 1
+        accession, root = f"E-MTAB-{self.serial}", self.tmp / "matrix-data"
+        write_tree(root, {f"{accession}/data.txt": "x"})
+        entry = {"project": "p1", "url": str(root), "stage": "loading", "pattern": ACCESSION}
+        config = parse_crawl_config({"sources": [entry]})
+        db = self.c.db
+        crawl.run_crawl(db, self.settings, actor=self.c.steward, config=config)
+        if state == "missing":
+            (root / accession / "data.txt").unlink()
+            (root / accession).rmdir()
+            crawl.run_crawl(db, self.settings, actor=self.c.steward, config=config)
+        with db.read() as s:
+            return datasets.resolve(s, self.c.steward, accession)
 
 
 @pytest.fixture
@@ -163,6 +198,7 @@ def world(settings: Settings, consortium: Consortium, tmp_path: Path) -> Iterato
     with serving(settings.model_copy(update=roots)) as api:
         w = World(api, c, settings, secrets, "", pkg.id, share.id, tmp_path, spec)
         w.request_id = w.fresh_request("submitted")
+        w.dataset_id = w.fresh_dataset("loading")
         yield w
 
 
@@ -171,14 +207,20 @@ Call = Callable[[World], tuple[str, str, Any]]
 
 
 def _get(path: str) -> Call:
-    return lambda w: ("GET", path.format(r=w.request_id, p=w.package_id, s=w.share_id), None)
+    return lambda w: (
+        "GET",
+        path.format(r=w.request_id, p=w.package_id, s=w.share_id, d=w.dataset_id),
+        None,
+    )
 
 
 def _command(kind: str, command: str, state: str, body: dict[str, Any]) -> Call:
     def call(w: World) -> tuple[str, str, Any]:
         subject = {"requests": lambda: w.fresh_request(state),
                    "packages": lambda: w.fresh_package(state) if state else w.package_id,
-                   "shares": lambda: w.share_id}[kind]()  # fmt: skip
+                   "shares": lambda: w.share_id,
+                   "datasets": lambda: w.fresh_dataset(state) if state else w.dataset_id,
+                   }[kind]()  # fmt: skip
         return "POST", f"/api/v1/{kind}/{subject}:{command}", body
 
     return call
@@ -272,6 +314,14 @@ CALLS: dict[str, Call] = {
     "POST /api/v1/shares/{subject_id}:comment": _command("shares", "comment", "", {"text": "x"}),
     "POST /api/v1/shares/{subject_id}:retry": _command("shares", "retry", "", {}),
     "POST /api/v1/shares/{subject_id}:abort": _command("shares", "abort", "", {}),
+    # datasets: one a crawl found in loading; withdraw is for missing ones
+    "GET /api/v1/datasets": _get("/api/v1/datasets"),
+    "GET /api/v1/datasets/{subject_id}": _get("/api/v1/datasets/{d}"),
+    "GET /api/v1/datasets/{subject_id}/events": _get("/api/v1/datasets/{d}/events"),
+    "POST /api/v1/datasets/{subject_id}:comment": _command(
+        "datasets", "comment", "", {"text": "x"}),
+    "POST /api/v1/datasets/{subject_id}:withdraw": _command(
+        "datasets", "withdraw", "missing", {"reason": "gone"}),
     # packages and shares beyond the generated routes: uploads, builds, files, pushes, links
     "POST /api/v1/packages": _post("/api/v1/packages", _upload),
     "POST /api/v1/packages/{package_id}/build": lambda w: (
@@ -321,6 +371,9 @@ CALLS: dict[str, Call] = {
     # tokens: make one (no stronger than the caller's), list, revoke the requester's
     "POST /api/v1/tokens": _post("/api/v1/tokens", lambda w: {"scope": "read", "expires": "1h"}),
     "GET /api/v1/tokens": _get("/api/v1/tokens"),
+    "GET /api/v1/sessions": _get("/api/v1/sessions"),
+    "POST /api/v1/sessions/{session_id}:revoke": lambda w: (
+        "POST", f"/api/v1/sessions/{w.fresh_session()}:revoke", None),
     "POST /api/v1/tokens/{token_id}:revoke": lambda w: (
         "POST", f"/api/v1/tokens/{w.fresh_token()}:revoke", None),
     "GET /api/v1/projects/{project_id}/requirements": _get("/api/v1/projects/p1/requirements"),
@@ -422,6 +475,14 @@ EXPECTED: dict[str, dict[str, int]] = {
     # the push succeeded: nothing to retry or abort, as whoever sees it hears
     "POST /api/v1/shares/{subject_id}:retry": row(409, requester=404, **ANALYSTS),
     "POST /api/v1/shares/{subject_id}:abort": row(409, requester=404, **ANALYSTS),
+    # datasets: the project's staff, reviewers and viewers see them and comment; staff withdraw
+    "GET /api/v1/datasets": row(200),
+    "GET /api/v1/datasets/{subject_id}": STAFF_SEE,
+    "GET /api/v1/datasets/{subject_id}/events": STAFF_SEE,
+    "POST /api/v1/datasets/{subject_id}:comment": STAFF_SEE,
+    "POST /api/v1/datasets/{subject_id}:withdraw": _by_roles(
+        "admin", "steward", hidden=("requester",)
+    ),
     "POST /api/v1/packages": _by_roles("admin", "steward", ok=201),
     "POST /api/v1/packages/{package_id}/build": _by_roles(
         "admin", "steward", ok=202, hidden=("requester",)
@@ -457,6 +518,8 @@ EXPECTED: dict[str, dict[str, int]] = {
     "POST /api/v1/users/{user_id}:enable": row(403, admin=200),
     "POST /api/v1/tokens": row(201),
     "GET /api/v1/tokens": row(200),  # each their own
+    "GET /api/v1/sessions": row(200),  # each their own
+    "POST /api/v1/sessions/{session_id}:revoke": row(404, admin=200, requester=200),
     "POST /api/v1/tokens/{token_id}:revoke": row(404, admin=200, requester=200),
     "GET /api/v1/projects/{project_id}/requirements": SEEN_BY_MEMBERS,
     "POST /api/v1/projects/{project_id}/requirements": _by_roles("admin", "steward", ok=201),

@@ -37,7 +37,11 @@ def _commands() -> Iterator[tuple[list[str], object]]:
 
 COMMANDS = [path for path, _ in _commands() if path]
 LEAVES = [path for path, c in _commands() if path and not isinstance(c, TyperGroup)]
-GROUPS = [path for path, c in _commands() if isinstance(c, TyperGroup)]
+GROUPS = [
+    path
+    for path, c in _commands()
+    if isinstance(c, TyperGroup) and not c.invoke_without_command  # `crawl` runs on its own
+]
 NEEDS_ARGUMENTS = [
     path
     for path, c in _commands()
@@ -99,6 +103,13 @@ def test_a_group_without_a_command_is_a_json_problem(cli: Cli, path: list[str]) 
     assert doc["detail"] == " ".join(["steward", *path]) + ": a command is missing"
     assert doc["errors"][0]["field"] == "command"
     assert doc["errors"][0]["accepted"]
+
+
+@SQLITE_ONLY
+def test_a_group_that_runs_on_its_own_answers_in_json(consortium: Consortium, cli: Cli) -> None:
+    doc = only_json(cli("--json", "crawl", "--as", "sam"))  # no sources anywhere
+    assert isinstance(doc, dict)
+    assert doc["errors"][0]["field"] == "crawl.sources"
 
 
 @SQLITE_ONLY

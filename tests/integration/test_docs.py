@@ -48,6 +48,7 @@ OWN_PAGES = (
     "configuration.md",
     "jobs.md",
     "api.md",
+    "datasets.md",
 )
 Cli = Callable[..., CliResult]
 
@@ -168,10 +169,12 @@ def parse_example(words: list[str]) -> None:
     cmd: Any = typer.main.get_command(app)
     name = "steward"
     while getattr(cmd, "commands", None) and args:
+        if args[0].startswith("-") and cmd.invoke_without_command:
+            break  # a group that runs on its own (`steward crawl --dry-run`): its options
         name = args.pop(0)
         assert name in cmd.commands, f"no command {name!r}"
         cmd = cmd.commands[name]
-    if getattr(cmd, "commands", None):
+    if getattr(cmd, "commands", None) and not cmd.invoke_without_command:
         assert name == "steward", f"{name} needs a sub-command"
         return
     cmd.make_context(name, args)
@@ -479,3 +482,45 @@ def test_every_error_code_is_in_the_cli_table() -> None:
         assert row in text, (cls.__name__, row)
     assert {"storage-denied", "unavailable", "not-found"} <= seen
     assert errors.Concealed.code == "not-found"
+
+
+# ---- datasets.md ------------------------------------------------------------------------------
+def test_datasets_md_draws_the_workflow_and_names_every_state_and_event() -> None:
+    from steward.domain.datasets import WORKFLOW as DATASETS
+
+    text = page("datasets.md")
+    (diagram,) = blocks(text, "mermaid")
+    assert diagram.rstrip("\n") == DATASETS.mermaid()
+    for state in DATASETS.states:
+        row = next(ln for ln in text.splitlines() if ln.startswith(f"| `{state.name}` |"))
+        assert ("| yes |" in row) == state.terminal, state.name
+        assert state.description in row, state.name
+    rows = [ln for ln in text.splitlines() if ln.startswith("| `")]
+    for t in (DATASETS.create, *DATASETS.transitions):
+        if t.command == "record_effect":
+            continue
+        command = t.command
+        for stage in ("external", "incoming", "loading", "analysing", "processed", "published"):
+            command = command.replace(f"-{stage}", "-STAGE")
+        row = next((ln for ln in rows if ln.startswith(f"| `{command}` |")), "")
+        assert f"`{t.event}`" in row, t.command
+
+
+def test_datasets_md_sources_example_is_a_valid_config() -> None:
+    from steward.crawl.config import parse_crawl_config
+
+    (example,) = blocks(section(page("datasets.md"), "## The sources config"), "toml")
+    config = parse_crawl_config(tomllib.loads(example))
+    assert [s.project for s in config.sources] == ["atlas"] * 3
+    assert {s.kind for s in config.sources} == {"folder", "s3", "endpoint"}
+    documented = set(
+        re.findall(r"^\| `([a-z_]+)`", section(page("datasets.md"), "## The sources config"), re.M)
+    )
+    from steward.crawl.config_source import ALL_FIELDS
+
+    named = {
+        f
+        for row in re.findall(r"^\| (`[^|]+`) \|", page("datasets.md"), re.M)
+        for f in re.findall(r"`([a-z_]+)`", row)
+    }
+    assert ALL_FIELDS | {"stages", "accession_mappings"} <= named | documented

@@ -31,7 +31,7 @@ SQLITE_ONLY = pytest.mark.parametrize("backend", ["sqlite"])
 
 
 def test_the_registry_holds_every_kind() -> None:
-    assert set(KINDS) == {"access_request", "package", "share"}
+    assert set(KINDS) == {"access_request", "package", "share", "dataset"}
     assert len({k.prefix for k in KINDS.values()}) == len(KINDS)
 
 
@@ -91,6 +91,7 @@ SEES = {
     "access_request": {"admin", "sam", "rita", "rob", "vic", "ada"},  # ada filed it
     "package": {"admin", "sam", "rita", "rob", "vic"},
     "share": {"admin", "sam", "rita", "rob", "vic"},
+    "dataset": {"admin", "sam", "rita", "rob", "vic"},
 }
 # What each of them may do to a fresh subject (a submitted request, a built package, a
 # finished share): the workflow's roles × guards, written out.
@@ -111,6 +112,14 @@ MAY = {
         "vic": {"comment"},
     },
     "share": {
+        "admin": {"comment"},
+        "sam": {"comment"},
+        "rita": {"comment"},
+        "rob": {"comment"},
+        "vic": {"comment"},
+    },
+    # a dataset the crawl found: only a missing one may be withdrawn (by staff)
+    "dataset": {
         "admin": {"comment"},
         "sam": {"comment"},
         "rita": {"comment"},
@@ -142,6 +151,8 @@ def subject_of(consortium: Consortium, settings: Settings, tmp_path: Path) -> Ca
                 submit=True,
             )
             return view.id
+        if kind == "dataset":
+            return _crawled_dataset(c, tmp_path)
         data = make_dataset(tmp_path / "ds")
         spec = PackageSpec(name="cup", manifest=data.manifest)
         pkg, _ = packages.create(c.db, settings, actor=c.steward, project=c.project, spec=spec)
@@ -154,6 +165,25 @@ def subject_of(consortium: Consortium, settings: Settings, tmp_path: Path) -> Ca
         return share.id
 
     return make
+
+
+def _crawled_dataset(c: Consortium, tmp_path: Path) -> str:
+    """A dataset found by a crawl of a folder of the project's (by its staff)."""
+    from steward.crawl.config import parse_crawl_config
+    from steward.services import crawl, datasets
+    from tests.crawl_trees import ACCESSION, write_tree
+
+    write_tree(tmp_path / "loading", {"E-MTAB-1/data.txt": "x"})
+    entry = {
+        "project": c.project,
+        "url": str(tmp_path / "loading"),
+        "stage": "loading",
+        "pattern": ACCESSION,
+    }
+    config = parse_crawl_config({"sources": [entry]})
+    crawl.run_crawl(c.db, c.db.settings, actor=c.steward, config=config)
+    with c.db.read() as s:
+        return datasets.resolve(s, c.steward, "E-MTAB-1")
 
 
 def _events(c: Consortium, subject_id: str) -> int:

@@ -367,6 +367,61 @@ def test_decide_create_starts_in_the_initial_state() -> None:
         wf.decide_create(ctx(roles={"reader"}))
 
 
+# ---- entry states: a creation that names where the subject starts ------------------------
+IMPORTED = State("imported")
+"""A document brought in from elsewhere already under review, or straight into ``imported``."""
+
+
+def with_entries(*entry: str, states: Iterable[State] = ()) -> dict[str, Any]:
+    return spec(
+        states=[*spec()["states"], IMPORTED, *states],
+        transitions=[*spec()["transitions"], tr("adopt", "adopted", ["imported"], "draft")],
+        entry=entry,
+    )
+
+
+def test_a_creation_may_start_in_a_declared_entry_state() -> None:
+    wf = define_workflow(**with_entries("review", "imported"))
+    assert wf.entry_states == ("draft", "review", "imported")
+    assert wf.decide_create(ctx()) == Decision("created", None, "draft")  # as before
+    assert wf.decide_create(ctx(), "imported") == Decision("created", None, "imported")
+    assert wf.decide_create(ctx(), "draft") == Decision("created", None, "draft")
+    with pytest.raises(InvalidTransition) as err:
+        wf.decide_create(ctx(), "published")
+    assert err.value.details[0].accepted == "draft, review, imported"
+    # the state is judged before the actor, as for every other command
+    with pytest.raises(InvalidTransition):
+        wf.decide_create(ctx(roles={"reader"}), "published")
+    with pytest.raises(Forbidden):
+        wf.decide_create(ctx(roles={"reader"}), "imported")
+
+
+def test_without_entry_states_a_creation_starts_only_in_the_initial_state() -> None:
+    wf = build()
+    assert wf.entry_states == ("draft",)
+    with pytest.raises(InvalidTransition):
+        wf.decide_create(ctx(), "review")
+
+
+def test_a_state_reached_only_from_an_entry_state_is_reachable() -> None:
+    # ``imported`` has no way in but a creation: unreachable without the entry, fine with it
+    assert ("unreachable from the initial state", "imported") in found(problems(**with_entries()))
+    define_workflow(**with_entries("imported"))
+
+
+def test_entry_states_must_be_declared_and_not_terminal() -> None:
+    details = problems(**with_entries("imported", "archived", "published"))
+    assert ("unknown state", "archived") in found(details)
+    assert ("a subject cannot start in a terminal state", "published") in found(details)
+    assert all(d.field == "entry" for d in details if d.value in ("archived", "published"))
+
+
+def test_mermaid_starts_at_every_entry_state() -> None:
+    wf = define_workflow(**with_entries("imported"))
+    lines = wf.mermaid().splitlines()
+    assert lines[1:3] == ["    [*] --> draft", "    [*] --> imported"]
+
+
 def test_an_invalid_transition_names_the_commands_allowed_now() -> None:
     wf = build()
     with pytest.raises(InvalidTransition) as info:

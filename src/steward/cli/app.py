@@ -481,6 +481,10 @@ def _register_groups() -> None:
     app.add_typer(reports.app, name="report")
     app.add_typer(packages.app, name="package")
     app.add_typer(shares.app, name="share")
+    from steward.cli import crawl, datasets
+
+    app.add_typer(crawl.app, name="crawl")
+    app.add_typer(datasets.app, name="dataset")
     jobs.register(app)
     from steward.cli import audit, sites
 
@@ -542,8 +546,8 @@ def _group_missing_command(args: list[str]) -> ValidationFailed | None:
             return None  # an unknown command: the parser says so
         command, i = sub, i + 1
         path.append(arg)
-    if not isinstance(command, TyperGroup):
-        return None
+    if not isinstance(command, TyperGroup) or command.invoke_without_command:
+        return None  # not a group, or one that runs on its own (`steward crawl`)
     names = ", ".join(sorted(command.list_commands(typer.Context(command))))
     return ValidationFailed(
         f"{' '.join(path)}: a command is missing",

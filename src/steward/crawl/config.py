@@ -9,6 +9,7 @@ One entry per location, in ``steward.toml`` or a YAML/JSON file given to ``stewa
 
     [[crawl.sources]]
     name = "atlas-loading"              # unique; default: the URL
+    project = "atlas"                   # the project its datasets belong to
     url = "/nfs/atlas/loading"          # a folder (or file:///…), s3://bucket/prefix, https://…
     stage = "loading"                   # one of crawl.stages
     tech = ["rna-seq"]
@@ -26,7 +27,9 @@ One entry per location, in ``steward.toml`` or a YAML/JSON file given to ``stewa
 
 Validation reports every problem at once (:class:`~steward.errors.ValidationFailed`, one
 :class:`~steward.errors.Detail` each, with paths such as ``crawl.sources[2].pattern``): unknown
-fields (with the nearest known name), unknown stages and extractors, bad expressions and globs,
+fields (with the nearest known name), stages that are not the dataset workflow's (the order is
+the config's to choose, the names are :data:`steward.domain.datasets.STAGES`), a missing or
+malformed ``project``, unknown stages and extractors, bad expressions and globs,
 fields that do not fit the kind of source, and secrets written into the config (a key, token or
 password, credentials in a URL, AWS key shapes) — shown masked, with the ``*_env`` field to use
 instead. With ``environ``, unset variables are reported as
@@ -86,8 +89,13 @@ def _stages(raw: Any, field: str, problems: Problems) -> tuple[str, ...]:
     stages: list[str] = []
     for i, stage in enumerate(raw):
         if not isinstance(stage, str) or not _STAGE_NAME.match(stage):
+            problems.add("not a stage name", f"{field}[{i}]", stage, ", ".join(DEFAULT_STAGES))
+        elif stage not in DEFAULT_STAGES:
             problems.add(
-                "not a stage name", f"{field}[{i}]", stage, "lower-case letters, digits, - and _"
+                "not one of the dataset stages (the order is yours, the names are Steward's)",
+                f"{field}[{i}]",
+                stage,
+                ", ".join(DEFAULT_STAGES),
             )
         elif stage in stages:
             problems.add("appears twice", f"{field}[{i}]", stage)

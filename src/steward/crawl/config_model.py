@@ -8,11 +8,13 @@ from typing import Literal
 from steward.crawl.accessions import DEFAULT_MAPPINGS, AccessionMapping, AccessionRule
 from steward.crawl.globs import PathFilter
 from steward.crawl.inline_secrets import mask
+from steward.domain.datasets import STAGES
 from steward.errors import NotFound
 
 SourceKind = Literal["folder", "s3", "endpoint"]
 PaginationStyle = Literal["none", "link", "cursor"]
-DEFAULT_STAGES = ("external", "incoming", "loading", "analysing", "processed", "published")
+DEFAULT_STAGES = STAGES
+"""The dataset workflow's stages; a config may rank them differently, never name others."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,9 @@ class SourceConfig:
     kind: SourceKind
     stage: str
     accession: AccessionRule
+    project: str = ""
+    """The project its datasets belong to (required in a config; empty only in records built
+    by hand for listing alone)."""
     field: str = "crawl.sources[0]"
     """This entry's path in the config, for messages (``crawl.sources[2]``)."""
     tech: tuple[str, ...] = ()

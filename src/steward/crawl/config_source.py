@@ -32,6 +32,7 @@ from steward.errors import ValidationFailed
 COMMON_FIELDS = frozenset(
     {
         "name",
+        "project",
         "url",
         "stage",
         "tech",
@@ -60,6 +61,8 @@ _PAGINATION_FIELDS = frozenset({"style", "next_field", "cursor_field", "cursor_p
 _DOTTED = re.compile(r"^[^.\s]+(?:\.[^.\s]+)*$")
 _URL_ACCEPTED = "an absolute folder, file:///folder, s3://bucket/prefix or https://host/path"
 _LOOPBACK = ("127.0.0.1", "::1", "localhost")
+_PROJECT = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+"""How project ids are written (``steward project create``)."""
 
 
 def kind_of(url: str) -> SourceKind | None:
@@ -303,6 +306,19 @@ def _number(
     return float(raw)
 
 
+def _project(raw: Any, field: str, problems: Problems) -> str | None:
+    """Which project the source's datasets belong to: required (whether it exists is the
+    crawl's to check, against the database)."""
+    accepted = "the id of a Steward project, such as atlas (`steward project list`)"
+    if raw is None:
+        problems.add("a project is required", f"{field}.project", accepted=accepted)
+        return None
+    if not isinstance(raw, str) or not _PROJECT.match(raw.strip()):
+        problems.add("not a project id", f"{field}.project", raw, accepted)
+        return None
+    return raw.strip()
+
+
 def parse_source(
     entry: Any,
     field: str,
@@ -326,6 +342,7 @@ def parse_source(
             stage,
             ", ".join(stages),
         )
+    project = _project(entry.get("project"), field, problems)
     rule = _accession(entry, field, kind, problems)
     extractors = (
         str_list(
@@ -400,6 +417,7 @@ def parse_source(
         kind=kind,
         stage=str(stage),
         accession=rule,
+        project=project or "",
         field=field,
         tech=tech,
         extractors=extractors,

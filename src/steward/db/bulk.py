@@ -4,7 +4,8 @@ Per-row ORM and type-processing overhead dominates a million-row import, so rows
 as tuples already in the form the column types would have produced (``Columns.convert``):
 SQLite gets ``executemany``; PostgreSQL gets ``COPY`` on the same connection (psycopg's
 ``copy``), streamed while the rows are still being produced; any other backend falls back to
-a Core ``executemany``. Only the ledger's ``append_many`` writes through here.
+a Core ``executemany``. The ledger's ``append_many`` and the crawl's new places and files
+write through here.
 """
 
 from __future__ import annotations

@@ -298,6 +298,101 @@ class ShareObject(Base):
     verified_at: Mapped[datetime]
 
 
+class Dataset(Tracked, Base):
+    """A dataset the crawl found: its stage is its state; its places are ``dataset_locations``,
+    its files ``dataset_files``. Metadata columns are projected from events, except
+    ``last_seen_at``, which every crawl that sees it updates (an observation, not a change)."""
+
+    __tablename__ = "datasets"
+    __table_args__ = (
+        UniqueConstraint("project_id", "accession", name="uq_datasets_project_accession"),
+        Index("ix_datasets_project_state", "project_id", "state"),
+    )
+    accession: Mapped[str] = mapped_column(String(200))
+    title: Mapped[str] = mapped_column(Text, default="")
+    experiment_type: Mapped[str] = mapped_column(Text, default="")
+    organism: Mapped[list[str]] = mapped_column(default=list)
+    curator: Mapped[str] = mapped_column(Text, default="")
+    technologies: Mapped[list[str]] = mapped_column(default=list)
+    secondary_accessions: Mapped[list[str]] = mapped_column(default=list)
+    fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    """Every metadata field the extractors (or an endpoint's record) gave."""
+    problems: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    problem_count: Mapped[int] = mapped_column(Integer, default=0)
+    last_seen_at: Mapped[datetime | None]
+    missing_since: Mapped[datetime | None]
+    duplicate_of: Mapped[str | None] = mapped_column(String(200))
+    """The accession of the dataset this one is another copy of (secondary accessions)."""
+
+
+class DatasetLocation(Base):
+    """One place a dataset was found: a folder, prefix or record of one crawl source.
+
+    ``present`` turns false when a complete listing of its source no longer has it; a source
+    that failed leaves it as it was (unknown, never gone). ``fields`` and ``problems`` are what
+    its metadata files gave when last read, so an unchanged place is never read again."""
+
+    __tablename__ = "dataset_locations"
+    __table_args__ = (Index("ix_dataset_locations_source", "source", "present"),)
+    dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id"), primary_key=True)
+    source: Mapped[str] = mapped_column(String(200), primary_key=True)
+    key: Mapped[str] = mapped_column(String(1000), primary_key=True)
+    """The dataset's key within its source (its folder or prefix below the root)."""
+    location: Mapped[str] = mapped_column(Text)
+    """Where people find it (never with credentials)."""
+    stage: Mapped[str] = mapped_column(String(32))
+    technologies: Mapped[list[str]] = mapped_column(default=list)
+    fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    problems: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    digest: Mapped[str] = mapped_column(String(80), default="")
+    complete: Mapped[bool] = mapped_column(Boolean, default=True)
+    first_seen_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    present: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class DatasetFile(Base):
+    """The durable record of one file of a dataset, kept after it is gone: which file was
+    there (or missing) on a given day has an answer."""
+
+    __tablename__ = "dataset_files"
+    dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id"), primary_key=True)
+    source: Mapped[str] = mapped_column(String(200), primary_key=True)
+    path: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    """Below the source's root, ``/``-separated."""
+    size: Mapped[int] = mapped_column(BigInteger)
+    checksum: Mapped[str | None] = mapped_column(String(200))
+    etag: Mapped[str | None] = mapped_column(String(200))
+    mtime_ns: Mapped[int | None] = mapped_column(BigInteger)
+    first_seen_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    outcome: Mapped[str] = mapped_column(String(32))
+    """``present``, or ``removed`` since the listing that no longer had it."""
+
+
+class CrawlListing(Base):
+    """A source's listing state between crawls (directory times, ETags, endpoint pages),
+    written only after the events of the crawl that made it are committed."""
+
+    __tablename__ = "crawl_listings"
+    source: Mapped[str] = mapped_column(String(200), primary_key=True)
+    state: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated_at: Mapped[datetime]
+
+
+class Crawl(Base):
+    """One crawl: who started it, when, how it ended and its summary."""
+
+    __tablename__ = "crawls"
+    __table_args__ = (Index("ix_crawls_started_at", "started_at"),)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    started_by: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(32))
+    summary: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
 class Site(Base):
     """A biobank or node that runs analyses; its members (analysts) work on its tasks."""
 

@@ -90,6 +90,10 @@ class Workflow:
     guards: Mapping[str, Guard]
     clock_start: str | None = None
     clock_stop: frozenset[str] = frozenset()
+    entry: tuple[str, ...] = ()
+    """States other than ``initial`` that a creation may lead to, the creation naming which
+    (a dataset is first seen in whichever stage it is found in). Empty for most workflows:
+    every subject starts in ``initial``."""
 
     # ---- look-ups -------------------------------------------------------------------------
     def state(self, name: str) -> State:
@@ -101,6 +105,11 @@ class Workflow:
     @property
     def state_names(self) -> tuple[str, ...]:
         return tuple(s.name for s in self.states)
+
+    @property
+    def entry_states(self) -> tuple[str, ...]:
+        """Every state a creation may lead to: ``initial`` first, then ``entry``."""
+        return (self.initial, *(s for s in self.entry if s != self.initial))
 
     @property
     def terminal_states(self) -> frozenset[str]:
@@ -170,9 +179,25 @@ class Workflow:
                     [Detail(reason, field=name)],
                 )
 
-    def decide_create(self, ctx: Context) -> Decision:
+    def decide_create(self, ctx: Context, state: str | None = None) -> Decision:
+        """The creation's event, leading to ``state`` (one of :attr:`entry_states`; ``None``:
+        the initial state)."""
+        target = self.initial if state is None else state
+        if target not in self.entry_states:
+            entries = self.entry_states
+            raise InvalidTransition(
+                f"a new {self.name} cannot start in {target!r}; it starts in {', '.join(entries)}",
+                [
+                    Detail(
+                        "not a state a new subject may start in",
+                        field="state",
+                        value=target,
+                        accepted=", ".join(entries),
+                    )
+                ],
+            )
         self._check_actor(self.create, ctx, f"a new {self.name}")
-        return Decision(self.create.event, None, self.initial)
+        return Decision(self.create.event, None, target)
 
     def decide(self, command: str, state: str, ctx: Context) -> Decision:
         """The event ``command`` produces in ``state``, or an error saying what is allowed."""
@@ -223,7 +248,7 @@ class Workflow:
 
     # ---- pictures -------------------------------------------------------------------------
     def mermaid(self) -> str:
-        lines = ["stateDiagram-v2", f"    [*] --> {self.initial}"]
+        lines = ["stateDiagram-v2", *(f"    [*] --> {s}" for s in self.entry_states)]
         for t in self.transitions:
             if not t.moves():
                 continue
@@ -247,6 +272,7 @@ def define_workflow(
     guards: Mapping[str, Guard] | None = None,
     clock_start: str | None = None,
     clock_stop: Iterable[str] = (),
+    entry: Iterable[str] = (),
 ) -> Workflow:
     """Build a workflow and refuse it if it is unsound; every problem is listed.
 
@@ -271,6 +297,7 @@ def define_workflow(
         guards=dict(guards or {}),
         clock_start=clock_start,
         clock_stop=frozenset(clock_stop),
+        entry=tuple(entry),
     )
     problems = validate(wf)
     if problems:
@@ -295,6 +322,13 @@ def validate(wf: Workflow) -> list[Detail]:
                 accepted=wf.initial,
             )
         )
+    for s in wf.entry:
+        if s not in known:
+            problems.append(Detail("unknown state", field="entry", value=s))
+        elif wf.state(s).terminal:
+            problems.append(
+                Detail("a subject cannot start in a terminal state", field="entry", value=s)
+            )
     for ref, label in [
         (wf.clock_start, "clock_start"),
         *((s, "clock_stop") for s in wf.clock_stop),
@@ -348,13 +382,13 @@ def validate(wf: Workflow) -> list[Detail]:
         for s in names if ANY_STATE in t.sources else t.sources:
             if s in known and wf._allowed_in(t, s):
                 edges[s].add(t.target)
+    starts = [s for s in wf.entry_states if s in known]
     if wf.initial in known:
-        reach = _closure(wf.initial, edges)
+        reach = set[str]().union(*(_closure(s, edges) for s in starts))
+        where = "the states a subject starts in" if wf.entry else "the initial state"
         for n in dict.fromkeys(names):
             if n not in reach:
-                problems.append(
-                    Detail("unreachable from the initial state", field="states", value=n)
-                )
+                problems.append(Detail(f"unreachable from {where}", field="states", value=n))
     terminals = wf.terminal_states
     if not terminals:
         problems.append(Detail("no terminal state", field="states"))

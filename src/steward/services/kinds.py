@@ -185,20 +185,32 @@ class Policy:
 
 
 @dataclass(frozen=True)
+class Condition:
+    """A filter that is not one column compared with the text typed: a place in another table,
+    an element of a JSON list, a yes/no flag. ``where`` turns the text into the SQL condition;
+    ``accepted``, when given, lists the only texts it takes."""
+
+    where: Callable[[str], ColumnElement[bool]]
+    accepted: tuple[str, ...] = ()
+    description: str = ""
+
+
+@dataclass(frozen=True)
 class FilterSpec:
     """Which filter fields narrow a list, beyond project, states and limit (every kind has
     those): exact matches, substrings, choices and ``[from, to)`` date ranges, each naming the
-    model column it reads."""
+    model column it reads, and conditions that are more than one column."""
 
     equals: Mapping[str, str] = field(default_factory=dict)
     contains: Mapping[str, str] = field(default_factory=dict)
     choices: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     ranges: Mapping[str, str] = field(default_factory=dict)
+    conditions: Mapping[str, Condition] = field(default_factory=dict)
 
     @property
     def texts(self) -> tuple[str, ...]:
         """The fields that take text (a user id, part of a name, one of the choices)."""
-        return (*self.equals, *self.contains, *self.choices)
+        return (*self.equals, *self.contains, *self.choices, *self.conditions)
 
     @property
     def bounds(self) -> tuple[str, ...]:
@@ -323,7 +335,7 @@ def register(kind: Kind) -> Kind:
 
 def kinds() -> list[Kind]:
     """Every registered kind (importing the services that declare them first)."""
-    from steward.services import packages, requests, shares  # noqa: F401 - they register
+    from steward.services import datasets, packages, requests, shares  # noqa: F401 - they register
 
     return list(REGISTRY.values())
 

@@ -111,14 +111,16 @@ def record_create(
     data: Mapping[str, Any],
     at: datetime | None = None,
     idempotency_key: str | None = None,
+    state: str | None = None,
 ) -> tuple[Tracked, Event]:
-    """Insert a new subject in its initial state with its first event (or replay the first)."""
+    """Insert a new subject with its first event (or replay the first): in its initial state,
+    or in ``state`` when the workflow lets a creation start there (``Workflow.entry``)."""
     if idempotency_key:
         prior = find_by_key(session, idempotency_key)
         if prior is not None:
             _check_replay(prior, kind, None, kind.workflow.create.event)
             return session.get_one(kind.model, prior.subject_id), prior
-    decision = kind.workflow.decide_create(ctx)
+    decision = kind.workflow.decide_create(ctx, state)
     at = at or utcnow()
     subject: dict[str, Any] = {}
     _created(kind, subject, decision, at, ctx.actor, data)
@@ -232,11 +234,15 @@ class Change(NamedTuple):
 
 
 class NewSubject(NamedTuple):
-    """A subject that does not exist yet, with its whole history, oldest change first."""
+    """A subject that does not exist yet, with its whole history, oldest change first.
+
+    ``entry``: the state its creation leads to, as ``record_create``'s ``state`` (``None``:
+    the workflow's initial state)."""
 
     id: str
     project_id: str
     changes: Sequence[Change]
+    entry: str | None = None
 
 
 Effect = tuple[str, Mapping[str, Any], str]
@@ -340,14 +346,17 @@ class _Bulk:
             found = self.stamps[value] = self.when(value)
         return found
 
-    def _decide(self, command: str, state: str | None, ctx: Context) -> Decision:
+    def _decide(
+        self, command: str, state: str | None, ctx: Context, entry: str | None = None
+    ) -> Decision:
         """The workflow's decision, once per (command, state, context object): histories
-        share one context per person and situation (``Change``)."""
+        share one context per person and situation (``Change``). ``state=None`` is the
+        creation, leading to ``entry``."""
         wf = self.kind.workflow
         if state is None:
             if command != wf.create.command:
                 raise ValueError(f"a new subject's first change is {wf.create.command!r}")
-            decision = wf.decide_create(ctx)
+            decision = wf.decide_create(ctx, entry)
         else:
             decision = wf.decide(command, state, ctx)
         if len(self.decided) >= _KEEP:
@@ -374,7 +383,7 @@ class _Bulk:
         for command, ctx, at, data, key in item.changes:
             actor = ctx.actor
             if seq == 0:
-                decision = self._decide(command, None, ctx)
+                decision = self._decide(command, None, ctx, item.entry)
                 _created(kind, subject, decision, at, actor, data)
                 stay = None
             else:

@@ -111,7 +111,11 @@ def check(kind: Kind, flt: Filter) -> None:
         problems.append(
             Detail("negative", field="limit", value=str(limit), accepted="0 (all) or more")
         )
-    for name, allowed in kind.filters.choices.items():
+    choices = {
+        **kind.filters.choices,
+        **{n: c.accepted for n, c in kind.filters.conditions.items() if c.accepted},
+    }
+    for name, allowed in choices.items():
         value = flt.value(name)
         if value and value not in allowed:
             problems.append(
@@ -152,6 +156,10 @@ def visible_query(s: Session, kind: Kind, actor: str | None, flt: Filter) -> Sel
         value = flt.value(name)
         if value:
             q = q.where(getattr(model, column).contains(value, autoescape=True))
+    for name, condition in kind.filters.conditions.items():
+        value = flt.value(name)
+        if value:
+            q = q.where(condition.where(value))
     for name, column in kind.filters.ranges.items():
         col = getattr(model, column)
         q = q.where(*within(col, flt.value(f"{name}_from"), flt.value(f"{name}_to")))

@@ -21,7 +21,7 @@ from steward.errors import NotFound, ValidationFailed
 
 GOOD_TOML = r"""
 [crawl]
-stages = ["external", "incoming", "curated", "published"]
+stages = ["external", "incoming", "processed", "published"]
 accession_mappings = [
     { left = "E-GEOD-{n}", right = "GSE{n}" },
     { left = "E-ERAD-{n}", right = "ERP{n:[0-9]{6}}" },
@@ -29,6 +29,7 @@ accession_mappings = [
 
 [[crawl.sources]]
 name = "nfs-incoming"
+project = "atlas"
 url = "/nfs/atlas/incoming"
 stage = "incoming"
 tech = ["rna-seq", "scrna-seq"]
@@ -39,6 +40,7 @@ fallback_encoding = "latin-1"
 
 [[crawl.sources]]
 name = "bucket"
+project = "atlas"
 url = "s3://atlas-data/published"
 stage = "published"
 pattern = '^(?P<accession>E-[A-Z]{4}-\d+)$'
@@ -51,6 +53,7 @@ secret_key_env = "ATLAS_S3_SECRET"
 
 [[crawl.sources]]
 name = "discovery"
+project = "atlas"
 url = "https://discovery.example.org/api/datasets?kind=rnaseq"
 stage = "external"
 pattern = '^(E-[A-Z]{4}-\d+)$'
@@ -69,7 +72,7 @@ def problems(exc: pytest.ExceptionInfo[ValidationFailed]) -> dict[str, str]:
 
 def test_a_good_config_is_read_with_its_meaning() -> None:
     config = parse_crawl_config(tomllib.loads(GOOD_TOML))
-    assert config.stages == ("external", "incoming", "curated", "published")
+    assert config.stages == ("external", "incoming", "processed", "published")
     assert config.rank("published") > config.rank("incoming")
     folder, bucket, endpoint = config.sources
     assert (folder.kind, bucket.kind, endpoint.kind) == ("folder", "s3", "endpoint")
@@ -98,7 +101,11 @@ def test_a_good_config_is_read_with_its_meaning() -> None:
 
 def test_defaults_are_the_seed_stages_and_the_geo_mapping() -> None:
     config = parse_crawl_config(
-        {"crawl": {"sources": [{"url": "/data", "stage": "loading", "pattern": "^E-"}]}}
+        {
+            "crawl": {
+                "sources": [{"url": "/data", "project": "p1", "stage": "loading", "pattern": "^E-"}]
+            }
+        }
     )
     assert config.stages == DEFAULT_STAGES
     assert [m.other("E-GEOD-12") for m in config.mappings] == ["GSE12"]
@@ -129,7 +136,9 @@ def test_toml_yaml_and_json_files_mean_the_same(tmp_path: Path, suffix: str) -> 
 
 def test_a_bare_list_of_sources_is_a_config(tmp_path: Path) -> None:
     path = tmp_path / "sources.json"
-    path.write_text(json.dumps([{"url": "/data", "stage": "external", "pattern": "^E-"}]))
+    path.write_text(
+        json.dumps([{"url": "/data", "project": "p1", "stage": "external", "pattern": "^E-"}])
+    )
     config = load_crawl_config(path)
     assert isinstance(config, CrawlConfig)
     assert config.sources[0].field == "sources[0]"
@@ -142,9 +151,10 @@ def test_every_problem_is_listed_at_once() -> None:
             "colour": "blue",
             "accession_mappings": [{"left": "E-GEOD-{n}", "right": "GSE{m}"}],
             "sources": [
-                {"url": "/a", "stage": "loading", "pattern": "^E-"},
+                {"url": "/a", "project": "p1", "stage": "loading", "pattern": "^E-"},
                 {
                     "url": "/b",
+                    "project": "p1",
                     "stage": "curating",
                     "pattern": "^E-[A-Z{4}",
                     "extractors": ["mage-tab-idf", "magetab"],
@@ -154,11 +164,23 @@ def test_every_problem_is_listed_at_once() -> None:
                     "timeout": -1,
                     "token_env": "X",
                 },
-                {"url": "relative/path", "stage": "loading", "pattern": "(a)(b)"},
+                {"url": "relative/path", "project": "p1", "stage": "loading", "pattern": "(a)(b)"},
                 "not a table",
-                {"url": "s3://b/x", "stage": "loading", "pattern": "^E-", "found_in": "file"},
-                {"url": "https://h/api", "stage": "loading", "pattern": "^E-", "found_in": "dir"},
-                {"url": "/a", "stage": "loading", "pattern": "^E-"},
+                {
+                    "url": "s3://b/x",
+                    "project": "p1",
+                    "stage": "loading",
+                    "pattern": "^E-",
+                    "found_in": "file",
+                },
+                {
+                    "url": "https://h/api",
+                    "project": "p1",
+                    "stage": "loading",
+                    "pattern": "^E-",
+                    "found_in": "dir",
+                },
+                {"url": "/a", "project": "p1", "stage": "loading", "pattern": "^E-"},
             ],
         }
     }
@@ -195,7 +217,13 @@ def test_every_problem_is_listed_at_once() -> None:
 def test_a_problem_names_what_was_given_and_what_is_accepted() -> None:
     with pytest.raises(ValidationFailed) as exc:
         parse_crawl_config(
-            {"crawl": {"sources": [{"url": "/a", "stage": "nowhere", "pattern": "^E-"}]}}
+            {
+                "crawl": {
+                    "sources": [
+                        {"url": "/a", "project": "p1", "stage": "nowhere", "pattern": "^E-"}
+                    ]
+                }
+            }
         )
     (detail,) = exc.value.details
     assert detail.value == "nowhere"
@@ -243,3 +271,26 @@ def test_unknown_file_types_and_missing_files_are_refused(tmp_path: Path) -> Non
         load_crawl_config(tmp_path / "sources.ini")
     with pytest.raises(NotFound):
         load_crawl_config(tmp_path / "absent.toml")
+
+
+def test_stages_are_the_dataset_workflows_in_any_order() -> None:
+    entry = {"url": "/a", "project": "p1", "stage": "loading", "pattern": "^E-"}
+    reordered = parse_crawl_config({"stages": ["published", "loading"], "sources": [entry]})
+    assert reordered.rank("loading") > reordered.rank("published")
+    with pytest.raises(ValidationFailed) as exc:
+        parse_crawl_config({"stages": ["incoming", "curating", "loading"], "sources": [entry]})
+    (detail,) = exc.value.details
+    assert (detail.field, detail.value) == ("stages[1]", "curating")
+    assert "not one of the dataset stages" in detail.message
+    assert detail.accepted == ", ".join(DEFAULT_STAGES)
+
+
+def test_every_source_names_its_project() -> None:
+    entry = {"url": "/a", "stage": "loading", "pattern": "^E-"}
+    with pytest.raises(ValidationFailed) as exc:
+        parse_crawl_config({"sources": [entry, {**entry, "name": "b", "project": "No Such!"}]})
+    found = problems(exc)
+    assert "a project is required" in found["sources[0].project"]
+    assert "not a project id" in found["sources[1].project"]
+    config = parse_crawl_config({"sources": [{**entry, "project": "atlas"}]})
+    assert config.sources[0].project == "atlas"

@@ -24,7 +24,7 @@ SECRETS = (AWS_KEY_ID, AWS_SECRET, TOKEN, RANDOM, PASSWORD)
 
 
 def base(url: str = "/data") -> dict[str, Any]:
-    return {"url": url, "stage": "loading", "pattern": "^E-"}
+    return {"url": url, "project": "p1", "stage": "loading", "pattern": "^E-"}
 
 
 def render(exc: ValidationFailed) -> str:
@@ -127,6 +127,7 @@ def test_ordinary_values_are_not_taken_for_secrets() -> None:
     entry = {
         "name": "Atlas2024Production-loading",
         "url": "/nfs/production/Atlas2024Data/loading/ProjectX",
+        "project": "atlas-2024",
         "stage": "loading",
         "tech": ["rna-seq", "sc-rna-seq-10x-v3"],
         "pattern": r"^(?P<accession>E-(?:MTAB|GEOD|ERAD)-\d{1,7})(?:_v\d+)?$",
@@ -137,6 +138,7 @@ def test_ordinary_values_are_not_taken_for_secrets() -> None:
     assert config.sources[0].name == "Atlas2024Production-loading"
     s3 = {
         "url": "s3://atlas-2024-data/published",
+        "project": "atlas-2024",
         "stage": "published",
         "pattern": "^E-",
         "access_key_env": "ATLAS_PRODUCTION_S3_ACCESS_KEY_ID",

@@ -34,7 +34,13 @@ def test_a_site_extractor_comes_in_through_an_entry_point() -> None:
     assert "geo-soft" in registry.names()
     assert registry.plugin_problems() == ()
     # and a config may then choose it by name
-    entry = {"url": "/d", "stage": "loading", "pattern": "^GSE", "extractors": ["geo-soft"]}
+    entry = {
+        "url": "/d",
+        "project": "p1",
+        "stage": "loading",
+        "pattern": "^GSE",
+        "extractors": ["geo-soft"],
+    }
     config = parse_crawl_config({"sources": [entry]}, extractor_names=registry.names())
     assert config.sources[0].extractors == ("geo-soft",)
 
@@ -60,7 +66,13 @@ def test_a_broken_or_misnamed_plugin_is_reported_not_fatal() -> None:
         parse_crawl_config(
             {
                 "sources": [
-                    {"url": "/d", "stage": "loading", "pattern": "^E", "extractors": ["missing"]}
+                    {
+                        "url": "/d",
+                        "project": "p1",
+                        "stage": "loading",
+                        "pattern": "^E",
+                        "extractors": ["missing"],
+                    }
                 ]
             },
             extractor_names=registry.names(),

@@ -1,0 +1,306 @@
+"""The crawl: list every source, decide each dataset's stage, record what changed as events.
+
+``run_crawl`` works in three steps:
+
+1. **List** (:mod:`.crawl_listing`): every source from its previous listing state; a source
+   that fails never stops the others, and its datasets are unknown this crawl. Metadata files
+   are read only where a place's digest differs from the one in the database.
+2. **Plan** (:mod:`.crawl_plan`): for every dataset, its places, stage (the highest-ranked
+   stage it is present in), metadata and problems, and the events that bring the database
+   there — decided against the database's read model, not the listing state.
+3. **Write**: datasets in chunks, each chunk one transaction that re-reads its datasets and
+   plans them again, so whatever an earlier (interrupted) run committed is never written
+   twice; new datasets through ``append_many``. Only when every chunk is committed are the
+   listing states saved. A crawl killed at any point and run again therefore ends exactly
+   where one uninterrupted crawl would: the re-run lists what the saved states say changed,
+   finds the committed part already in the database, and appends only the rest.
+
+Sources this crawl does not list (``--sources`` naming a few) leave their datasets' places as
+they are. The summary (:mod:`.crawl_summary`) is stored on the crawl's row.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from steward.config import Settings
+from steward.crawl.config import CrawlConfig, parse_crawl_config
+from steward.crawl.model import SourceStatus
+from steward.db.models import Crawl, Dataset, Project
+from steward.db.session import Database
+from steward.domain import datasets as domain
+from steward.domain.roles import STAFF, SYSTEM
+from steward.domain.workflow import Context
+from steward.errors import Detail, Forbidden, ValidationFailed
+from steward.ids import new_id
+from steward.redact import redact
+from steward.services import crawl_store, leases, ledger
+from steward.services.access import audited, require_user, roles_in
+from steward.services.crawl_listing import Listed, list_sources
+from steward.services.crawl_plan import (
+    Duplicates,
+    Found,
+    Plan,
+    Ranks,
+    Shape,
+    duplicates,
+    plan,
+    shape_of,
+)
+from steward.services.crawl_summary import CrawlSummary, Progress, ProgressHook
+from steward.services.crawl_tally import count_plan, count_seen, count_sources, count_unknown
+from steward.services.datasets import DATASET, payload
+from steward.timeutil import utcnow
+
+CHUNK = 500
+"""Datasets per write transaction: short enough not to hold SQLite's one writer for long."""
+Key = tuple[str, str]
+
+
+def configured(settings: Settings) -> CrawlConfig:
+    """The sources of the ``[crawl]`` table in steward.toml (``STEWARD_CRAWL``)."""
+    if not settings.crawl:
+        raise ValidationFailed(
+            "no crawl sources: add [[crawl.sources]] to steward.toml or give --sources FILE",
+            [Detail("no sources", field="crawl.sources", accepted="[[crawl.sources]] tables")],
+        )
+    return parse_crawl_config({"crawl": settings.crawl}, origin="steward.toml")
+
+
+def _authorise(s: Session, actor: str | None, config: CrawlConfig) -> None:
+    """Every project the sources name must exist, and the caller coordinate each."""
+    user = require_user(s, actor)
+    unknown = [
+        Detail(
+            "unknown project",
+            field=f"{src.field}.project",
+            value=src.project,
+            accepted="an existing project (`steward project list`)",
+        )
+        for src in config.sources
+        if s.get(Project, src.project) is None
+    ]
+    if unknown:
+        raise ValidationFailed(
+            f"{config.origin}: the sources name projects that do not exist", unknown
+        )
+    for project in sorted({src.project for src in config.sources}):
+        if not roles_in(s, user, project) & STAFF:
+            raise Forbidden(
+                f"{user.id} may not crawl into {project}: that needs the steward or admin role",
+                [Detail("needs steward or admin", field="project", value=project)],
+            )
+
+
+def _context(actor: str) -> Context:
+    """Steward itself decides, on behalf of whoever started the crawl."""
+    return Context(actor=actor, roles=frozenset({SYSTEM}))
+
+
+def _start(db: Database, summary: CrawlSummary) -> None:
+    """The crawl's row; crawls left ``running`` by a process that is gone are interrupted."""
+    forever = datetime.max.replace(tzinfo=UTC)
+    with db.transaction() as s:
+        for row in s.scalars(select(Crawl).where(Crawl.status == "running")):
+            if leases.holder_gone(row.summary.get("runner"), forever):
+                row.status = "interrupted"
+        assert summary.id is not None
+        s.add(
+            Crawl(
+                id=summary.id,
+                started_at=summary.started_at,
+                started_by=summary.started_by,
+                status="running",
+                summary={"runner": leases.me()},
+            )
+        )
+
+
+def _finish(db: Database, summary: CrawlSummary, states: Mapping[str, Any] | None) -> None:
+    with db.transaction() as s:
+        if states:
+            crawl_store.save_listing_states(s, states, utcnow())
+        row = s.get(Crawl, summary.id)
+        if row is not None:
+            row.status = summary.status
+            row.finished_at = summary.finished_at
+            row.summary = summary.as_json()
+
+
+def run_crawl(
+    db: Database,
+    settings: Settings,
+    *,
+    actor: str | None,
+    config: CrawlConfig,
+    dry_run: bool = False,
+    progress: ProgressHook | None = None,
+    environ: Mapping[str, str] | None = None,
+    chunk: int = CHUNK,
+) -> CrawlSummary:
+    """Crawl every source of ``config`` (see the module docstring); ``dry_run`` lists,
+    reads and decides but writes nothing. ``environ`` replaces ``os.environ`` for the
+    sources' credentials."""
+    del settings  # the sources carry everything the crawl needs
+    began = time.monotonic()
+    projects = sorted({src.project for src in config.sources})
+    with audited(db, actor=actor, action="crawl"), db.read() as s:
+        _authorise(s, actor, config)
+        user = require_user(s, actor).id
+        previous = crawl_store.listing_states(s, [src.name for src in config.sources])
+        stored = crawl_store.load(s, projects)
+    summary = CrawlSummary(
+        id=None if dry_run else new_id("crawl"),
+        status="running",
+        dry_run=dry_run,
+        started_at=utcnow(),
+        started_by=user,
+    )
+    if not dry_run:
+        _start(db, summary)
+    try:
+        listed = list_sources(
+            config, previous, crawl_store.digests(stored), environ=environ, progress=progress
+        )
+        count_sources(summary, config, listed)
+        found = _by_dataset(listed.found)
+        ranks = Ranks(config.stages)
+        shapes = {
+            k: shape_of(k[0], k[1], stored.get(k), found.get(k, ()), listed.results, ranks)
+            for k in sorted({*found, *stored})
+        }
+        count_unknown(summary, shapes.values(), listed)
+        dups = _duplicates(shapes.values(), ranks, config)
+        plans = [plan(shape, dups.get(k, Duplicates())) for k, shape in shapes.items()]
+        work = [p for p in plans if p.discovery or p.events or p.shape.touched]
+        if dry_run:
+            for p in work:
+                count_plan(summary, p, listed)
+                summary.events += len(p.events) + (p.discovery is not None)
+        else:
+            _write(db, user, work, found, listed, ranks, dups, summary, progress, chunk)
+        summary.status = "dry-run" if dry_run else _status(listed)
+    except BaseException as exc:
+        summary.status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        summary.finished_at = utcnow()
+        summary.seconds = time.monotonic() - began
+        if not dry_run:
+            summary.error = redact(f"{type(exc).__name__}: {exc}")
+            _finish(db, summary, None)
+        raise
+    count_seen(summary, found, listed)
+    summary.finished_at = utcnow()
+    summary.seconds = time.monotonic() - began
+    if not dry_run:
+        _finish(db, summary, {name: o.state for name, o in listed.outcomes.items()})
+    if progress is not None:
+        progress(Progress("done", None, summary.datasets, summary.datasets))
+    return summary
+
+
+def _by_dataset(found: Iterable[Found]) -> dict[Key, list[Found]]:
+    out: dict[Key, list[Found]] = defaultdict(list)
+    for f in found:
+        out[(f.project, f.accession)].append(f)
+    return out
+
+
+def _duplicates(
+    shapes: Iterable[Shape], ranks: Ranks, config: CrawlConfig
+) -> dict[Key, Duplicates]:
+    by_project: dict[str, list[Shape]] = defaultdict(list)
+    for shape in shapes:
+        by_project[shape.project].append(shape)
+    out: dict[Key, Duplicates] = {}
+    for project, group in by_project.items():
+        for accession, dup in duplicates(group, ranks, config.mappings).items():
+            out[(project, accession)] = dup
+    return out
+
+
+def _status(listed: Listed) -> str:
+    failed = [o for o in listed.outcomes.values() if o.status is not SourceStatus.OK]
+    if not failed:
+        return "ok"
+    return "failed" if len(failed) == len(listed.outcomes) else "partial"
+
+
+def _write(
+    db: Database,
+    actor: str,
+    work: list[Plan],
+    found: Mapping[Key, list[Found]],
+    listed: Listed,
+    ranks: Ranks,
+    dups: Mapping[Key, Duplicates],
+    summary: CrawlSummary,
+    progress: ProgressHook | None,
+    chunk: int,
+) -> None:
+    """Each chunk in its own transaction, planned again against what is committed now."""
+    keys = [(p.shape.project, p.shape.accession) for p in work]
+    projects = sorted({k[0] for k in keys})
+    ctx = _context(actor)
+    for start in range(0, len(keys), chunk):
+        part = keys[start : start + chunk]
+        with db.transaction() as s:
+            db.serialize(s, "steward.crawl")
+            fresh = crawl_store.load(s, projects, keys=part)
+            plans = [
+                plan(
+                    shape_of(k[0], k[1], fresh.get(k), found.get(k, ()), listed.results, ranks),
+                    dups.get(k, Duplicates()),
+                )
+                for k in part
+            ]
+            summary.events += _apply(s, plans, ctx)
+        for p in plans:
+            count_plan(summary, p, listed)
+        if progress is not None:
+            progress(Progress("committed", None, start + len(part), len(keys)))
+
+
+def _apply(s: Session, plans: list[Plan], ctx: Context) -> int:
+    """One chunk's events, places and files; returns how many events were appended."""
+    now = utcnow()
+    writer = crawl_store.Writer(s, now)
+    items: list[ledger.NewSubject] = []
+    for p in plans:
+        if p.discovery is None:
+            continue
+        sid = new_id("dataset")
+        data = payload(domain.DISCOVER, p.discovery)
+        change = ledger.Change(domain.DISCOVER, ctx, now, data)
+        items.append(ledger.NewSubject(sid, p.shape.project, [change], entry=p.discovery["stage"]))
+        writer.places(sid, p.shape.places)
+        writer.files(sid, p.shape.places)
+    events = ledger.append_many(s, DATASET, items).events if items else 0
+    existing = [(p, p.shape.stored) for p in plans if p.shape.stored is not None]
+    writer.load_files([d.id for p, d in existing if _files_change(p)])
+    moving = [d.id for p, d in existing if p.events]
+    rows = {r.id: r for r in s.scalars(select(Dataset).where(Dataset.id.in_(moving)))}
+    for p, stored in existing:
+        for command, data in p.events:
+            row = rows[stored.id]
+            data = payload(command, data)
+            ledger.record(s, kind=DATASET, row=row, command=command, ctx=ctx, data=data)
+            events += 1
+        writer.places(stored.id, p.shape.places)
+        writer.files(stored.id, p.shape.places)
+    writer.flush()
+    return events
+
+
+def _files_change(p: Plan) -> bool:
+    """Whether the stored files of a dataset must be compared (a place listed again or gone)."""
+    return any(
+        (x.found is not None and x.found.files is not None) or (x.was_present and not x.present)
+        for x in p.shape.places
+    )

@@ -1,0 +1,310 @@
+"""What a crawl reads from and writes to the database besides events: datasets as stored
+(:class:`~steward.services.crawl_plan.Stored`), their places, their files, and each source's
+listing state.
+
+Writes happen in the caller's transaction, next to the events they go with, so an interrupted
+crawl leaves places and files exactly as far as its events got. New rows go through the
+dialect's bulk path (:mod:`steward.db.bulk`); a first crawl of 200,000 files inserts them in
+a few statements, not 200,000.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.orm import Session
+
+from steward.db import bulk
+from steward.db.models import CrawlListing, Dataset, DatasetFile, DatasetLocation
+from steward.services.crawl_plan import Place, Stored, StoredPlace
+
+_TABLES = Dataset.metadata.tables
+_IN = 500
+"""Ids per ``IN (…)``: well under SQLite's limit of bound parameters."""
+
+
+def _chunks(items: list[Any], size: int = _IN) -> Iterable[list[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def load(
+    s: Session, projects: Collection[str], keys: Collection[tuple[str, str]] | None = None
+) -> dict[tuple[str, str], Stored]:
+    """Stored datasets of ``projects`` by (project, accession), with their places; only
+    those named by ``keys`` when given."""
+    q = select(
+        Dataset.id,
+        Dataset.project_id,
+        Dataset.accession,
+        Dataset.state,
+        Dataset.fields,
+        Dataset.technologies,
+        Dataset.problems,
+        Dataset.duplicate_of,
+        Dataset.secondary_accessions,
+    ).where(Dataset.project_id.in_(sorted(projects)))
+    rows: list[Any] = []
+    if keys is None:
+        rows = list(s.execute(q))
+    else:
+        by_project: dict[str, list[str]] = defaultdict(list)
+        for project, accession in keys:
+            by_project[project].append(accession)
+        for project, accessions in by_project.items():
+            for part in _chunks(sorted(accessions)):
+                rows += s.execute(
+                    q.where(Dataset.project_id == project, Dataset.accession.in_(part))
+                )
+    places: dict[str, list[StoredPlace]] = defaultdict(list)
+    ids = [r.id for r in rows]
+    everything = select(DatasetLocation).join(Dataset, Dataset.id == DatasetLocation.dataset_id)
+    if keys is None:
+        queries = [everything.where(Dataset.project_id.in_(sorted(projects)))]
+    else:
+        queries = [
+            select(DatasetLocation).where(DatasetLocation.dataset_id.in_(part))
+            for part in _chunks(ids)
+        ]
+    for pq in queries:
+        for p in s.scalars(pq):
+            places[p.dataset_id].append(
+                StoredPlace(
+                    source=p.source,
+                    key=p.key,
+                    location=p.location,
+                    stage=p.stage,
+                    technologies=tuple(p.technologies),
+                    fields=dict(p.fields),
+                    problems=tuple(p.problems),
+                    digest=p.digest,
+                    complete=p.complete,
+                    present=p.present,
+                )
+            )
+    return {
+        (r.project_id, r.accession): Stored(
+            id=r.id,
+            project=r.project_id,
+            accession=r.accession,
+            state=r.state,
+            fields=dict(r.fields),
+            technologies=tuple(r.technologies),
+            problems=tuple(r.problems),
+            duplicate_of=r.duplicate_of,
+            secondary_accessions=tuple(r.secondary_accessions),
+            places=tuple(places.get(r.id, ())),
+        )
+        for r in rows
+    }
+
+
+def digests(
+    stored: Mapping[tuple[str, str], Stored],
+) -> dict[tuple[str, str, str], tuple[str, str]]:
+    """(project, source, key) → (accession, digest) of every stored place: what the listing
+    compares with to decide which metadata files to read."""
+    return {
+        (d.project, p.source, p.key): (d.accession, p.digest)
+        for d in stored.values()
+        for p in d.places
+    }
+
+
+def listing_states(s: Session, names: Iterable[str]) -> dict[str, dict[str, Any] | None]:
+    found = {
+        r.source: dict(r.state)
+        for r in s.scalars(select(CrawlListing).where(CrawlListing.source.in_(sorted(names))))
+    }
+    return {name: found.get(name) for name in names}
+
+
+def save_listing_states(s: Session, states: Mapping[str, Mapping[str, Any]], now: datetime) -> None:
+    for name, state in states.items():
+        s.merge(CrawlListing(source=name, state=dict(state), updated_at=now))
+
+
+class Writer:
+    """Places, files and seen-times of one chunk of datasets, in the caller's transaction."""
+
+    def __init__(self, s: Session, now: datetime) -> None:
+        self.s, self.now = s, now
+        self.new_places: list[dict[str, Any]] = []
+        self.seen_places: list[dict[str, Any]] = []
+        self.read_places: list[dict[str, Any]] = []
+        self.gone_places: list[dict[str, Any]] = []
+        self.seen_datasets: list[str] = []
+        self.new_files: list[dict[str, Any]] = []
+        self.file_updates: list[dict[str, Any]] = []
+        self.file_removals: list[dict[str, Any]] = []
+        self.untouched_files: dict[str, list[str]] = defaultdict(list)
+        """Source → datasets whose files there were seen but not listed again."""
+        self._stored_files: dict[tuple[str, str], dict[str, DatasetFile]] = {}
+
+    # -- places -----------------------------------------------------------------------------
+    def places(self, dataset_id: str, places: Iterable[Place]) -> None:
+        seen = False
+        for p in places:
+            ident = {"d": dataset_id, "s": p.source, "k": p.key}
+            if p.seen:
+                seen = True
+                values = {
+                    "location": p.location,
+                    "stage": p.stage,
+                    "technologies": list(p.technologies),
+                    "digest": p.digest,
+                    "complete": p.complete,
+                }
+                read = p.found is not None and p.found.fields is not None
+                if read:
+                    values |= {"fields": dict(p.fields), "problems": list(p.problems)}
+                if p.was_present is None:
+                    self.new_places.append(
+                        {
+                            "dataset_id": dataset_id,
+                            "source": p.source,
+                            "key": p.key,
+                            "fields": dict(p.fields),
+                            "problems": list(p.problems),
+                            **values,
+                            "first_seen_at": self.now,
+                            "last_seen_at": self.now,
+                            "present": True,
+                        }
+                    )
+                else:
+                    bound = {**ident, **{f"n_{k}": v for k, v in values.items()}}
+                    (self.read_places if read else self.seen_places).append(bound)
+            elif p.was_present and not p.present:
+                self.gone_places.append(ident)
+        if seen:
+            self.seen_datasets.append(dataset_id)
+
+    # -- files ------------------------------------------------------------------------------
+    def load_files(self, dataset_ids: Collection[str]) -> None:
+        """The stored files of datasets that are not new (to compare the listing with)."""
+        for part in _chunks(sorted(dataset_ids)):
+            for f in self.s.scalars(select(DatasetFile).where(DatasetFile.dataset_id.in_(part))):
+                self._stored_files.setdefault((f.dataset_id, f.source), {})[f.path] = f
+
+    def files(self, dataset_id: str, places: Iterable[Place]) -> None:
+        """Each source's files of the dataset compared with the stored ones: new, changed,
+        back, and gone (only where the listing saw the whole place)."""
+        by_source: dict[str, list[Place]] = defaultdict(list)
+        for p in places:
+            by_source[p.source].append(p)
+        for source, group in by_source.items():
+            stored = self._stored_files.get((dataset_id, source), {})
+            listed = {id(p): p.found for p in group if p.found and p.found.files is not None}
+            if not listed:
+                if any(p.seen for p in group):
+                    self.untouched_files[source].append(dataset_id)
+                elif not any(p.present for p in group):
+                    self._remove(dataset_id, source, stored, keep=set())
+                continue
+            wanted: dict[str, Any] = {}
+            for found in listed.values():
+                base = found.base
+                for f in found.files or ():
+                    wanted[f"{base}/{f.path}" if base else f.path] = f
+            for path, f in wanted.items():
+                old = stored.get(path)
+                values = {"size": f.size, "etag": f.etag, "mtime_ns": f.mtime_ns}
+                if old is None:
+                    self.new_files.append(
+                        {
+                            "dataset_id": dataset_id,
+                            "source": source,
+                            "path": path,
+                            **values,
+                            "checksum": None,
+                            "first_seen_at": self.now,
+                            "last_seen_at": self.now,
+                            "outcome": "present",
+                        }
+                    )
+                else:
+                    bound = {f"n_{k}": v for k, v in values.items()}
+                    self.file_updates.append({"d": dataset_id, "s": source, "p": path, **bound})
+            # Gone only when every place here was listed whole (not kept unknown, not partial).
+            whole = all(id(p) in listed for p in group if p.present) and all(
+                found.complete for found in listed.values()
+            )
+            if whole:
+                self._remove(dataset_id, source, stored, keep=set(wanted))
+
+    def _remove(
+        self, dataset_id: str, source: str, stored: Mapping[str, DatasetFile], keep: set[str]
+    ) -> None:
+        for path, f in stored.items():
+            if path not in keep and f.outcome == "present":
+                self.file_removals.append({"d": dataset_id, "s": source, "p": path})
+
+    # -- out --------------------------------------------------------------------------------
+    def flush(self) -> None:
+        s, now = self.s, self.now
+        loc, files = _TABLES["dataset_locations"], _TABLES["dataset_files"]
+        where_place = (
+            (loc.c.dataset_id == bindparam("d"))
+            & (loc.c.source == bindparam("s"))
+            & (loc.c.key == bindparam("k"))
+        )
+        where_file = (
+            (files.c.dataset_id == bindparam("d"))
+            & (files.c.source == bindparam("s"))
+            & (files.c.path == bindparam("p"))
+        )
+        with bulk.Writer(s) as w:
+            for table, rows in ((loc, self.new_places), (files, self.new_files)):
+                if rows:
+                    columns = tuple(rows[0])
+                    convert = w.converters(table, columns)
+                    w.write(
+                        table,
+                        columns,
+                        [
+                            tuple(f(r[c]) for c, f in zip(columns, convert, strict=True))
+                            for r in rows
+                        ],
+                    )
+        place_columns = ("location", "stage", "technologies", "digest", "complete")
+        seen_values: dict[str, Any] = {c: bindparam(f"n_{c}") for c in place_columns}
+        seen_values |= {"last_seen_at": now, "present": True}
+        conn = s.connection()
+        if self.seen_places:
+            conn.execute(update(loc).where(where_place).values(seen_values), self.seen_places)
+        if self.read_places:
+            read_values = {
+                **seen_values,
+                "fields": bindparam("n_fields"),
+                "problems": bindparam("n_problems"),
+            }
+            conn.execute(update(loc).where(where_place).values(read_values), self.read_places)
+        if self.gone_places:
+            conn.execute(update(loc).where(where_place).values(present=False), self.gone_places)
+        if self.file_updates:
+            values: dict[str, Any] = {c: bindparam(f"n_{c}") for c in ("size", "etag", "mtime_ns")}
+            values |= {"outcome": "present", "last_seen_at": now}
+            conn.execute(update(files).where(where_file).values(values), self.file_updates)
+        if self.file_removals:
+            conn.execute(
+                update(files).where(where_file).values(outcome="removed"), self.file_removals
+            )
+        for source, ids in self.untouched_files.items():
+            for part in _chunks(ids):
+                conn.execute(
+                    update(files)
+                    .where(
+                        files.c.source == source,
+                        files.c.outcome == "present",
+                        files.c.dataset_id.in_(part),
+                    )
+                    .values(last_seen_at=now)
+                )
+        datasets = _TABLES["datasets"]
+        for part in _chunks(self.seen_datasets):
+            conn.execute(update(datasets).where(datasets.c.id.in_(part)).values(last_seen_at=now))

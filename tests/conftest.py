@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,10 +47,46 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
     return Settings(home=tmp_path / "home", database_url=database_url)
 
 
-@pytest.fixture
-def db(settings: Settings) -> Iterator[Database]:
-    database = Database(settings)
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A database file with every migration applied, copied for each test that wants a
+    migrated database (``db``): one migration run per worker instead of one per test."""
+    where = tmp_path_factory.mktemp("template")
+    database = Database(Settings(home=where, database_url=f"sqlite:///{where / 'tmpl.db'}"))
     database.migrate()
+    database.dispose()
+    return where / "tmpl.db"
+
+
+@pytest.fixture(scope="session")
+def migrated_pg(pg_base_url: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The same for PostgreSQL: a template database (copied by CREATE DATABASE … TEMPLATE)."""
+    name = f"tmpl_{os.getpid()}"
+    url = pg.create_database(pg_base_url, name)
+    database = Database(Settings(home=tmp_path_factory.mktemp("pg-template"), database_url=url))
+    database.migrate()
+    database.dispose()  # a template must have no connections
+    return name
+
+
+def _from_template(settings: Settings, request: pytest.FixtureRequest) -> None:
+    """Give the test's (still unused) database the migrated template's schema."""
+    url = settings.resolved_database_url
+    if url.startswith("sqlite:///"):
+        target = Path(url.removeprefix("sqlite:///"))
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(request.getfixturevalue("migrated_sqlite"), target)
+        return
+    base, _, name = url.rpartition("/")
+    pg.recreate_from(base, name, request.getfixturevalue("migrated_pg"))
+
+
+@pytest.fixture
+def db(settings: Settings, request: pytest.FixtureRequest) -> Iterator[Database]:
+    _from_template(settings, request)
+    database = Database(settings)
+    database.migrate()  # checks the revision: already the newest
     access.bootstrap_admin(database, user_id="admin")
     yield database
     database.dispose()
@@ -73,6 +110,11 @@ class Consortium:
 
 @pytest.fixture
 def consortium(db: Database) -> Consortium:
+    return make_consortium(db)
+
+
+def make_consortium(db: Database) -> Consortium:
+    """Project p1 with one person in each role and two access requirements."""
     from steward.services import catalog
 
     c = Consortium(db)

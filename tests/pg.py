@@ -111,3 +111,14 @@ def create_database(base_url: str, name: str) -> str:
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     return f"{base_url}/{name}"
+
+
+def recreate_from(base_url: str, name: str, template: str) -> None:
+    """Replace the (empty, unused) database ``name`` with a copy of ``template``: a file
+    copy, faster than running every migration again."""
+    import psycopg
+
+    dsn = base_url.replace("postgresql+psycopg://", "postgresql://") + "/postgres"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')

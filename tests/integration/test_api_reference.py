@@ -21,6 +21,7 @@ from steward.db.session import Database
 from steward.domain.requests import WORKFLOW
 from steward.jobs import service as jobs_service
 from steward.services import access, catalog, package_build, packages, reports
+from steward.services.kinds import kinds
 from steward.services.packages import PackageSpec
 from tests.api_calls import client, ok, problem, token
 from tests.api_server import serving
@@ -315,7 +316,8 @@ def test_duo_codes_and_workflows_are_the_clis(consortium: Consortium, api: str, 
         sla = {s["name"]: s["sla_seconds"] for s in shown["states"]}
         assert sla["submitted"] == 4 * 86400
         every = ok(http.get("/api/v1/workflows"))
-        assert {w["name"] for w in every} == {"access-request", "package", "share"}
+        assert {w["name"] for w in every} == {k.workflow.name for k in kinds()}
+        assert {"access-request", "package", "share", "dataset"} <= {w["name"] for w in every}
         for w in every:
             assert w == cli_json(cli, "workflow", "show", w["name"])
         unknown = problem(http.get("/api/v1/workflows/dataset-lifecycle"), 422)

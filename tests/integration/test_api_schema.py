@@ -17,23 +17,35 @@ from hypothesis import HealthCheck, settings
 from schemathesis import checks
 
 from steward.config import Settings
+from steward.db.session import Database
 from steward.domain.requests import RequestFields
-from steward.services import requests, tokens
+from steward.services import access, requests, tokens
 from tests.api_server import serving
-from tests.conftest import Consortium
+from tests.conftest import make_consortium
 
 
-@pytest.fixture
-def served(consortium: Consortium) -> Iterator[tuple[str, str]]:
-    c = consortium
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """One server for every operation of the module (a server and a database per operation
+    cost more than the calls): generated input only has to be answered as described, so
+    what earlier operations left behind is fine."""
+    where = tmp_path_factory.mktemp("schema")
+    settings = Settings(home=where / "home", database_url=f"sqlite:///{where / 'steward.db'}")
+    db = Database(settings)
+    db.migrate()
+    access.bootstrap_admin(db, user_id="admin")
+    c = make_consortium(db)
     for i in range(3):  # something to list, show and act on
         requests.create(
             c.db, actor=c.requester, project=c.project,
             fields=RequestFields(f"Study {i}", "Uni", "Prof", "Research", datasets=("raw/wgs",)),
         )  # fmt: skip
     token = tokens.create(c.db, actor=c.steward, scope="write", expires_in=timedelta(hours=1))
-    with serving(c.db.settings) as url:
-        yield url, token.secret
+    try:
+        with serving(settings) as url:
+            yield url, token.secret
+    finally:
+        db.dispose()
 
 
 def _description() -> dict[str, Any]:
@@ -59,9 +71,8 @@ page gave out, a command the subject's state does not allow — with 409 or 422 
 # Loaded when the module is (schemathesis's lazy fixture loader reads a pytest attribute
 # that pytest 9 no longer has); the calls go to a real server per test.
 schema = schemathesis.openapi.from_dict(_description())
-# The API's answers do not depend on the database kind (the API tests run on both); once is
-# enough for the generated inputs.
-pytestmark = pytest.mark.parametrize("backend", ["sqlite"])
+# The API's answers do not depend on the database kind (the API tests run on both); SQLite
+# once is enough for the generated inputs.
 
 
 @schema.parametrize()

@@ -36,10 +36,17 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """A new, empty database — or, for a test that uses ``db``, one made from the migrated
+    template (every migration once per worker, not once per test)."""
+    migrated = "db" in request.fixturenames
     if backend == "sqlite":
-        return f"sqlite:///{tmp_path / 'steward.db'}"
+        path = tmp_path / "steward.db"
+        if migrated:
+            shutil.copyfile(request.getfixturevalue("migrated_sqlite"), path)
+        return f"sqlite:///{path}"
     base = request.getfixturevalue("pg_base_url")
-    return pg.create_database(base, f"t{os.getpid()}_{next(_counter)}")
+    template = request.getfixturevalue("migrated_pg") if migrated else None
+    return pg.create_database(base, f"t{os.getpid()}_{next(_counter)}", template=template)
 
 
 @pytest.fixture
@@ -69,22 +76,8 @@ def migrated_pg(pg_base_url: str, tmp_path_factory: pytest.TempPathFactory) -> s
     return name
 
 
-def _from_template(settings: Settings, request: pytest.FixtureRequest) -> None:
-    """Give the test's (still unused) database the migrated template's schema."""
-    url = settings.resolved_database_url
-    if url.startswith("sqlite:///"):
-        target = Path(url.removeprefix("sqlite:///"))
-        if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(request.getfixturevalue("migrated_sqlite"), target)
-        return
-    base, _, name = url.rpartition("/")
-    pg.recreate_from(base, name, request.getfixturevalue("migrated_pg"))
-
-
 @pytest.fixture
-def db(settings: Settings, request: pytest.FixtureRequest) -> Iterator[Database]:
-    _from_template(settings, request)
+def db(settings: Settings) -> Iterator[Database]:
     database = Database(settings)
     database.migrate()  # checks the revision: already the newest
     access.bootstrap_admin(database, user_id="admin")

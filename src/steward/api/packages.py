@@ -19,9 +19,10 @@ from fastapi import APIRouter, Form, Header, Path, Query, Request, Response, Upl
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from steward.api import negotiation
 from steward.api.auth import Presented, database, require_write, settings_of, signed_in
 from steward.api.idempotency import claimed
-from steward.api.problems import NotAcceptable, Problem, documented
+from steward.api.problems import Problem, documented
 from steward.api.subjects import _only
 from steward.errors import Detail, ValidationFailed
 from steward.packaging.manifest import DEFAULT_LAYOUT
@@ -328,32 +329,10 @@ page, with its cookies. The report's own policy (in the page) forbids every requ
 
 
 def _report_format(given: str | None, accept: str | None) -> str:
-    if given is not None:
-        return given
-    if not accept or not accept.strip():
-        return "html"
-    offered = {media: fmt for fmt, media in REPORT_MEDIA.items()} | _REPORT_WILDCARDS
-    wanted: list[tuple[float, int, str]] = []
-    for order, part in enumerate(accept.split(",")):
-        media, *params = (p.strip() for p in part.split(";"))
-        quality = 1.0
-        for param in params:
-            key, _, value = param.partition("=")
-            if key.strip().lower() == "q":
-                try:
-                    quality = float(value)
-                except ValueError:
-                    quality = 0.0
-        fmt = offered.get(media.lower())
-        if fmt is not None and 0 < quality <= 1:
-            wanted.append((-quality, order, fmt))
-    if not wanted:
-        raise NotAcceptable(
-            "a package report can be answered only as HTML or JSON",
-            [Detail("no acceptable media type", field="Accept", value=accept[:200],
-                    accepted=", ".join(REPORT_MEDIA.values()))],
-        )  # fmt: skip
-    return min(wanted)[2]
+    return negotiation.negotiate(
+        given, accept, media=REPORT_MEDIA, wildcards=_REPORT_WILDCARDS, default="html",
+        refusal="a package report can be answered only as HTML or JSON",
+    )  # fmt: skip
 
 
 @router.get(

@@ -20,10 +20,10 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field, create_model
 
+from steward.api import negotiation
 from steward.api.auth import Presented, database, settings_of, signed_in
-from steward.api.problems import NotAcceptable, documented
+from steward.api.problems import documented
 from steward.api.subjects import _only
-from steward.errors import Detail
 from steward.services import filters
 from steward.services import reports as svc
 from steward.services.requests import REQUEST
@@ -95,40 +95,11 @@ MODELS = {name: _report_model(name, columns) for name, columns in svc.COLUMNS.it
 
 
 def negotiate(given: str | None, accept: str | None) -> str:
-    """The format to answer in: ``?format=`` when given, else the most preferred media type
-    of ``Accept`` that a report can be (JSON when it says nothing or anything)."""
-    if given is not None:
-        return given
-    if not accept or not accept.strip():
-        return "json"
-    offered = {media: fmt for fmt, media in MEDIA.items()} | _WILDCARDS
-    wanted: list[tuple[float, int, str]] = []
-    for order, part in enumerate(accept.split(",")):
-        media, *params = (p.strip() for p in part.split(";"))
-        quality = 1.0
-        for param in params:
-            key, _, value = param.partition("=")
-            if key.strip().lower() == "q":
-                try:
-                    quality = float(value)
-                except ValueError:
-                    quality = 0.0
-        fmt = offered.get(media.lower())
-        if fmt is not None and 0 < quality <= 1:
-            wanted.append((-quality, order, fmt))
-    if not wanted:
-        raise NotAcceptable(
-            "a report can be answered only as JSON, CSV or XLSX",
-            [
-                Detail(
-                    "no acceptable media type",
-                    field="Accept",
-                    value=accept[:200],
-                    accepted=", ".join(MEDIA.values()),
-                )
-            ],
-        )
-    return min(wanted)[2]
+    """The format to answer in (JSON when ``Accept`` says nothing or anything)."""
+    return negotiation.negotiate(
+        given, accept, media=MEDIA, wildcards=_WILDCARDS, default="json",
+        refusal="a report can be answered only as JSON, CSV or XLSX",
+    )  # fmt: skip
 
 
 ProjectQ = Annotated[str | None, Query(max_length=64, description="Only this project.")]

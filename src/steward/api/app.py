@@ -309,7 +309,7 @@ def create_app(
     problems.install(app)
     app.add_middleware(Guard, upload_limit=settings.api_upload_mib << 20)
     for kind in kinds():
-        app.include_router(router_for(kind, inline_reads=db.dialect == "postgresql"), prefix=PREFIX)
+        app.include_router(router_for(kind), prefix=PREFIX)
     app.include_router(requests_api.router)
     app.include_router(packages_api.router)
     app.include_router(shares_api.router)

@@ -57,9 +57,7 @@ def _name(kind: Kind, suffix: str) -> str:
     return kind.view.__name__.removesuffix("View") + suffix
 
 
-def router_for(kind: Kind, *, inline_reads: bool = False) -> APIRouter:
-    """The kind's endpoints. ``inline_reads``: answer one subject's detail and timeline on
-    the event loop itself (see :func:`_function`)."""
+def router_for(kind: Kind) -> APIRouter:
     base = "/" + kind.collection
     tag = f"{kind.label}s"
     router = APIRouter(tags=[tag])
@@ -128,7 +126,7 @@ def router_for(kind: Kind, *, inline_reads: bool = False) -> APIRouter:
     )  # fmt: skip
     router.add_api_route(
         base + "/{subject_id}",
-        _getter(kind, detail_model, inline=inline_reads),
+        _getter(kind, detail_model),
         methods=["GET"],
         response_model=detail_model,
         responses=documented(401, 404, 422, 503),
@@ -137,7 +135,7 @@ def router_for(kind: Kind, *, inline_reads: bool = False) -> APIRouter:
     )
     router.add_api_route(
         base + "/{subject_id}/events",
-        _events(kind, events_model, inline=inline_reads),
+        _events(kind, events_model),
         methods=["GET"],
         response_model=events_model,
         responses=documented(401, 404, 422, 503),
@@ -170,30 +168,16 @@ def _only(request: Request, allowed: set[str], repeatable: frozenset[str] = froz
         )
 
 
-def _function(
-    name: str, params: list[inspect.Parameter], body: Any, *, hold: bool = True,
-    inline: bool = False,
-) -> Any:  # fmt: skip
+def _function(name: str, params: list[inspect.Parameter], body: Any, *, hold: bool = True) -> Any:
     """An endpoint FastAPI reads as if written by hand: ``params`` are its signature; the
-    body runs signed in as the caller (see :func:`signed_in` for ``hold``).
+    body runs signed in as the caller (see :func:`signed_in` for ``hold``)."""
 
-    ``inline``: the body runs on the event loop instead of in a worker thread. For a read of
-    a few indexed rows on PostgreSQL, whose readers never wait for a lock, the hop to a thread
-    and back costs more than the read (a quarter of the call; threads add no parallelism under
-    the GIL). Never for SQLite: a refusal's audit entry waits for its one writer, and would
-    hold up every call the process serves."""
-
-    def in_thread(*, presented: Any, **kwargs: Any) -> Any:
+    def endpoint(*, presented: Any, **kwargs: Any) -> Any:
         with signed_in(kwargs["request"], presented, hold=hold) as caller:
             return body(caller=caller, **kwargs)
 
-    async def on_loop(*, presented: Any, **kwargs: Any) -> Any:
-        return in_thread(presented=presented, **kwargs)
-
-    endpoint: Any = on_loop if inline else in_thread
-
     endpoint.__name__ = name
-    endpoint.__signature__ = inspect.Signature(params)
+    endpoint.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     return endpoint
 
 
@@ -257,7 +241,7 @@ def _lister(kind: Kind, page_model: type[BaseModel]) -> Any:
     return _function(f"list_{kind.collection}", params, body)
 
 
-def _getter(kind: Kind, detail_model: type[BaseModel], *, inline: bool = False) -> Any:
+def _getter(kind: Kind, detail_model: type[BaseModel]) -> Any:
     def body(request: Request, caller: Caller, subject_id: str, response: Response) -> Any:
         _only(request, set())
         found = subjects.get(database(request), kind, actor=caller.user_id, subject_id=subject_id)
@@ -269,10 +253,10 @@ def _getter(kind: Kind, detail_model: type[BaseModel], *, inline: bool = False) 
         )
 
     params = [*_COMMON, _SUBJECT, _param("response", Response)]
-    return _function(f"get_{kind.id_field}", params, body, inline=inline)
+    return _function(f"get_{kind.id_field}", params, body)
 
 
-def _events(kind: Kind, events_model: type[BaseModel], *, inline: bool = False) -> Any:
+def _events(kind: Kind, events_model: type[BaseModel]) -> Any:
     def body(request: Request, caller: Caller, subject_id: str) -> Any:
         _only(request, set())
         history = subjects.history_of(
@@ -284,7 +268,7 @@ def _events(kind: Kind, events_model: type[BaseModel], *, inline: bool = False) 
             current_state_for=history.current_state_for,
         )
 
-    return _function(f"events_of_{kind.id_field}", [*_COMMON, _SUBJECT], body, inline=inline)
+    return _function(f"events_of_{kind.id_field}", [*_COMMON, _SUBJECT], body)
 
 
 def version_of(if_match: str | None) -> int | None:

@@ -111,10 +111,7 @@ def get(client: Client, *, package_id: str) -> PackageDetail:
     return PackageDetail(
         package=item,
         bag_path=contents["bag_path"],
-        timeline=found["timeline"],
-        time_in_state=found["time_in_state"],
-        current_state_for=found["current_state_for"],
-        available_actions=found["allowed_actions"],
+        **subjects.history_fields(found),
         files_by_data_type=contents["files_by_data_type"],
         bytes_by_data_type=contents["bytes_by_data_type"],
         warnings=contents["warnings"],

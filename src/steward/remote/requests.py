@@ -54,8 +54,5 @@ def get(client: Client, *, request_id: str) -> RequestDetail:
     view, found = subjects.detail(client, REQUEST, request_id)
     return RequestDetail(
         request=view,
-        timeline=found["timeline"],
-        time_in_state=found["time_in_state"],
-        current_state_for=found["current_state_for"],
-        available_actions=found["allowed_actions"],
+        **subjects.history_fields(found),
     )

@@ -87,10 +87,7 @@ def get(client: Client, *, share_id: str) -> ShareDetail:
     registry = _objects_page(client, share_id, 1)
     return ShareDetail(
         share=item,
-        timeline=found["timeline"],
-        time_in_state=found["time_in_state"],
-        current_state_for=found["current_state_for"],
-        available_actions=found["allowed_actions"],
+        **subjects.history_fields(found),
         registered_objects=registry["total"],
         registered_bytes=registry["bytes"],
     )

@@ -73,3 +73,14 @@ def detail(client: Client, kind: Kind, subject_id: str) -> tuple[Any, dict[str, 
     found = client.call("GET", base)
     events = client.call("GET", f"{base}/events")
     return kind.view.model_validate(found["item"]), {**found, **events}
+
+
+def history_fields(found: dict[str, Any]) -> dict[str, Any]:
+    """A detail's timeline, stays and the caller's commands, under the names the services'
+    detail views give them (the API calls the commands ``allowed_actions``)."""
+    return {
+        "timeline": found["timeline"],
+        "time_in_state": found["time_in_state"],
+        "current_state_for": found["current_state_for"],
+        "available_actions": found["allowed_actions"],
+    }

@@ -106,19 +106,9 @@ class Stored:
 
 
 @dataclass(frozen=True)
-class Place:
+class Place(StoredPlace):
     """A place of a dataset as it is to be stored after this crawl."""
 
-    source: str
-    key: str
-    location: str
-    stage: str
-    technologies: tuple[str, ...]
-    fields: Mapping[str, Any]
-    problems: tuple[Problem, ...]
-    digest: str
-    complete: bool
-    present: bool
     seen: bool
     """Found this crawl (its ``last_seen_at`` moves on)."""
     was_present: bool | None
@@ -200,16 +190,7 @@ def places_of(
         gone = old.present and result is not None and result.gone(old.key)
         out.append(
             Place(
-                source=old.source,
-                key=old.key,
-                location=old.location,
-                stage=old.stage,
-                technologies=old.technologies,
-                fields=old.fields,
-                problems=old.problems,
-                digest=old.digest,
-                complete=old.complete,
-                present=old.present and not gone,
+                **{**vars(old), "present": old.present and not gone},
                 seen=False,
                 was_present=old.present,
             )

@@ -189,3 +189,42 @@ def test_0004_derives_the_change_logs_of_existing_events(engine: Engine) -> None
     assert lines.endswith("req_a,4,returned,cancelled,2025-03-31T09:00:00+00:00,ada,,2332793.0,")
     command.downgrade(cfg, "0003")
     assert "change_logs" not in inspect(engine).get_table_names()
+
+
+# ---- the schema check every process makes before its first transaction ------------------------
+def test_the_head_named_by_the_migration_files_is_alembics_head(settings: Settings) -> None:
+    """``schema_head`` reads the files' prefixes instead of asking Alembic; that holds only
+    while every revision id is its file's prefix and the revisions form one line."""
+    from alembic.script import ScriptDirectory
+
+    from steward.db.session import schema_head
+
+    db = Database(settings)
+    try:
+        scripts = ScriptDirectory.from_config(alembic_config(db.engine))
+        chain = list(scripts.walk_revisions())
+        assert len(scripts.get_heads()) == 1
+        for script in chain:
+            assert script.module.__file__ is not None
+            assert script.module.__file__.rsplit("/", 1)[-1].startswith(f"{script.revision}_")
+        assert schema_head() == scripts.get_current_head() == chain[0].revision
+    finally:
+        db.dispose()
+
+
+def test_a_database_one_revision_behind_is_migrated_on_first_use(settings: Settings) -> None:
+    """The quick check (one SELECT) must not take an old schema for a current one."""
+    from steward.db.session import schema_head
+
+    db = Database(settings)
+    try:
+        db.migrate()
+        command.downgrade(alembic_config(db.engine), "-1")
+        assert revision(db.engine) != schema_head()
+        fresh = Database(settings)
+        with fresh.read() as s:
+            s.execute(text("SELECT 1"))
+        assert revision(fresh.engine) == schema_head()
+        fresh.dispose()
+    finally:
+        db.dispose()

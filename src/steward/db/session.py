@@ -18,22 +18,20 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import (
     ArgumentError,
     DataError,
+    DBAPIError,
     DisconnectionError,
     IntegrityError,
     NoSuchModuleError,
@@ -45,6 +43,9 @@ from steward.config import Settings
 from steward.db import failures
 from steward.errors import ConfigurationError, DatabaseBusy, Detail, StewardError
 from steward.redact import install_log_redaction, redact
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 _MIGRATION_LOCK = 0x5354455741524400  # "STEWARD\0": one schema migration at a time (PostgreSQL)
 _READ_ONLY = "steward_read_only"
@@ -163,9 +164,30 @@ def _read_only_options(engine: Engine) -> dict[str, Any]:
     return {_READ_ONLY: True}
 
 
+_VERSION_FILE = re.compile(r"^(\d{4})_\w+\.py$")
+
+
+def _migrations() -> Path:
+    return Path(str(files("steward.db"))) / "migrations"
+
+
+def schema_head() -> str:
+    """The newest revision, from the names of the migration files (``0009_….py``).
+
+    Every process checks the schema once before its first transaction; asking Alembic means
+    importing it and compiling every migration script (a quarter of a second of each CLI
+    command's start). Revision ids are the files' four-digit prefixes, in one line —
+    ``test_migrations`` holds the files to that, so the largest prefix is Alembic's head.
+    """
+    names = (_VERSION_FILE.match(p.name) for p in (_migrations() / "versions").iterdir())
+    return max(m.group(1) for m in names if m)
+
+
 def alembic_config(engine: Engine) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
-    cfg.set_main_option("script_location", str(Path(str(files("steward.db"))) / "migrations"))
+    cfg.set_main_option("script_location", str(_migrations()))
     cfg.attributes["engine"] = engine
     return cfg
 
@@ -200,10 +222,14 @@ class Database:
             raise self._translate(exc) from None
 
     def _current_revision(self) -> str | None:
+        from alembic.runtime.migration import MigrationContext
+
         with self._reader.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
 
     def head_revision(self) -> str | None:
+        from alembic.script import ScriptDirectory
+
         return ScriptDirectory.from_config(alembic_config(self.engine)).get_current_head()
 
     def migrate(self) -> None:
@@ -218,6 +244,8 @@ class Database:
             try:
                 with self._migration_lock():
                     if self._current_revision() != self.head_revision():
+                        from alembic import command
+
                         command.upgrade(alembic_config(self.engine), "head")
                 break
             except OperationalError as exc:
@@ -281,7 +309,20 @@ class Database:
         """Migrate lazily the first time a process touches the database."""
         if self._checked:
             return
+        if self._recorded_revision() == schema_head():
+            self._checked = True  # the common case: one SELECT, no lock, no Alembic
+            return
         self.migrate()  # checks the revision itself, waiting out a concurrent first start
+
+    def _recorded_revision(self) -> str | None:
+        """The revision in ``alembic_version``, or None when it cannot be read (a new or
+        unreachable database: :meth:`migrate` then creates it, or says what is wrong)."""
+        try:
+            with self._reader.connect() as conn:
+                rows = conn.execute(text("SELECT version_num FROM alembic_version")).all()
+        except DBAPIError:
+            return None
+        return str(rows[0][0]) if len(rows) == 1 else None
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

@@ -1,0 +1,343 @@
+"""Crawl benchmark: Steward's dataset crawl against ``find`` and ``rclone lsjson`` on one tree.
+
+The tree: ``--datasets`` dataset folders (default 5,000) spread over six stage folders
+(external … published), each holding a MAGE-TAB IDF and SDRF and data files in two ``raw/``
+sub-folders, ``--files`` files per dataset in all (default 40: 200,000 files). In one run,
+on the same tree, warm page cache for every tool:
+
+* ``find TREE -type f | wc -l`` — the floor for walking the tree (names only, one process in C);
+* ``rclone lsjson -R TREE`` — the transfer tool's listing (name, size, mtime of every file);
+* Steward, full crawl — ``steward crawl --sources F --json`` in its own process on a fresh
+  SQLite database (the embedded default): walk, read every IDF/SDRF, decide each dataset's
+  stage, write datasets, places, the per-file record and their events;
+* Steward, unchanged re-crawl — the same again: the listing states say nothing changed;
+* Steward, 1% changed — ``--change`` of the datasets (default 1%) gain a data file and a new
+  IDF title, then a re-crawl.
+
+Peak memory of each Steward run comes from ``/usr/bin/time -v`` (maximum resident set size).
+``--million`` adds a metadata-free crawl of 1,000,000 files (25,000 datasets x 40 files) for
+memory. Targets (issue 11): full crawl <= 1.5 x find; unchanged re-crawl <= 0.3 x the full
+crawl; 1% change <= 0.1 x the full crawl; peak memory < 300 MB at 1M files. Tests never
+assert on time; this script prints the figures and whether each target holds.
+
+    uv run python benchmarks/crawl.py                   # 200,000 files in 5,000 datasets
+    uv run python benchmarks/crawl.py --datasets 500    # a quick look: 20,000 files
+    uv run python benchmarks/crawl.py --million         # and the 1M-file memory run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+STAGES = ("external", "incoming", "loading", "analysing", "processed", "published")
+ACCESSION = r"^E-MTAB-\d+$"
+STEWARD = "sam"
+PROJECT = "bench"
+FIND_TARGET = 1.5
+UNCHANGED_TARGET = 0.3
+CHANGED_TARGET = 0.1
+MEMORY_TARGET_MB = 300
+
+
+@dataclass
+class Run:
+    seconds: float
+    peak_mb: float | None
+    summary: dict[str, object] | None = None
+
+
+def _idf(accession: str, title: str) -> str:
+    return (
+        "MAGE-TAB Version\t1.1\n"
+        f"Investigation Title\t{title}\n"
+        "Comment[AEExperimentType]\tRNA-seq of coding RNA\n"
+        "Person Last Name\tCurie\nPerson First Name\tMarie\nPerson Roles\tcurator\n"
+        f"Comment[ArrayExpressAccession]\t{accession}\n"
+    )
+
+
+def _sdrf(n: int) -> str:
+    rows = ["Source Name\tCharacteristics[organism]\tAssay Name"]
+    rows += [f"s{i}\tHomo sapiens\trun {i}" for i in range(1, n + 1)]
+    return "\n".join(rows) + "\n"
+
+
+def make_tree(root: Path, *, datasets: int, files: int, metadata: bool) -> int:
+    """The stage folders and datasets; returns how many files were written."""
+    written = 0
+    data_files = files - 2 if metadata else files
+    payload = b"ACGT" * 8
+    for stage in STAGES:
+        (root / stage).mkdir(parents=True, exist_ok=True)
+    for i in range(1, datasets + 1):
+        accession = f"E-MTAB-{i}"
+        folder = root / STAGES[i % len(STAGES)] / accession
+        lanes = (folder / "raw" / "lane1", folder / "raw" / "lane2")
+        for lane in lanes:
+            lane.mkdir(parents=True)
+        if metadata:
+            (folder / f"{accession}.idf.txt").write_text(_idf(accession, f"Study {i}"))
+            (folder / f"{accession}.sdrf.txt").write_text(_sdrf(4))
+        for k in range(data_files):
+            (lanes[k % 2] / f"run{k:03d}.fq.gz").write_bytes(payload)
+        written += files
+    return written
+
+
+def change(root: Path, *, datasets: int, fraction: float) -> int:
+    """Give ``fraction`` of the datasets a new data file and a new IDF title."""
+    step = max(1, round(1 / fraction))
+    changed = 0
+    for i in range(1, datasets + 1, step):
+        accession = f"E-MTAB-{i}"
+        folder = root / STAGES[i % len(STAGES)] / accession
+        (folder / "raw" / "lane1" / "late.fq.gz").write_bytes(b"late")
+        idf = folder / f"{accession}.idf.txt"
+        if idf.exists():
+            idf.write_text(_idf(accession, f"Study {i}, revised"))
+        changed += 1
+    return changed
+
+
+def sources(root: Path, *, metadata: bool) -> dict[str, object]:
+    return {
+        "sources": [
+            {
+                "name": stage,
+                "project": PROJECT,
+                "url": str(root / stage),
+                "stage": stage,
+                "pattern": ACCESSION,
+                "extractors": ["mage-tab-idf", "mage-tab-sdrf"] if metadata else [],
+                "tech": ["rna-seq"],
+            }
+            for stage in STAGES
+        ]
+    }
+
+
+def setup_home(home: Path) -> dict[str, str]:
+    """A fresh SQLite Steward home with the steward of the benchmark's project."""
+    from steward.config import Settings
+    from steward.db.session import Database
+    from steward.services import access
+
+    settings = Settings(home=home)
+    db = Database(settings)
+    db.migrate()
+    access.bootstrap_admin(db, user_id="admin")
+    access.add_user(db, actor="admin", user_id=STEWARD)
+    access.create_project(db, actor="admin", project_id=PROJECT, title="Benchmark")
+    access.add_member(db, actor="admin", project_id=PROJECT, user_id=STEWARD, role="steward")
+    db.dispose()
+    return dict(
+        os.environ, STEWARD_HOME=str(home), STEWARD_DATABASE_URL=settings.resolved_database_url
+    )
+
+
+def _sync_and_warm(tree: Path) -> None:
+    os.sync()
+    subprocess.run(["find", str(tree), "-type", "f"], stdout=subprocess.DEVNULL, check=True)
+
+
+_PEAK = re.compile(r"Maximum resident set size \(kbytes\): (\d+)")
+
+
+def timed(cmd: list[str], *, env: dict[str, str] | None = None, shell: bool = False) -> Run:
+    """Wall time and (through /usr/bin/time -v) peak memory of one command."""
+    full = (
+        ["/usr/bin/time", "-v", *cmd] if not shell else ["/usr/bin/time", "-v", "sh", "-c", cmd[0]]
+    )
+    began = time.perf_counter()
+    done = subprocess.run(full, env=env, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - began
+    if done.returncode not in (0, 1):
+        raise SystemExit(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
+    peak = _PEAK.search(done.stderr)
+    summary = None
+    if done.stdout.lstrip().startswith("{"):
+        summary = json.loads(done.stdout)
+    return Run(seconds, int(peak.group(1)) / 1024 if peak else None, summary)
+
+
+def crawl(config: Path, env: dict[str, str]) -> Run:
+    return timed(
+        [
+            sys.executable,
+            "-m",
+            "steward",
+            "crawl",
+            "--sources",
+            str(config),
+            "--as",
+            STEWARD,
+            "--json",
+        ],
+        env=env,
+    )
+
+
+def _line(name: str, run: Run, base: float | None = None, note: str = "") -> str:
+    ratio = f"{run.seconds / base:6.2f}x" if base else "       "
+    peak = f"{run.peak_mb:7.0f} MB" if run.peak_mb is not None else "        -"
+    return f"  {name:<34} {run.seconds:8.2f} s  {ratio}  {peak}  {note}"
+
+
+def _verdict(ok: bool) -> str:
+    return "target met" if ok else "TARGET NOT MET"
+
+
+def _summary_note(run: Run) -> str:
+    s = run.summary or {}
+    datasets, events, status = (s.get(k, "?") for k in ("datasets", "events", "status"))
+    return f"{datasets} datasets, {events} events, status {status}"
+
+
+def bench_tree(work: Path, *, datasets: int, files: int, fraction: float) -> list[str]:
+    tree = work / "tree"
+    began = time.perf_counter()
+    total = make_tree(tree, datasets=datasets, files=files, metadata=True)
+    made = time.perf_counter() - began
+    config = work / "sources.json"
+    config.write_text(json.dumps(sources(tree, metadata=True)))
+    env = setup_home(work / "home")
+    lines = [
+        f"tree: {total:,} files in {datasets:,} datasets over {len(STAGES)} stage folders "
+        f"(made in {made:.1f} s)"
+    ]
+
+    _sync_and_warm(tree)
+    find = timed([f"find {tree} -type f | wc -l"], shell=True)
+    rclone = None
+    if shutil.which("rclone"):
+        _sync_and_warm(tree)
+        rclone = timed([f"rclone lsjson -R {tree} > /dev/null"], shell=True)
+    _sync_and_warm(tree)
+    full = crawl(config, env)
+    _sync_and_warm(tree)
+    unchanged = crawl(config, env)
+    changed_n = change(tree, datasets=datasets, fraction=fraction)
+    _sync_and_warm(tree)
+    changed = crawl(config, env)
+
+    lines.append(f"  {'':<34} {'wall':>10}  {'vs find':>7}  {'peak mem':>10}")
+    lines.append(_line("find -type f | wc -l", find, find.seconds))
+    if rclone is not None:
+        lines.append(_line("rclone lsjson -R", rclone, find.seconds))
+    lines.append(_line("steward crawl (full)", full, find.seconds, _summary_note(full)))
+    lines.append(
+        _line("steward crawl (unchanged)", unchanged, find.seconds, _summary_note(unchanged))
+    )
+    lines.append(
+        _line(f"steward crawl ({changed_n} changed)", changed, find.seconds, _summary_note(changed))
+    )
+    lines.append("")
+    full_vs_find = full.seconds / find.seconds
+    lines.append(
+        f"  full crawl / find            {full_vs_find:6.2f}  (target <= {FIND_TARGET})  "
+        f"{_verdict(full_vs_find <= FIND_TARGET)}"
+    )
+    if rclone is not None:
+        lines.append(f"  full crawl / rclone lsjson   {full.seconds / rclone.seconds:6.2f}")
+    ratio = unchanged.seconds / full.seconds
+    lines.append(
+        f"  unchanged / full             {ratio:6.2f}  (target <= {UNCHANGED_TARGET})  "
+        f"{_verdict(ratio <= UNCHANGED_TARGET)}"
+    )
+    ratio = changed.seconds / full.seconds
+    lines.append(
+        f"  {fraction:.0%} changed / full           {ratio:6.2f}  (target <= {CHANGED_TARGET})  "
+        f"{_verdict(ratio <= CHANGED_TARGET)}"
+    )
+    return lines
+
+
+def bench_million(work: Path) -> list[str]:
+    tree = work / "million"
+    datasets, files = 25_000, 40
+    began = time.perf_counter()
+    total = make_tree(tree, datasets=datasets, files=files, metadata=False)
+    made = time.perf_counter() - began
+    config = work / "million.json"
+    config.write_text(json.dumps(sources(tree, metadata=False)))
+    env = setup_home(work / "home-million")
+    _sync_and_warm(tree)
+    find = timed([f"find {tree} -type f | wc -l"], shell=True)
+    rclone = None
+    if shutil.which("rclone"):
+        _sync_and_warm(tree)
+        rclone = timed([f"rclone lsjson -R {tree} > /dev/null"], shell=True)
+    _sync_and_warm(tree)
+    full = crawl(config, env)
+    lines = [
+        f"memory: {total:,} files in {datasets:,} datasets, no metadata (made in {made:.1f} s)"
+    ]
+    lines.append(_line("find -type f | wc -l", find, find.seconds))
+    if rclone is not None:
+        lines.append(_line("rclone lsjson -R", rclone, find.seconds))
+    lines.append(_line("steward crawl (full)", full, find.seconds, _summary_note(full)))
+    peak = full.peak_mb or 0.0
+    lines.append(
+        f"  peak memory {peak:.0f} MB (target < {MEMORY_TARGET_MB} MB)  "
+        f"{_verdict(peak < MEMORY_TARGET_MB)}"
+    )
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--datasets", type=int, default=5000)
+    ap.add_argument("--files", type=int, default=40, help="files per dataset (IDF + SDRF included)")
+    ap.add_argument("--change", type=float, default=0.01, help="fraction of datasets changed")
+    ap.add_argument("--million", action="store_true", help="also crawl 1,000,000 files for memory")
+    ap.add_argument("--keep", action="store_true", help="keep the trees and homes (prints where)")
+    args = ap.parse_args(argv)
+    if args.files < 3 or args.datasets < 1 or not 0 < args.change <= 1:
+        ap.error("--files needs at least 3, --datasets at least 1, --change in (0, 1]")
+    work = Path(tempfile.mkdtemp(prefix="steward-crawl-bench-"))
+    print(
+        f"# crawl benchmark — {datetime_now()} — {platform.node()}, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}"
+    )
+    try:
+        for line in bench_tree(
+            work, datasets=args.datasets, files=args.files, fraction=args.change
+        ):
+            print(line, flush=True)
+        if args.million:
+            print()
+            for line in bench_million(work):
+                print(line, flush=True)
+    finally:
+        if args.keep:
+            print(f"kept: {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def datetime_now() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

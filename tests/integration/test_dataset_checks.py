@@ -20,11 +20,13 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from steward.adapters import s3api
 from steward.crawl.config import parse_crawl_config
 from steward.db.models import AuditEntry, DatasetFile, Event
 from steward.services import crawl, datasets
 from tests.conftest import CliResult, Consortium
 from tests.crawl_trees import ACCESSION, idf, sdrf, write_tree
+from tests.s3 import SeaweedFS
 
 Cli = Callable[..., CliResult]
 SAME = b"ACGTACGTAC\n"  # in E-MTAB-1 (raw/good.fq) and E-MTAB-2 (raw/copy.fq)
@@ -433,3 +435,76 @@ def test_comparing_content_is_for_staff(consortium: Consortium, tree: Path, cli:
     assert refused.code == 1
     assert "steward or admin" in refused.err
     assert file_rows(c, "E-MTAB-2")["E-MTAB-2/raw/copy.fq"] == ("present", None)
+
+
+# ---- s3 sources -------------------------------------------------------------------------------
+def test_s3_sources_verify_and_compare_by_etag(
+    consortium: Consortium,
+    cli: Cli,
+    seaweedfs: SeaweedFS,
+    s3_bucket: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    c = consortium
+    objects = {
+        **{f"loading/{k}": v.encode() for k, v in metadata("E-MTAB-1", "Liver").items()},
+        "loading/E-MTAB-1/raw/good.fq": SAME,
+        "loading/E-MTAB-1/raw/good.fq.md5": f"{md5(SAME)}  good.fq\n".encode(),
+        "loading/E-MTAB-1/raw/bad.fq": BAD,
+        "loading/E-MTAB-1/raw/bad.fq.md5": md5(CLAIMED).encode(),
+        **{f"loading/{k}": v.encode() for k, v in metadata("E-MTAB-2", "Brain").items()},
+        "loading/E-MTAB-2/raw/copy.fq": SAME,
+    }
+    for key, body in objects.items():
+        assert s3api.request(seaweedfs.config(), "PUT", s3_bucket, key, body=body).status == 200
+    monkeypatch.setenv("CHECK_KEY", seaweedfs.access_key)
+    monkeypatch.setenv("CHECK_SECRET", seaweedfs.secret_key)
+    entry = {
+        "name": "bucket",
+        "project": "p1",
+        "url": f"s3://{s3_bucket}/loading",
+        "stage": "loading",
+        "pattern": ACCESSION,
+        "extractors": ["mage-tab-idf", "mage-tab-sdrf"],
+        "endpoint": seaweedfs.endpoint,
+        "access_key_env": "CHECK_KEY",
+        "secret_key_env": "CHECK_SECRET",
+    }
+    path = tmp_path / "s3.json"
+    path.write_text(json.dumps({"sources": [entry]}), encoding="utf-8")
+    config = parse_crawl_config({"sources": [entry]})
+    summary = crawl.run_crawl(
+        c.db, c.db.settings, actor=c.steward, config=config, environ=os.environ
+    )
+    assert summary.status == "ok"
+    # without the config, Steward cannot know the bucket's endpoint and keys: it says so
+    blind = cli("dataset", "verify", "E-MTAB-1", "--as", c.steward)
+    assert blind.code == 2
+    assert "'bucket' is an s3 source that the sources config does not name" in blind.err
+    result = cli(
+        "dataset", "verify", "E-MTAB-1", "--sources", str(path), "--as", c.steward, "--json"
+    )
+    assert result.code == 1, result.err
+    found = json.loads(result.out)
+    assert (found["checked"], found["matched"], found["mismatched"]) == (2, 1, 1)
+    assert [m["path"] for m in found["mismatches"]] == ["E-MTAB-1/raw/bad.fq"]
+    assert file_rows(c, "E-MTAB-1")["E-MTAB-1/raw/good.fq"] == ("verified", f"md5:{md5(SAME)}")
+    idf = cli(
+        "dataset", "files", "E-MTAB-2", "--get", "E-MTAB-2/E-MTAB-2.idf.txt",
+        "--sources", str(path), "--as", c.viewer,
+    )  # fmt: skip
+    assert idf.code == 0, idf.err
+    assert idf.out == metadata("E-MTAB-2", "Brain")["E-MTAB-2/E-MTAB-2.idf.txt"]
+    # single-part uploads: the ETag is the MD5, so nothing needs reading
+    dup = cli(
+        "dataset", "duplicates", "--by-content", "--sources", str(path), "--as", c.steward,
+        "--json",
+    )  # fmt: skip
+    assert dup.code == 0, dup.err
+    shown = json.loads(dup.out)
+    assert ("E-MTAB-1", "E-MTAB-2", "same-content") in {
+        (p["dataset"], p["other"], p["reason"]) for p in shown["pairs"]
+    }
+    assert shown["content"]["hashed_files"] == 0
+    assert shown["content"]["reused"] == {"etag": 1, "stored": 1}

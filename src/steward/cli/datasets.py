@@ -9,6 +9,8 @@ Against a server (``--server``) list, history and the commands go through the ge
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -20,10 +22,11 @@ from steward.cli.state import STATE
 from steward.errors import Detail, ValidationFailed
 from steward.remote import subjects as remote
 from steward.remote.client import Client
-from steward.services import datasets, subjects
+from steward.services import dataset_views, datasets, subjects
 from steward.services.datasets import DATASET, DatasetView
+from steward.services.kinds import Filter
 from steward.services.timeline import History
-from steward.tables import Column, Table
+from steward.tables import FORMATS, Column, Table, write_table
 from steward.timeutil import format_time
 
 app = typer.Typer(
@@ -59,43 +62,65 @@ def _remote_id(client: Client, ref: str, project: str | None) -> str:
     )
 
 
-@app.command("list")
-def list_(
-    project: o.Project = None,
-    state: o.States = None,
-    source: Annotated[str | None, typer.Option(help="Only datasets found in this source.")] = None,
-    tech: Annotated[str | None, typer.Option(help="Only datasets with this technology.")] = None,
-    organism: Annotated[
-        str | None, typer.Option(help="Only datasets whose organism contains this text.")
-    ] = None,
-    curator: Annotated[
-        str | None, typer.Option(help="Only datasets whose curator contains this text.")
-    ] = None,
-    title: Annotated[
-        str | None, typer.Option(help="Only datasets whose title contains this text.")
-    ] = None,
-    duplicates: Annotated[
-        bool, typer.Option("--duplicates", help="Only duplicates of another dataset.")
-    ] = False,
-    problems: Annotated[
-        bool, typer.Option("--problems", help="Only datasets with problems.")
-    ] = False,
-    changed_from: Annotated[
-        str | None, typer.Option(help="Changed on or after this date/time (YYYY-MM-DD, in --tz).")
-    ] = None,
-    changed_to: Annotated[
-        str | None, typer.Option(help="Changed on or before this date (whole day included).")
-    ] = None,
-    limit: o.Limit = None,
-    sort: o.Sort = "created",
-) -> None:
-    """List the datasets you may see; every filter combines with the others."""
-    flt = o.filter_of(
+Source = Annotated[str | None, typer.Option(help="Only datasets found in this source now.")]
+Stage = Annotated[
+    str | None,
+    typer.Option(
+        help="Only datasets found in this stage now (any of its places), whichever stage won: "
+        "a dataset loading and still in incoming has --stage incoming, --state loading."
+    ),
+]
+Tech = Annotated[str | None, typer.Option(help="Only datasets with this technology.")]
+Organism = Annotated[
+    str | None, typer.Option(help="Only datasets whose organism contains this text.")
+]
+Curator = Annotated[
+    str | None, typer.Option(help="Only datasets whose curator contains this text.")
+]
+Title = Annotated[str | None, typer.Option(help="Only datasets whose title contains this text.")]
+Duplicates = Annotated[
+    bool, typer.Option("--duplicates", help="Only duplicates of another dataset.")
+]
+Problems = Annotated[bool, typer.Option("--problems", help="Only datasets with problems.")]
+ChangedFrom = Annotated[
+    str | None, typer.Option(help="Changed on or after this date/time (YYYY-MM-DD, in --tz).")
+]
+ChangedTo = Annotated[
+    str | None, typer.Option(help="Changed on or before this date (whole day included).")
+]
+View = Annotated[
+    str | None,
+    typer.Option(
+        help="track: the ingested datasets (every state but external, missing included) and "
+        "where each is found now; discover: the external ones, with the ingested datasets "
+        'that are the same experiment ("already ingested"). Needs the database (no --server).'
+    ),
+]
+Force = Annotated[bool, typer.Option("--force", help="Replace the file (or object) if it exists.")]
+
+
+def _filter(
+    project: str | None,
+    state: list[str] | None,
+    limit: int | None,
+    source: str | None,
+    stage: str | None,
+    tech: str | None,
+    organism: str | None,
+    curator: str | None,
+    title: str | None,
+    duplicates: bool,
+    problems: bool,
+    changed_from: str | None,
+    changed_to: str | None,
+) -> Filter:
+    return o.filter_of(
         DATASET,
         project=project,
         state=state,
         limit=limit,
         source=source,
+        stage=stage.strip().lower() if stage else None,
         tech=tech,
         organism=organism,
         curator=curator,
@@ -105,48 +130,160 @@ def list_(
         changed_from=changed_from,
         changed_to=changed_to,
     )
+
+
+def _table(flt: Filter, sort: str, view: str | None) -> tuple[Table, list[DatasetView] | None]:
+    """The rows asked for: a view (from the database only: it reads the datasets' places and
+    their projects' other datasets), or the plain list here or through the API."""
+    if view is not None:
+        dataset_views.check_view(view)
+        if STATE.remote is not None:
+            raise STATE.local_only()
+        mappings = dataset_views.configured_mappings(STATE.settings)
+        table = dataset_views.view_table(
+            STATE.db, actor=STATE.actor, view=view, flt=flt, sort=sort, mappings=mappings
+        )
+        return table, None
     views: list[DatasetView] = backend.listed(
         DATASET,
         flt,
         sort,
         lambda: subjects.list_(STATE.db, DATASET, actor=STATE.actor, flt=flt, sort=sort),
     )
-    if STATE.json:
-        render.emit_json(views)
-        return
-    render.show_table(
-        Table(
-            "datasets",
-            [
-                Column("accession"),
-                Column("project"),
-                Column("state"),
-                Column("since", "time"),
-                Column("title"),
-                Column("organism", "list"),
-                Column("tech", "list"),
-                Column("problems", "int"),
-                Column("duplicate of"),
-                Column("last seen", "time"),
-            ],
-            [
-                (
-                    v.accession,
-                    v.project_id,
-                    v.state,
-                    v.state_since,
-                    v.title,
-                    v.organism,
-                    v.technologies,
-                    v.problem_count,
-                    v.duplicate_of,
-                    v.last_seen_at,
-                )
-                for v in views
-            ],
+    return dataset_views.plain_table(views), views
+
+
+@app.command("list")
+def list_(
+    project: o.Project = None,
+    state: o.States = None,
+    source: Source = None,
+    stage: Stage = None,
+    tech: Tech = None,
+    organism: Organism = None,
+    curator: Curator = None,
+    title: Title = None,
+    duplicates: Duplicates = False,
+    problems: Problems = False,
+    changed_from: ChangedFrom = None,
+    changed_to: ChangedTo = None,
+    limit: o.Limit = None,
+    sort: o.Sort = "created",
+    view: View = None,
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="table (the screen), csv, json or xlsx.")
+    ] = "table",
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Write to this new file (whole or not at all) instead of the screen; its "
+            "folder must exist. Required for xlsx.",
         ),
-        limit_width=("title",),
+    ] = None,
+    force: Force = False,
+) -> None:
+    """List the datasets you may see; every filter combines with the others.
+
+    Without --view, the columns of the plain list; --view track or discover for the
+    tracker's views (as `steward dataset export` writes them)."""
+    if fmt not in FORMATS:
+        raise ValidationFailed(
+            f"unknown format {fmt!r}",
+            [Detail("unknown format", field="format", value=fmt, accepted=", ".join(FORMATS))],
+        )
+    if fmt == "xlsx" and output is None:
+        raise ValidationFailed(
+            "xlsx needs --output FILE",
+            [Detail("required for xlsx", field="output", accepted="--output overview.xlsx")],
+        )
+    flt = _filter(
+        project, state, limit, source, stage, tech, organism, curator, title, duplicates,
+        problems, changed_from, changed_to,
+    )  # fmt: skip
+    table, views = _table(flt, sort, view)
+    if output is not None:
+        written = "csv" if fmt == "table" else fmt
+        dataset_views.export(
+            table, str(output), fmt=written, tz=STATE.tz, settings=STATE.settings, force=force
+        )
+        if STATE.json:
+            render.emit_json({"rows": len(table.rows), "output": str(output), "format": written})
+        else:
+            STATE.out.print(f"Wrote {len(table.rows)} dataset(s) to {output}")
+        return
+    if fmt in ("csv", "json"):
+        write_table(table, fmt, sys.stdout, STATE.tz)
+        return
+    if STATE.json and views is not None:
+        render.emit_json(views)  # the plain list's --json: every field of each dataset
+        return
+    render.show_table(table, limit_width=("title",))
+
+
+@app.command()
+def export(
+    to: Annotated[
+        str,
+        typer.Option(
+            "--to",
+            help="A new file (overview.xlsx) or an S3 object (s3://bucket/overview.xlsx); "
+            "the format follows its extension (.csv, .json, .xlsx) unless --format.",
+        ),
+    ],
+    view: View = None,
+    fmt: Annotated[
+        str | None,
+        typer.Option("--format", "-f", help="csv, json or xlsx (default: from --to)."),
+    ] = None,
+    force: Force = False,
+    endpoint_url: Annotated[
+        str | None,
+        typer.Option(
+            help="The S3 service for an s3:// --to (default: s3_endpoint in the settings, "
+            "else AWS_ENDPOINT_URL). Keys come from the settings or AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY, never from the command line."
+        ),
+    ] = None,
+    project: o.Project = None,
+    state: o.States = None,
+    source: Source = None,
+    stage: Stage = None,
+    tech: Tech = None,
+    organism: Organism = None,
+    curator: Curator = None,
+    title: Title = None,
+    duplicates: Duplicates = False,
+    problems: Problems = False,
+    changed_from: ChangedFrom = None,
+    changed_to: ChangedTo = None,
+    sort: o.Sort = "created",
+) -> None:
+    """Write the datasets (a view, or the plain list) to a file or an S3 object for a team
+    that wants a shared sheet: every matching row, whole or not at all, never over an
+    existing one without --force, and no secret in it.
+
+    steward dataset export --view discover --to s3://team/overview.xlsx --project atlas"""
+    written = dataset_views.format_of(to, fmt)
+    flt = _filter(
+        project, state, None, source, stage, tech, organism, curator, title, duplicates,
+        problems, changed_from, changed_to,
+    )  # fmt: skip
+    table = _table(flt, sort, view)[0]
+    where = dataset_views.export(
+        table,
+        to,
+        fmt=written,
+        tz=STATE.tz,
+        settings=STATE.settings,
+        force=force,
+        endpoint_url=endpoint_url,
     )
+    if STATE.json:
+        render.emit_json({"rows": len(table.rows), "to": where, "format": written})
+    else:
+        STATE.out.print(f"Wrote {len(table.rows)} dataset(s) to {where} ({written})")
 
 
 def _problem(p: dict[str, Any]) -> str:

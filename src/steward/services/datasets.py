@@ -13,7 +13,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import ColumnElement, Text, cast, exists, func, select
 from sqlalchemy.orm import Session
 
@@ -154,7 +154,7 @@ class Verified(Payload):
     bytes_read: int
     mismatches: list[dict[str, Any]]
     problems: list[dict[str, Any]]
-    skipped_sources: list[dict[str, str]] = []
+    skipped_sources: list[dict[str, str]] = Field(default_factory=list)
 
 
 VERIFY_LISTED = 100
@@ -183,6 +183,16 @@ def _in_source(value: str) -> ColumnElement[bool]:
     )
 
 
+def _in_stage(value: str) -> ColumnElement[bool]:
+    """Found in ``value`` now: any present place of that stage, whichever stage won (a dataset
+    loading and still in incoming is found in both; ``state`` names only the winner)."""
+    return exists().where(
+        DatasetLocation.dataset_id == Dataset.id,
+        DatasetLocation.stage == value,
+        DatasetLocation.present.is_(True),
+    )
+
+
 def _flag(column: ColumnElement[bool], value: str) -> ColumnElement[bool]:
     return column if value == "yes" else ~column
 
@@ -203,6 +213,11 @@ DATASET = register(
             ranges={"changed": "updated_at"},
             conditions={
                 "source": Condition(_in_source, description="found in this crawl source now"),
+                "stage": Condition(
+                    _in_stage,
+                    accepted=domain.STAGES,
+                    description="found in a place of this stage now (state: the highest one)",
+                ),
                 "tech": Condition(
                     lambda v: _listed(Dataset.technologies, v, whole=True),
                     description="tagged with this technology",

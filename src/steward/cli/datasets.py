@@ -462,3 +462,4 @@ def withdraw(
 
 
 from steward.cli import dataset_checks as _checks  # noqa: E402,F401  (registers verify, files, duplicates)
+from steward.cli import dataset_overview as _overview  # noqa: E402,F401  (registers overview)

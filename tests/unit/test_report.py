@@ -16,13 +16,13 @@ from typing import Any
 import pytest
 
 from steward.errors import StewardError, ValidationFailed
+from steward.html import json_for_script
 from steward.packaging.report import (
     EXAMPLES,
     TOP_SAMPLES,
     ReportFile,
     ReportInput,
     ReportLibrary,
-    _json_for_script,
     human_size,
     is_cold,
     render_report,
@@ -507,7 +507,7 @@ def test_untrusted_values_render_as_text_everywhere() -> None:
 
 def test_json_for_script_round_trips() -> None:
     value = {"a": [CLOSER, EVIL, "&amp;", "\u2028\u2029", "é", None, 1]}
-    text = _json_for_script(value)
+    text = json_for_script(value)
     assert not set(text) & {"<", ">", "&", "\u2028", "\u2029"}
     assert json.loads(text) == value
 

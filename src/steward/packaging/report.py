@@ -13,9 +13,6 @@ entity-escaped for Plotly's own markup, and CSV cells are guarded against formul
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
 import pkgutil
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
@@ -23,16 +20,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from html import escape
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
+from steward import html
 from steward.errors import NotFound, StewardError, StorageDenied
 from steward.tables import atomic_writer
 from steward.timeutil import as_utc, format_time, zone
+
+PACKAGE = "steward.packaging"
+"""Where this page's templates live."""
 
 FASTQ_TYPES = frozenset({"fastq", "fastq_ora", "ora"})
 """Data types shown under FASTQ; every other type is secondary analysis (bam, cram, vcf, …)."""
@@ -131,11 +130,11 @@ def render_report(data: ReportInput) -> str:
         "tables": {t.id: t.as_json() for t in _TABLES},
         "charts": charts,
     }
-    script = _asset("report.js")
+    script = html.asset(PACKAGE, "report.js")
     plotly = _plotly_js()
     created = as_utc(data.created_at)
     return (
-        _environment()
+        html.environment(PACKAGE)
         .get_template("report.html.j2")
         .render(
             data=data,
@@ -145,12 +144,12 @@ def render_report(data: ReportInput) -> str:
             warnings=_warnings(data, scan, empty_libraries),
             tables=_table_views(scan, library_rows),
             charts=charts,
-            data_json=Markup(_json_for_script(payload)),
-            css=Markup(_asset("report.css")),
+            data_json=Markup(html.json_for_script(payload)),
+            css=Markup(html.asset(PACKAGE, "report.css")),
             script=Markup(script),
             plotly_js=Markup(plotly),
             plotly_version=_plotly_version(),
-            csp=_content_security_policy(script, plotly),
+            csp=html.content_security_policy(script, plotly),
         )
     )
 
@@ -713,44 +712,6 @@ def _plotly_text(text: str) -> str:
 # ---- assembly --------------------------------------------------------------------------------
 
 
-def _json_for_script(value: Any) -> str:
-    """JSON safe inside ``<script>``: no ``</script>``, ``<!--`` or entity can end or bend it."""
-    text = json.dumps(value, ensure_ascii=True, separators=(",", ":"), allow_nan=False)
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-
-
-def _content_security_policy(*scripts: str) -> str:
-    """Only our inline scripts (by hash) may run, and nothing may be fetched from anywhere:
-    an injected ``<img onerror>`` neither runs nor phones home even if escaping ever failed."""
-    hashes = " ".join(
-        f"'sha256-{base64.b64encode(hashlib.sha256(s.encode()).digest()).decode()}'"
-        for s in scripts
-    )
-    return (
-        f"default-src 'none'; script-src {hashes}; style-src 'unsafe-inline'; "
-        "img-src data: blob:; font-src data:; connect-src 'none'; base-uri 'none'; "
-        "form-action 'none'"
-    )
-
-
-@lru_cache(maxsize=1)
-def _environment() -> Environment:
-    return Environment(
-        loader=PackageLoader("steward.packaging", "templates"),
-        autoescape=True,
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
-
-
-@lru_cache(maxsize=4)
-def _asset(name: str) -> str:
-    text = (resources.files("steward.packaging") / "templates" / name).read_text("utf-8")
-    return _inline_safe(text, name)
-
-
 @lru_cache(maxsize=1)
 def _plotly_js() -> str:
     """plotly.js from the installed ``plotly`` package, read the way ``get_plotlyjs`` does (that
@@ -758,7 +719,7 @@ def _plotly_js() -> str:
     raw = pkgutil.get_data("plotly", "package_data/plotly.min.js")
     if raw is None:  # pragma: no cover - only with an exotic loader
         raise StewardError("plotly.js is missing from the installed plotly package")
-    return _inline_safe(raw.decode("utf-8"), "plotly.min.js")
+    return html.inline_safe(raw.decode("utf-8"), "plotly.min.js")
 
 
 def _plotly_version() -> str:
@@ -766,10 +727,3 @@ def _plotly_version() -> str:
     marker = "plotly.js v"
     start = head.find(marker)
     return head[start + len(marker) :].split()[0] if start >= 0 else "unknown"
-
-
-def _inline_safe(text: str, name: str) -> str:
-    lowered = text.lower()
-    if "</script" in lowered or "</style" in lowered or "<!--" in lowered:
-        raise StewardError(f"{name} cannot be inlined: it contains a closing tag or comment")
-    return text

@@ -28,16 +28,14 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
-from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 from sqlalchemy import select
 
+from steward import html
 from steward.config import Settings
 from steward.crawl.accessions import DEFAULT_MAPPINGS, AccessionMapping
 from steward.db.models import Dataset, DatasetLocation, Event
@@ -45,7 +43,6 @@ from steward.db.session import Database
 from steward.domain import datasets as domain
 from steward.errors import Detail, ValidationFailed
 from steward.outfiles import open_output
-from steward.packaging.report import _content_security_policy, _inline_safe, _json_for_script
 from steward.redact import redact
 from steward.services import dataset_views, subjects
 from steward.services.access import require_user
@@ -54,6 +51,9 @@ from steward.services.kinds import Filter
 from steward.services.timeline import build_timeline, current_stay
 from steward.tables import Table
 from steward.timeutil import as_utc, format_time, utcnow
+
+PACKAGE = "steward.services"
+"""Where this page's templates live."""
 
 EVERY = ("day", "week")
 AUTO_WEEKS_AFTER = 120
@@ -513,10 +513,10 @@ def render_overview(data: Overview) -> str:
         "views": views,
         "datasets": data.datasets,
     }
-    script = _asset("dataset_overview.js")
+    script = html.asset(PACKAGE, "dataset_overview.js")
     generated = as_utc(data.generated_at)
     return (
-        _environment()
+        html.environment(PACKAGE)
         .get_template("dataset_overview.html.j2")
         .render(
             data=data,
@@ -532,10 +532,13 @@ def render_overview(data: Overview) -> str:
                 "curator": _choices(data.datasets, "curator"),
             },
             colours=COLOURS,
-            data_json=Markup(_json_for_script(payload)),
-            css=Markup(_asset("report.css", "steward.packaging") + _asset("dataset_overview.css")),
+            data_json=Markup(html.json_for_script(payload)),
+            css=Markup(
+                html.asset("steward.packaging", "report.css")
+                + html.asset(PACKAGE, "dataset_overview.css")
+            ),
             script=Markup(script),
-            csp=_content_security_policy(script),
+            csp=html.content_security_policy(script),
         )
     )
 
@@ -547,23 +550,3 @@ def write_overview(data: Overview, path: Path, *, force: bool = False) -> Path:
     with open_output(path, overwrite=force) as out:
         out.write(html)
     return path
-
-
-@lru_cache(maxsize=1)
-def _environment() -> Environment:
-    return Environment(
-        loader=PackageLoader("steward.services", "templates"),
-        autoescape=True,
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
-
-
-@lru_cache(maxsize=4)
-def _asset(name: str, package: str = "steward.services") -> str:
-    """A file of ``package``'s templates, to inline: the page's script and CSS, and the
-    package report's CSS, whose look the page shares."""
-    text = (resources.files(package) / "templates" / name).read_text("utf-8")
-    return _inline_safe(text, name)

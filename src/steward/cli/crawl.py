@@ -1,9 +1,11 @@
 """``steward crawl``: find datasets in every source, decide their stages, show what changed.
 
-``steward crawl`` runs a crawl (a progress bar on a terminal, then the summary); ``crawl
-sources`` says whether each source answers; ``crawl list``/``crawl show`` are past crawls.
-The sources come from ``--sources FILE`` (TOML, YAML or JSON) or steward.toml's ``[crawl]``.
-Crawls read storage and write the database directly, so they run where the database is.
+``steward crawl`` runs a crawl (a progress bar on a terminal, then the summary), or with
+``--no-wait`` queues it for ``steward worker``; ``crawl sources`` says whether each source
+answers; ``crawl list``/``crawl show`` are past, queued and running crawls; ``crawl schedule``
+registers periodic crawls the worker runs. The sources come from ``--sources FILE`` (TOML, YAML
+or JSON) or steward.toml's ``[crawl]``. Crawls read storage and write the database directly, so
+they run where the database is.
 """
 
 from __future__ import annotations
@@ -15,15 +17,18 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
+from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 
 from steward.cli import render
 from steward.cli.state import STATE
 from steward.crawl.config import CrawlConfig, load_crawl_config
-from steward.services import crawl, crawls
+from steward.services import crawl, crawl_jobs, crawl_schedules, crawls
 from steward.services.crawl_summary import COUNTS, CrawlSummary, ProgressHook
 from steward.services.crawl_summary import Progress as Step
 from steward.tables import Column, Table
+from steward.timeutil import format_time
 
 app = typer.Typer(
     help="Crawls: find datasets in the sources, decide each one's stage, record what changed. "
@@ -79,14 +84,43 @@ def run(
     ctx: typer.Context,
     sources: SourcesFile = None,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="List, read and decide, but write nothing.")
+        bool,
+        typer.Option(
+            "--dry-run", help="List, read and decide, but write nothing (never queued: runs here)."
+        ),
     ] = False,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            help="--wait (the default): crawl in this process, showing progress. --no-wait: "
+            "queue the crawl and print its id at once; `steward worker` runs it, `crawl show "
+            "ID` and `jobs show` follow it. The queued crawl keeps the sources without "
+            "secrets: credentials (*_env) are read from the worker's environment."
+        ),
+    ] = True,
 ) -> None:
     """Crawl every source: new datasets, moves between stages, missing and reappeared
-    datasets, duplicates and unreadable files, as events; then the summary."""
+    datasets, duplicates and unreadable files, as events; then the summary.
+
+    Two crawls of the same sources never run at once: while one runs, another is refused
+    (exit 1) naming it. A crawl stopped at any point (Ctrl-C, kill -9) and run again ends as
+    one uninterrupted crawl would."""
     if ctx.invoked_subcommand is not None:
         return
     config = _config(sources)
+    if not wait and not dry_run:
+        queued = crawl_jobs.queue(STATE.db, actor=STATE.actor, config=config)
+        if STATE.json:
+            render.emit_json(queued)
+        else:
+            STATE.out.print(
+                f"{queued.crawl_id} queued ({queued.action_id}): `steward worker` runs it; "
+                f"`steward crawl show {queued.crawl_id}` follows it, `steward jobs cancel "
+                f"{queued.action_id}` stops it",
+                markup=False,
+                highlight=False,
+            )
+        return
     with _progress() as hook:
         summary = crawl.run_crawl(
             STATE.db,
@@ -102,11 +136,16 @@ def run(
         raise typer.Exit(1)
 
 
-def _show(summary: CrawlSummary) -> None:
+def _show(summary: CrawlSummary, job: crawls.CrawlJob | None = None) -> None:
     if STATE.json:
-        render.emit_json(summary.as_json())
+        render.emit_json(
+            {**summary.as_json(), "job": job} if job is not None else summary.as_json()
+        )
         return
     what = "dry run (nothing written)" if summary.dry_run else summary.id
+    if summary.status in crawls.LIVE:
+        _show_live(summary, job)
+        return
     STATE.out.print(
         f"[bold]{what}[/bold]: {summary.status}; {summary.datasets:,} datasets and "
         f"{summary.files:,} files in {summary.seconds:.1f} s "
@@ -166,7 +205,31 @@ def _show(summary: CrawlSummary) -> None:
         limit_width=("first examples",),
     )
     if summary.error:
-        STATE.err.print(f"[bold red]the crawl stopped:[/bold red] {summary.error}")
+        STATE.err.print(f"[bold red]the crawl stopped:[/bold red] {escape(summary.error)}")
+
+
+def _show_live(summary: CrawlSummary, job: crawls.CrawlJob | None) -> None:
+    """A queued or running crawl: where it is, and how to follow or stop it."""
+    pairs: list[tuple[str, object]] = [
+        ("status", summary.status),
+        (
+            "queued" if summary.status == "queued" else "started",
+            format_time(summary.started_at, STATE.tz),
+        ),
+        ("started by", summary.started_by),
+        ("sources", ", ".join(s.name for s in summary.sources)),
+    ]
+    if job is not None:
+        pairs += [
+            ("now", job.describe()),
+            ("schedule", job.schedule),
+            ("job", f"{job.action_id} ({job.action_state}, {job.attempts} tries)"
+             if job.action_id else None),
+            ("time left", f"~{round(job.eta_seconds)}s" if job.eta_seconds else None),
+        ]  # fmt: skip
+        if job.action_id:
+            pairs.append(("stop it", f"steward jobs cancel {job.action_id}"))
+    STATE.out.print(Panel(render.kv_table(pairs), title=summary.id))
 
 
 @app.command("sources")
@@ -199,7 +262,8 @@ def sources_(sources: SourcesFile = None) -> None:
 def list_(
     limit: Annotated[int, typer.Option(min=0, help="At most this many crawls (0: all).")] = 20,
 ) -> None:
-    """Past crawls, newest first, with their main counts."""
+    """Crawls, newest first, with their main counts; a queued or running one with how far
+    it is or why it waits, a scheduled one with its schedule."""
     if STATE.remote is not None:
         raise STATE.local_only()
     rows = crawls.list_crawls(STATE.db, actor=STATE.actor, limit=limit)
@@ -221,6 +285,8 @@ def list_(
                 Column("state_changes", "int"),
                 Column("missing", "int"),
                 Column("failed_sources", "int"),
+                Column("schedule"),
+                Column("progress"),
             ],
             [
                 (
@@ -235,16 +301,137 @@ def list_(
                     r.state_changes,
                     r.missing,
                     r.failed_sources,
+                    r.schedule,
+                    r.progress,
                 )
                 for r in rows
             ],
-        )
+        ),
+        limit_width=("progress",),
     )
 
 
 @app.command("show")
 def show(crawl_id: Annotated[str, typer.Argument(help="The crawl's id (crl_…).")]) -> None:
-    """One past crawl's summary, as `steward crawl` showed it at its end."""
+    """One crawl's summary, as `steward crawl` showed it at its end; for a queued or running
+    crawl, how far it is (or why it waits), and how to stop it."""
     if STATE.remote is not None:
         raise STATE.local_only()
-    _show(crawls.show_crawl(STATE.db, actor=STATE.actor, crawl_id=crawl_id))
+    detail = crawls.show_crawl(STATE.db, actor=STATE.actor, crawl_id=crawl_id)
+    _show(detail.summary, detail.job)
+
+
+schedule_app = typer.Typer(
+    help="Periodic crawls that `steward worker` queues and runs: add, list, remove.",
+    no_args_is_help=True,
+)
+app.add_typer(schedule_app, name="schedule")
+
+
+def _schedule_table(views: list[crawl_schedules.ScheduleView]) -> None:
+    render.show_table(
+        Table(
+            "crawl schedules",
+            [
+                Column("name"),
+                Column("every"),
+                Column("sources"),
+                Column("next run", "time"),
+                Column("last run", "time"),
+                Column("last crawl"),
+                Column("last status"),
+                Column("created_by"),
+                Column("last error"),
+            ],
+            [
+                (
+                    v.name,
+                    v.every,
+                    ", ".join(v.sources),
+                    v.next_run_at,
+                    v.last_run_at,
+                    v.last_crawl_id,
+                    v.last_crawl_status,
+                    v.created_by,
+                    (v.last_error or "").splitlines()[0] if v.last_error else "",
+                )
+                for v in views
+            ],
+        ),
+        limit_width=("last error", "sources"),
+    )
+
+
+@schedule_app.command("add")
+def schedule_add(
+    every: Annotated[
+        str,
+        typer.Option(
+            "--every",
+            help="How often: a number and a unit (m, h, d), e.g. 30m, 8h, 1d; from 5m to 365d.",
+        ),
+    ],
+    name: Annotated[
+        str | None,
+        typer.Argument(
+            help="The schedule's name (default: the sources file's name without its suffix, "
+            "or `default` for steward.toml's sources)."
+        ),
+    ] = None,
+    sources: SourcesFile = None,
+    replace: Annotated[
+        bool,
+        typer.Option("--replace", help="Change the schedule of that name (interval, sources)."),
+    ] = False,
+) -> None:
+    """Crawl these sources every --every, on the worker: the first crawl at its next look
+    (within seconds of `steward worker` running), then one each interval.
+
+    The sources are kept with the schedule as they are now (editing the file later changes
+    nothing; `add --replace` does), without secrets: credentials stay in environment
+    variables, named by the *_env fields and read by the worker. While a crawl of any of the
+    sources is queued or running, the turn is skipped and tried again five minutes later.
+    The crawls run as you; `crawl list` shows them with the schedule's name."""
+    interval = crawl_schedules.parse_every(every)
+    config = _config(sources)
+    chosen = name or (sources.stem if sources is not None else "default")
+    view = crawl_schedules.add(
+        STATE.db, actor=STATE.actor, name=chosen, every=interval, config=config, replace=replace
+    )
+    if STATE.json:
+        render.emit_json(view)
+        return
+    STATE.out.print(
+        f"crawl schedule {view.name}: every {view.every}, sources {', '.join(view.sources)}; "
+        "the worker queues the first crawl at its next look (`steward worker`), then one every "
+        f"{view.every}",
+        markup=False,
+        highlight=False,
+    )
+
+
+@schedule_app.command("list")
+def schedule_list() -> None:
+    """The periodic crawls you may see, with when each runs next and how its last one ended."""
+    if STATE.remote is not None:
+        raise STATE.local_only()
+    views = crawl_schedules.list_(STATE.db, actor=STATE.actor)
+    if STATE.json:
+        render.emit_json(views)
+        return
+    _schedule_table(views)
+
+
+@schedule_app.command("remove")
+def schedule_remove(
+    name: Annotated[str, typer.Argument(help="The schedule's name (`crawl schedule list`).")],
+) -> None:
+    """Stop a periodic crawl. A crawl it already queued still runs (`steward jobs cancel`
+    stops it)."""
+    if STATE.remote is not None:
+        raise STATE.local_only()
+    view = crawl_schedules.remove(STATE.db, actor=STATE.actor, name=name)
+    if STATE.json:
+        render.emit_json(view)
+        return
+    STATE.out.print(f"crawl schedule {view.name} removed", markup=False, highlight=False)

@@ -393,6 +393,40 @@ class Crawl(Base):
     summary: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
+class CrawlLock(Base):
+    """Which crawl holds a source now, so two crawls of overlapping sources never run at once.
+
+    A lease, not a lock held in memory: the holder (host:pid:thread) renews it while the crawl
+    runs, and a crawl killed with -9 stops blocking the next one as soon as its process is gone
+    (on this host) or its lease ran out. ``holder`` None: free."""
+
+    __tablename__ = "crawl_locks"
+    source: Mapped[str] = mapped_column(String(200), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(200))
+    lease_until: Mapped[datetime | None]
+    crawl_id: Mapped[str | None] = mapped_column(String(40))
+    started_at: Mapped[datetime | None]
+    started_by: Mapped[str | None] = mapped_column(String(64))
+
+
+class CrawlSchedule(Base):
+    """A periodic crawl the worker's scheduler queues (``steward crawl schedule add``).
+
+    The sources are kept as a crawl table without secrets (credentials only as the names of
+    environment variables, which the worker resolves), so the worker needs no file. When it is
+    next due is the ``schedules`` row named ``crawl:NAME`` (the scheduler's turn)."""
+
+    __tablename__ = "crawl_schedules"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    every_seconds: Mapped[int] = mapped_column(Integer)
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    origin: Mapped[str] = mapped_column(Text)
+    """Where the sources came from (a file's path, steward.toml), for people."""
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    last_crawl_id: Mapped[str | None] = mapped_column(String(40))
+
+
 class Site(Base):
     """A biobank or node that runs analyses; its members (analysts) work on its tasks."""
 

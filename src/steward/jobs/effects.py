@@ -16,14 +16,18 @@ from steward.db.session import Database
 from steward.errors import Detail
 from steward.jobs import runner
 from steward.jobs.outbox import Delivery, Handler, PermanentFailure
-from steward.services import package_build, shares
+from steward.services import crawl_jobs, package_build, shares
 
 PACKAGE_BUILD = package_build.JOB.action
 SHARE_PUSH = shares.PUSH_JOB.action
+CRAWL = crawl_jobs.ACTION
 WEBHOOK = "webhook"
 
 JOBS = runner.JOBS
 """Actions that run a long job on their subject (cancel reaches the job; progress is its)."""
+WITH_PROGRESS = frozenset({CRAWL})
+"""Other actions whose work writes progress (``job_progress``) on its subject: a crawl, which
+is not a tracked kind; a cancel reaches it through the action (see :mod:`.crawl_jobs`)."""
 
 WEBHOOK_TIMEOUT = 30.0
 
@@ -48,7 +52,11 @@ def handlers(db: Database, settings: Settings) -> dict[str, Handler]:
         )
         return {"state": view.state, "object_count": view.object_count}
 
-    return {PACKAGE_BUILD: build, SHARE_PUSH: push, WEBHOOK: webhook}
+    def crawl(d: Delivery) -> dict[str, Any]:
+        summary = crawl_jobs.run_queued(db, settings, d)
+        return {"crawl": summary.id, "status": summary.status, "events": summary.events}
+
+    return {PACKAGE_BUILD: build, SHARE_PUSH: push, CRAWL: crawl, WEBHOOK: webhook}
 
 
 def webhook(d: Delivery) -> dict[str, Any]:

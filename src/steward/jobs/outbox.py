@@ -62,6 +62,11 @@ PERMANENT: tuple[type[Exception], ...] = (
 )
 """Refusals that a retry cannot change: the row fails at once (the subject says why)."""
 
+OWN_OUTCOME: dict[str, Callable[[Session, Action], None]] = {}
+"""Actions whose subject is not a tracked kind (a crawl), by action: the function that records
+their end on the subject, in the transaction that settles them, instead of an event. Filled as
+the services declaring them are imported."""
+
 
 class PermanentFailure(ExternalError):
     """A handler's way to say "do not try again" (a webhook answered 4xx)."""
@@ -342,6 +347,9 @@ def _record_outcome(s: Session, row: Action) -> None:
     from steward.jobs.runner import JOBS
 
     if row.action in JOBS:
+        return
+    if row.action in OWN_OUTCOME:
+        OWN_OUTCOME[row.action](s, row)
         return
     from steward.domain.roles import SYSTEM
     from steward.domain.workflow import RECORD_EFFECT, Context

@@ -1,5 +1,5 @@
-"""Periodic tasks (expire due requests and packages; later crawls, monitors, retention),
-run from every worker's scheduler but by one worker at a time.
+"""Periodic tasks (expire due requests and packages, scheduled crawls; later monitors,
+retention), run from every worker's scheduler but by one worker at a time.
 
 The turn is a row in ``schedules`` claimed with a conditional UPDATE: only the worker whose
 UPDATE matched runs the task. It is a lease, not a lock held in memory, so a worker killed
@@ -33,6 +33,16 @@ class Periodic:
     run: Callable[[], object]
 
 
+class NotNow(Exception):
+    """A task that cannot do its work now (a scheduled crawl whose sources another crawl
+    holds): its turn comes again after ``retry_in`` instead of a whole period, and the reason
+    is kept as its ``last_error``."""
+
+    def __init__(self, message: str, retry_in: timedelta) -> None:
+        super().__init__(message)
+        self.retry_in = retry_in
+
+
 def _ensure(s: Session, name: str, now: datetime) -> None:
     values = {"name": name, "next_run_at": now, "runs": 0}
     if s.get_bind().dialect.name == "postgresql":
@@ -61,7 +71,9 @@ def _take_turn(db: Database, name: str, owner: str) -> bool:
         return bool(taken.rowcount)  # type: ignore[attr-defined]
 
 
-def _done(db: Database, task: Periodic, owner: str, error: str | None) -> None:
+def _done(
+    db: Database, task: Periodic, owner: str, error: str | None, after: timedelta | None = None
+) -> None:
     now = utcnow()
     with db.transaction() as s:
         s.execute(
@@ -72,7 +84,7 @@ def _done(db: Database, task: Periodic, owner: str, error: str | None) -> None:
                 lease_until=None,
                 last_run_at=now,
                 last_error=error,
-                next_run_at=now + task.every,
+                next_run_at=now + (task.every if after is None else after),
             )
             .execution_options(synchronize_session=False)
         )
@@ -85,14 +97,17 @@ def run_due(db: Database, tasks: Mapping[str, Periodic]) -> list[str]:
     for task in tasks.values():
         if not _take_turn(db, task.name, owner):
             continue
-        error = None
+        error, after = None, None
         try:
             task.run()
+        except NotNow as exc:
+            error, after = str(exc), exc.retry_in
+            log.info("periodic task %s skipped: %s", task.name, error)
         except Exception as exc:
             from steward.jobs.runner import reason
 
             error = reason(exc, task.name)
             log.warning("periodic task %s failed: %s", task.name, error)
-        _done(db, task, owner, error)
+        _done(db, task, owner, error, after)
         ran.append(task.name)
     return ran

@@ -20,7 +20,7 @@ from steward.db.session import Database
 from steward.domain.roles import STAFF
 from steward.errors import Detail, NotFound, ValidationFailed
 from steward.jobs import outbox, runner
-from steward.jobs.effects import JOBS
+from steward.jobs.effects import JOBS, WITH_PROGRESS
 from steward.services.access import audited, require_user
 
 
@@ -62,7 +62,7 @@ class ActionView(BaseModel):
 
 def _view(s: Session, row: Action) -> ActionView:
     v = ActionView.model_validate(row, from_attributes=True)
-    if row.action in JOBS:
+    if row.action in JOBS or row.action in WITH_PROGRESS:
         p = runner.progress_of(s, row.subject_kind, row.subject_id)
         if p is not None:
             v.progress = ProgressInfo.model_validate(p, from_attributes=True)

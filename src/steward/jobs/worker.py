@@ -6,7 +6,9 @@ Pieces, all in one process:
   Redis when ``STEWARD_QUEUE_URL`` names one, so workers on several machines share it);
 - ``concurrency`` threads take messages off the queue and deliver them (claim the row, run
   its handler, record the outcome — see :mod:`steward.jobs.outbox`);
-- a scheduler runs the periodic tasks whose turn it is (:mod:`steward.jobs.schedule`).
+- a scheduler runs the periodic tasks whose turn it is (:mod:`steward.jobs.schedule`): the
+  built-in ones, and the crawl schedules, read from the database on every pass so that one
+  added after the worker started is picked up (:mod:`steward.services.crawl_schedules`).
 
 The queue only carries action ids: the outbox rows stay the truth. A message lost with a
 killed worker is handed over again; a message delivered twice finds the row already taken.
@@ -26,6 +28,7 @@ from steward.db.session import Database
 from steward.errors import ConfigurationError, Detail
 from steward.jobs import effects, outbox, runner, schedule
 from steward.redact import redact
+from steward.services import crawl_schedules
 
 log = logging.getLogger(__name__)
 
@@ -167,8 +170,13 @@ class Worker:
                 _warn("the outbox could not be relayed", exc)
             self.stop.wait(POLL)
 
+    def tasks(self) -> dict[str, schedule.Periodic]:
+        """The periodic tasks now: the built-in ones and every crawl schedule (which run as
+        whoever added them, so they need no ``actor``)."""
+        return {**self.periodic, **crawl_schedules.periodic(self.db)}
+
     def run_periodic(self) -> list[str]:
-        ran = schedule.run_due(self.db, self.periodic)
+        ran = schedule.run_due(self.db, self.tasks())
         self.stats.periodic.extend(ran)
         for name in ran:
             self.on_event(f"periodic {name} ran")

@@ -17,13 +17,19 @@
 
 Sources this crawl does not list (``--sources`` naming a few) leave their datasets' places as
 they are. The summary (:mod:`.crawl_summary`) is stored on the crawl's row.
+
+Two crawls of overlapping sources never run at once: a crawl takes a lease on each of its
+sources when it starts (:mod:`.crawl_locks`) and hands them back when it ends, and a heartbeat
+keeps the lease and writes how far it is (:mod:`.crawl_progress`). A queued crawl
+(:mod:`.crawl_jobs`: ``--no-wait``, a schedule) is the same crawl run by the worker on the row
+queued for it, stopped between chunks by a cancel.
 """
 
 from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,8 +46,8 @@ from steward.domain.roles import STAFF, SYSTEM
 from steward.domain.workflow import Context
 from steward.errors import Detail, Forbidden, ValidationFailed
 from steward.ids import new_id
-from steward.redact import redact
-from steward.services import crawl_store, leases, ledger
+from steward.jobs.runner import Released, reason
+from steward.services import crawl_locks, crawl_progress, crawl_store, leases, ledger
 from steward.services.access import audited, require_user, roles_in
 from steward.services.crawl_listing import Listed, list_sources
 from steward.services.crawl_plan import (
@@ -54,6 +60,7 @@ from steward.services.crawl_plan import (
     plan,
     shape_of,
 )
+from steward.services.crawl_progress import CrawlCancelled
 from steward.services.crawl_summary import CrawlSummary, Progress, ProgressHook
 from steward.services.crawl_tally import count_plan, count_seen, count_sources, count_unknown
 from steward.services.datasets import DATASET, payload
@@ -74,7 +81,7 @@ def configured(settings: Settings) -> CrawlConfig:
     return parse_crawl_config({"crawl": settings.crawl}, origin="steward.toml")
 
 
-def _authorise(s: Session, actor: str | None, config: CrawlConfig) -> None:
+def authorise(s: Session, actor: str | None, config: CrawlConfig) -> None:
     """Every project the sources name must exist, and the caller coordinate each."""
     user = require_user(s, actor)
     unknown = [
@@ -104,34 +111,71 @@ def _context(actor: str) -> Context:
     return Context(actor=actor, roles=frozenset({SYSTEM}))
 
 
-def _start(db: Database, summary: CrawlSummary) -> None:
-    """The crawl's row; crawls left ``running`` by a process that is gone are interrupted."""
+def _start(db: Database, summary: CrawlSummary, config: CrawlConfig, holder: str) -> None:
+    """The crawl's row, running, and its sources taken (all or none: CrawlBusy
+    names the crawl that holds them); crawls left ``running`` by a process that is gone are
+    interrupted. A queued crawl's row (``--no-wait``, a schedule) is the one that runs — or,
+    after its worker died, runs again."""
     forever = datetime.max.replace(tzinfo=UTC)
+    assert summary.id is not None
+    sources = [
+        {"name": src.name, "project": src.project, "stage": src.stage,
+         "url": src.display_url, "status": "running"}
+        for src in config.sources
+    ]  # fmt: skip
     with db.transaction() as s:
-        for row in s.scalars(select(Crawl).where(Crawl.status == "running")):
-            if leases.holder_gone(row.summary.get("runner"), forever):
-                row.status = "interrupted"
-        assert summary.id is not None
-        s.add(
-            Crawl(
-                id=summary.id,
-                started_at=summary.started_at,
-                started_by=summary.started_by,
-                status="running",
-                summary={"runner": leases.me()},
-            )
+        crawl_locks.acquire(
+            s, _names(config), crawl_id=summary.id, started_by=summary.started_by, holder=holder
         )
+        others = select(Crawl).where(Crawl.status == "running", Crawl.id != summary.id)
+        for other in s.scalars(others):
+            if leases.holder_gone(other.summary.get("runner"), forever):
+                other.status = "interrupted"
+        row = s.get(Crawl, summary.id)
+        if row is None:
+            row = Crawl(id=summary.id, started_by=summary.started_by, summary={})
+            s.add(row)
+        kept = {k: v for k, v in row.summary.items() if k in _KEPT}
+        row.started_at, row.finished_at, row.status = summary.started_at, None, "running"
+        row.summary = {**kept, "runner": holder, "sources": sources}
 
 
-def _finish(db: Database, summary: CrawlSummary, states: Mapping[str, Any] | None) -> None:
+_KEPT = ("action_id", "schedule", "queued_at")
+"""What a queued crawl's row says of how it was queued, kept when it runs and ends."""
+
+
+def _names(config: CrawlConfig) -> list[str]:
+    return sorted({src.name for src in config.sources})
+
+
+def _finish(
+    db: Database,
+    summary: CrawlSummary,
+    states: Mapping[str, Any] | None,
+    config: CrawlConfig,
+    holder: str,
+) -> None:
+    """The crawl's end and its listing states (only after every chunk is committed), and its
+    sources handed back, in one transaction."""
     with db.transaction() as s:
         if states:
             crawl_store.save_listing_states(s, states, utcnow())
+        crawl_locks.release(s, _names(config), holder)
         row = s.get(Crawl, summary.id)
         if row is not None:
             row.status = summary.status
             row.finished_at = summary.finished_at
-            row.summary = summary.as_json()
+            kept = {k: v for k, v in row.summary.items() if k in _KEPT}
+            row.summary = {**kept, **summary.as_json()}
+
+
+def _stopped(exc: BaseException) -> str:
+    """A crawl's status after ``exc`` ended it early."""
+    if isinstance(exc, CrawlCancelled):
+        return "cancelled"
+    if isinstance(exc, (KeyboardInterrupt, Released)):
+        return "interrupted"  # Ctrl-C, or a stopping worker: the next one runs it again
+    return "failed"
 
 
 def run_crawl(
@@ -144,28 +188,44 @@ def run_crawl(
     progress: ProgressHook | None = None,
     environ: Mapping[str, str] | None = None,
     chunk: int = CHUNK,
+    crawl_id: str | None = None,
+    checkpoint: Callable[[], None] | None = None,
 ) -> CrawlSummary:
     """Crawl every source of ``config`` (see the module docstring); ``dry_run`` lists,
     reads and decides but writes nothing. ``environ`` replaces ``os.environ`` for the
-    sources' credentials."""
+    sources' credentials.
+
+    ``crawl_id`` runs a queued crawl's row (``steward crawl --no-wait``, a schedule), or runs
+    it again after its worker died. ``checkpoint`` is called between steps (after each chunk,
+    every hundred datasets listed) and stops the crawl by raising: a cancel
+    (:class:`CrawlCancelled`, the crawl ends ``cancelled``) or a stopping worker. Either way
+    what is committed stays, and running the crawl again finishes it. Its sources are taken
+    first (:mod:`.crawl_locks`): a crawl of any of them running elsewhere is
+    :class:`~.crawl_locks.CrawlBusy`."""
     del settings  # the sources carry everything the crawl needs
     began = time.monotonic()
     projects = sorted({src.project for src in config.sources})
     with audited(db, actor=actor, action="crawl"), db.read() as s:
-        _authorise(s, actor, config)
+        authorise(s, actor, config)
         user = require_user(s, actor).id
-        previous = crawl_store.listing_states(s, [src.name for src in config.sources])
-        stored = crawl_store.load(s, projects)
     summary = CrawlSummary(
-        id=None if dry_run else new_id("crawl"),
+        id=None if dry_run else crawl_id or new_id("crawl"),
         status="running",
         dry_run=dry_run,
         started_at=utcnow(),
         started_by=user,
     )
+    holder = leases.me()
+    beat = None
     if not dry_run:
-        _start(db, summary)
+        assert summary.id is not None
+        _start(db, summary, config, holder)
+        beat = crawl_progress.Beat(db, summary.id, projects[0], _names(config), holder)
+    progress = crawl_progress.observed(progress, beat, checkpoint)
     try:
+        with db.read() as s:  # once the sources are ours: what their last crawl left
+            previous = crawl_store.listing_states(s, [src.name for src in config.sources])
+            stored = crawl_store.load(s, projects)
         listed = list_sources(
             config, previous, crawl_store.digests(stored), environ=environ, progress=progress
         )
@@ -188,18 +248,20 @@ def run_crawl(
             _write(db, user, work, found, listed, ranks, dups, summary, progress, chunk)
         summary.status = "dry-run" if dry_run else _status(listed)
     except BaseException as exc:
-        summary.status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        summary.status = _stopped(exc)
         summary.finished_at = utcnow()
         summary.seconds = time.monotonic() - began
-        if not dry_run:
-            summary.error = redact(f"{type(exc).__name__}: {exc}")
-            _finish(db, summary, None)
+        if beat is not None:
+            beat.stop()
+            summary.error = reason(exc, "crawl")
+            _finish(db, summary, None, config, holder)
         raise
     count_seen(summary, found, listed)
     summary.finished_at = utcnow()
     summary.seconds = time.monotonic() - began
-    if not dry_run:
-        _finish(db, summary, {name: o.state for name, o in listed.outcomes.items()})
+    if beat is not None:
+        beat.stop()
+        _finish(db, summary, {name: o.state for name, o in listed.outcomes.items()}, config, holder)
     if progress is not None:
         progress(Progress("done", None, summary.datasets, summary.datasets))
     return summary

@@ -3,6 +3,8 @@
 
 A crawl's summary names datasets and places of every project its sources feed, so it is shown
 to administrators, and to stewards of every one of those projects (and to whoever started it).
+A queued or running crawl also shows its job: the outbox action that runs it (why it waits,
+its tries) and how far it is (:mod:`.crawl_progress`).
 """
 
 from __future__ import annotations
@@ -17,11 +19,17 @@ from sqlalchemy.orm import Session
 from steward.crawl.config import CrawlConfig
 from steward.crawl.reach import reachable
 from steward.db.models import Crawl, Membership, User
+from steward.db.queue_tables import Action
 from steward.db.session import Database
 from steward.domain.roles import STAFF
 from steward.errors import Detail, Forbidden
+from steward.jobs import runner
 from steward.services.access import not_found, require_user
+from steward.services.crawl_progress import KIND
 from steward.services.crawl_summary import CrawlSummary
+
+LIVE = ("queued", "running")
+"""Statuses of a crawl that has not ended."""
 
 
 class CrawlRow(BaseModel):
@@ -36,6 +44,46 @@ class CrawlRow(BaseModel):
     state_changes: int
     missing: int
     failed_sources: int
+    schedule: str | None = None
+    """The crawl schedule that queued it (``steward crawl schedule list``)."""
+    progress: str | None = None
+    """A queued or running crawl: how far it is, or why it waits."""
+
+
+class CrawlJob(BaseModel):
+    """A queued or running crawl's job: its action, why it waits, how far it is."""
+
+    action_id: str | None
+    action_state: str | None
+    attempts: int | None
+    next_try_at: datetime | None
+    last_error: str | None
+    """Why its last try did not run (another crawl held its sources…)."""
+    schedule: str | None
+    phase: str | None
+    """``listing`` (a source), ``committed`` (datasets written so far), ``done``."""
+    source: str | None
+    done: int | None
+    total: int | None
+    updated_at: datetime | None
+    eta_seconds: float | None
+
+    def describe(self) -> str:
+        """One line: "writing: 1,500 of 5,000 datasets", "waiting for a worker"…"""
+        if self.phase == "listing":
+            return f"listing {self.source}: {self.done or 0:,} datasets"
+        if self.phase == "committed":
+            return f"writing: {self.done or 0:,} of {self.total or 0:,} datasets"
+        if self.action_state == "pending" and self.last_error:
+            return "waiting: " + self.last_error.splitlines()[0]
+        if self.action_state == "pending":
+            return "waiting for a worker (`steward worker`)"
+        return "starting"
+
+
+class CrawlDetail(BaseModel):
+    summary: CrawlSummary
+    job: CrawlJob | None = None
 
 
 class SourceCheck(BaseModel):
@@ -84,6 +132,33 @@ def _summary(row: Crawl) -> CrawlSummary:
     )
 
 
+def _job(s: Session, row: Crawl) -> CrawlJob | None:
+    """The job of a crawl that has not ended (``None`` for one run in a CLI's process that
+    wrote no progress yet, and for every ended crawl)."""
+    if row.status not in LIVE:
+        return None
+    action_id = row.summary.get("action_id")
+    action = s.get(Action, action_id) if action_id else None
+    step = row.summary.get("progress") if row.status == "running" else None
+    p = runner.progress_of(s, KIND, row.id) if row.status == "running" else None
+    if action is None and step is None:
+        return None
+    return CrawlJob(
+        action_id=action_id,
+        action_state=action.state if action is not None else None,
+        attempts=action.attempts if action is not None else None,
+        next_try_at=action.next_try_at if action is not None else None,
+        last_error=action.last_error if action is not None else None,
+        schedule=row.summary.get("schedule"),
+        phase=step.get("phase") if step else None,
+        source=step.get("source") if step else None,
+        done=step.get("done") if step else None,
+        total=step.get("total") if step else None,
+        updated_at=p.updated_at if p is not None else None,
+        eta_seconds=p.eta_seconds if p is not None else None,
+    )
+
+
 def list_crawls(db: Database, *, actor: str | None, limit: int = 20) -> list[CrawlRow]:
     """The latest crawls the caller may see, newest first."""
     with db.read() as s:
@@ -114,6 +189,8 @@ def list_crawls(db: Database, *, actor: str | None, limit: int = 20) -> list[Cra
                     state_changes=counts["state_changes"].count,
                     missing=counts["missing"].count,
                     failed_sources=counts["failed_sources"].count,
+                    schedule=row.summary.get("schedule"),
+                    progress=job.describe() if (job := _job(s, row)) is not None else None,
                 )
             )
             if limit and len(out) >= limit:
@@ -121,13 +198,14 @@ def list_crawls(db: Database, *, actor: str | None, limit: int = 20) -> list[Cra
         return out
 
 
-def show_crawl(db: Database, *, actor: str | None, crawl_id: str) -> CrawlSummary:
+def show_crawl(db: Database, *, actor: str | None, crawl_id: str) -> CrawlDetail:
+    """One crawl's summary, and for one that has not ended, its job."""
     with db.read() as s:
         user = require_user(s, actor)
         row = s.get(Crawl, crawl_id)
         if row is None or not _visible(row, user, _staff_of(s, user)):
             raise not_found("crawl", "crawl", crawl_id)
-        return _summary(row)
+        return CrawlDetail(summary=_summary(row), job=_job(s, row))
 
 
 def check_sources(

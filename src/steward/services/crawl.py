@@ -144,10 +144,12 @@ def run_crawl(
     progress: ProgressHook | None = None,
     environ: Mapping[str, str] | None = None,
     chunk: int = CHUNK,
+    full: bool = False,
 ) -> CrawlSummary:
     """Crawl every source of ``config`` (see the module docstring); ``dry_run`` lists,
     reads and decides but writes nothing. ``environ`` replaces ``os.environ`` for the
-    sources' credentials."""
+    sources' credentials. ``full`` examines every file of folder sources, not only those
+    in folders whose time changed (see :mod:`steward.crawl.sources_fs`)."""
     del settings  # the sources carry everything the crawl needs
     began = time.monotonic()
     projects = sorted({src.project for src in config.sources})
@@ -167,7 +169,12 @@ def run_crawl(
         _start(db, summary)
     try:
         listed = list_sources(
-            config, previous, crawl_store.digests(stored), environ=environ, progress=progress
+            config,
+            previous,
+            crawl_store.digests(stored),
+            environ=environ,
+            progress=progress,
+            full=full,
         )
         count_sources(summary, config, listed)
         found = _by_dataset(listed.found)

@@ -15,6 +15,7 @@ from typing import Any
 
 from steward.crawl.config_model import CrawlConfig, SourceConfig
 from steward.crawl.extract import MAX_METADATA_BYTES, DatasetMetadata, FileStatus, extract_metadata
+from steward.crawl.extractors.base import Extractor
 from steward.crawl.extractors.registry import get_extractor
 from steward.crawl.listing import Source, open_source
 from steward.crawl.model import FoundDataset, ListingOutcome
@@ -95,11 +96,21 @@ def list_sources(
     *,
     environ: Mapping[str, str] | None = None,
     progress: ProgressHook | None = None,
+    full: bool = False,
 ) -> Listed:
-    """Every source of ``config`` listed, each from its ``previous`` listing state."""
+    """Every source of ``config`` listed, each from its ``previous`` listing state.
+
+    Folder sources trust their folders' times unless ``full`` (see
+    :mod:`steward.crawl.sources_fs`): the metadata files the source's extractors read are
+    examined every time, the data files only when their folder changed."""
     out = Listed()
     for cfg in config.sources:
-        source = open_source(cfg, environ=environ)
+        extractors = [get_extractor(name) for name in cfg.extractors]
+
+        def watch(path: str, extractors: list[Extractor] = extractors) -> bool:
+            return any(e.wants(path) for e in extractors)
+
+        source = open_source(cfg, environ=environ, quick=not full, watch=watch)
         listing = source.list(previous.get(cfg.name))
         files = reads = 0
         for n, found in enumerate(listing, 1):

@@ -289,7 +289,18 @@ def test_an_unchanged_recrawl_appends_nothing_and_reads_no_metadata_file(
     assert events(c.db) == before
     with c.db.read() as s:
         files = list(s.scalars(select(DatasetFile)))
-    assert all(f.last_seen_at > seen_before[f.path] for f in files)  # seen again, all of them
+        places = list(s.scalars(select(DatasetLocation).where(DatasetLocation.present)))
+        found = list(s.scalars(select(Dataset).where(Dataset.state != "missing")))
+    assert places and all(p.last_seen_at >= summary.started_at for p in places)
+    assert found and all(d.last_seen_at and d.last_seen_at >= summary.started_at for d in found)
+    # a file's seen-time is when it was last examined: folders that kept their times were
+    # not looked into, so their files keep theirs — until a full crawl examines every file
+    assert all(f.last_seen_at == seen_before[f.path] for f in files)
+    full = run(c, config, full=True)
+    assert full.events == 0
+    with c.db.read() as s:
+        files = list(s.scalars(select(DatasetFile).where(DatasetFile.outcome == "present")))
+    assert files and all(f.last_seen_at >= full.started_at for f in files)
     # a changed file is read again, and only its dataset's
     write_tree(tree / "incoming", {"E-MTAB-1/E-MTAB-1.idf.txt": "Investigation Title\tLiver 2\n"})
     run(c, config)

@@ -192,7 +192,7 @@ def run_crawl(
                 count_plan(summary, p, listed)
                 summary.events += len(p.events) + (p.discovery is not None)
         else:
-            _write(db, user, work, found, listed, ranks, dups, summary, progress, chunk)
+            _write(db, user, work, found, listed, ranks, dups, summary, progress, chunk, full)
         summary.status = "dry-run" if dry_run else _status(listed)
     except BaseException as exc:
         summary.status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
@@ -250,8 +250,10 @@ def _write(
     summary: CrawlSummary,
     progress: ProgressHook | None,
     chunk: int,
+    full: bool,
 ) -> None:
-    """Each chunk in its own transaction, planned again against what is committed now."""
+    """Each chunk in its own transaction, planned again against what is committed now; then
+    the seen-times of everything found (and, after a ``full`` listing, of its files)."""
     keys = [(p.shape.project, p.shape.accession) for p in work]
     projects = sorted({k[0] for k in keys})
     ctx = _context(actor)
@@ -272,6 +274,22 @@ def _write(
             count_plan(summary, p, listed)
         if progress is not None:
             progress(Progress("committed", None, start + len(part), len(keys)))
+    with db.transaction() as s:
+        crawl_store.mark_seen(s, _seen(found.values(), listed), utcnow(), examined=full)
+
+
+def _seen(found: Iterable[list[Found]], listed: Listed) -> dict[str, set[str] | None]:
+    """Each source's keys found this crawl; ``None`` for a source listed completely."""
+    out: dict[str, set[str] | None] = {
+        name: None if result.status is SourceStatus.OK else set()
+        for name, result in listed.results.items()
+    }
+    for group in found:
+        for f in group:
+            keys = out.get(f.source)
+            if keys is not None:
+                keys.add(f.key)
+    return out
 
 
 def _apply(s: Session, plans: list[Plan], ctx: Context) -> int:

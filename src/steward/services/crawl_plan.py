@@ -114,6 +114,9 @@ class Place(StoredPlace):
     was_present: bool | None
     """Present before this crawl; ``None``: not stored at all."""
     found: Found | None = None
+    same: bool = False
+    """Found again exactly as stored: nothing to write but its seen-time, which
+    :func:`steward.services.crawl_store.mark_seen` moves on for every such place at once."""
 
 
 @dataclass
@@ -133,7 +136,8 @@ class Shape:
 
     @property
     def touched(self) -> bool:
-        return any(p.seen or p.present != p.was_present for p in self.places)
+        """Whether a place must be written (more than its seen-time moves on)."""
+        return any((p.seen and not p.same) or p.present != p.was_present for p in self.places)
 
 
 @dataclass(frozen=True)
@@ -183,6 +187,7 @@ def places_of(
                 seen=True,
                 was_present=None if old is None else old.present,
                 found=f,
+                same=old is not None and _same(old, f),
             )
         )
     for old in before.values():
@@ -196,6 +201,16 @@ def places_of(
             )
         )
     return sorted(out, key=lambda p: (p.source, p.key))
+
+
+def _same(old: StoredPlace, f: Found) -> bool:
+    return (
+        old.present
+        and f.fields is None
+        and f.files is None
+        and (old.location, old.stage, old.technologies, old.digest, old.complete)
+        == (f.location, f.stage, tuple(f.technologies), f.digest, f.complete)
+    )
 
 
 def _merge_fields(into: dict[str, Any], new: Mapping[str, Any]) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from steward.crawl.config_model import CrawlConfig, SourceConfig
 from steward.crawl.extract import MAX_METADATA_BYTES, DatasetMetadata, FileStatus, extract_metadata
-from steward.crawl.extractors.base import Extractor
+from steward.crawl.extractors.base import any_wants
 from steward.crawl.extractors.registry import get_extractor
 from steward.crawl.listing import Source, open_source
 from steward.crawl.model import FoundDataset, ListingOutcome
@@ -105,11 +105,7 @@ def list_sources(
     examined every time, the data files only when their folder changed."""
     out = Listed()
     for cfg in config.sources:
-        extractors = [get_extractor(name) for name in cfg.extractors]
-
-        def watch(path: str, extractors: list[Extractor] = extractors) -> bool:
-            return any(e.wants(path) for e in extractors)
-
+        watch = any_wants([get_extractor(name) for name in cfg.extractors])
         source = open_source(cfg, environ=environ, quick=not full, watch=watch)
         listing = source.list(previous.get(cfg.name))
         files = reads = 0

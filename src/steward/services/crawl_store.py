@@ -257,14 +257,11 @@ class Writer:
                 if rows:
                     columns = tuple(rows[0])
                     convert = w.converters(table, columns)
-                    w.write(
-                        table,
-                        columns,
-                        [
-                            tuple(f(r[c]) for c, f in zip(columns, convert, strict=True))
-                            for r in rows
-                        ],
-                    )
+                    by_column = [
+                        list(map(f, (r[c] for r in rows)))
+                        for c, f in zip(columns, convert, strict=True)
+                    ]
+                    w.write(table, columns, list(zip(*by_column, strict=True)))
         place_columns = ("location", "stage", "technologies", "digest", "complete")
         seen_values: dict[str, Any] = {c: bindparam(f"n_{c}") for c in place_columns}
         seen_values |= {"last_seen_at": now, "present": True}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import translate
 from functools import cache
@@ -34,6 +34,16 @@ def _names(globs: tuple[str, ...]) -> Callable[[str], re.Match[str] | None]:
     """One compiled, case-blind pattern for all of an extractor's globs: asked of every file
     of every dataset listed, so not a ``fnmatch`` per glob per file."""
     return re.compile("|".join(translate(g) for g in globs) or "(?!)", re.IGNORECASE).match
+
+
+def any_wants(extractors: Sequence[Extractor]) -> Callable[[str], bool]:
+    """Whether any of ``extractors`` reads a file (by its path): one pattern for them all."""
+    match = _names(tuple(g for e in extractors for g in e.globs))
+
+    def wanted(path: str) -> bool:
+        return match(path.rsplit("/", 1)[-1]) is not None
+
+    return wanted
 
 
 class Extractor(ABC):

@@ -167,6 +167,7 @@ def run_crawl(
     )
     if not dry_run:
         _start(db, summary)
+    listed: Listed | None = None
     try:
         listed = list_sources(
             config,
@@ -202,6 +203,9 @@ def run_crawl(
             summary.error = redact(f"{type(exc).__name__}: {exc}")
             _finish(db, summary, None)
         raise
+    finally:
+        if listed is not None:
+            listed.spool.close()
     count_seen(summary, found, listed)
     summary.finished_at = utcnow()
     summary.seconds = time.monotonic() - began

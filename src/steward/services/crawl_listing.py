@@ -20,6 +20,7 @@ from steward.crawl.extractors.registry import get_extractor
 from steward.crawl.listing import Source, open_source
 from steward.crawl.model import FoundDataset, ListingOutcome
 from steward.services.crawl_plan import Found, Problem, SourceResult
+from steward.services.crawl_spool import Spool
 from steward.services.crawl_summary import Progress, ProgressHook
 
 PROBLEM_FILES = {
@@ -48,6 +49,8 @@ class Listed:
     files: dict[str, int] = field(default_factory=dict)
     reads: dict[str, int] = field(default_factory=dict)
     notes: list[FileNote] = field(default_factory=list)
+    spool: Spool = field(default_factory=Spool)
+    """Where the found places' files wait for the write (removed with this object)."""
 
 
 StoredDigests = Mapping[tuple[str, str, str], tuple[str, str]]
@@ -137,7 +140,11 @@ def list_sources(
                     digest=found.digest,
                     complete=found.complete,
                     # Files are kept only where they will be written (the place changed).
-                    files=found.files if fields is not None else None,
+                    files=(
+                        out.spool.put(found.files)
+                        if fields is not None and found.files is not None
+                        else None
+                    ),
                     fields=fields,
                     problems=tuple(problems),
                 )

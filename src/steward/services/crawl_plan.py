@@ -53,7 +53,8 @@ class Found:
     location: str
     digest: str
     complete: bool
-    files: tuple[FoundFile, ...] | None
+    files: Sequence[FoundFile] | None
+    """Where the place changed: its files (spooled to disk until written)."""
     fields: Mapping[str, Any] | None = None
     problems: tuple[Problem, ...] = ()
 

@@ -322,3 +322,6 @@ def withdraw(
     """Stop tracking a missing dataset that is gone for good (stewards and admins)."""
     payload = {"reason": reason} if reason else {}
     render.done(_act(dataset, project, "withdraw", **payload), "withdrawn")
+
+
+from steward.cli import dataset_checks as _checks  # noqa: E402,F401  (registers verify, files, duplicates)

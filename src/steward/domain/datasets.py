@@ -6,12 +6,14 @@ others), or ``missing`` once it has vanished from every place that was listed co
 created directly in the stage it is first found in (the workflow's ``entry`` states), so its
 history starts where the data was, not in a made-up first state.
 
-Steward moves datasets itself: every command but ``comment`` and ``withdraw`` belongs to the
-crawl (role :data:`~steward.domain.roles.SYSTEM`). The seed tracker kept no history; here every
-move, location gained or lost, metadata change and problem is an event, so ``dataset history``
-shows the whole past with the time spent in each stage. ``withdraw`` lets staff retire a
-dataset that is gone for good: without an end state, a vanished dataset would stay ``missing``
-for ever (and the engine refuses a workflow nothing can finish).
+Steward moves datasets itself: every command but ``comment``, ``withdraw`` and ``verify``
+belongs to the crawl (role :data:`~steward.domain.roles.SYSTEM`); ``verify`` records what
+recomputing a dataset's sidecar checksums found (staff ask for it, Steward's jobs may). The
+seed tracker kept no history; here every move, location gained or lost, metadata change and
+problem is an event, so ``dataset history`` shows the whole past with the time spent in each
+stage. ``withdraw`` lets staff retire a dataset that is gone for good: without an end state,
+a vanished dataset would stay ``missing`` for ever (and the engine refuses a workflow nothing
+can finish).
 """
 
 from __future__ import annotations
@@ -62,10 +64,28 @@ CHANGE_METADATA = "change-metadata"
 RECORD_PROBLEMS = "record-problems"
 CLEAR_PROBLEMS = "clear-problems"
 DISCOVER = "discover"
+VERIFY = "verify"
+
+# ---- what the durable per-file record says of a file (``dataset_files.outcome``) ----------
+FILE_PRESENT = "present"
+"""Listed by the last crawl that looked at its place; not verified (or changed since)."""
+FILE_REMOVED = "removed"
+"""Gone since a listing that saw its whole place without it."""
+FILE_VERIFIED = "verified"
+"""Present, and its content matched its checksum sidecar when last verified."""
+FILE_MISMATCH = "mismatch"
+"""Present, and its content did not match its checksum sidecar when last verified."""
+FILE_UNREADABLE = "unreadable"
+"""Present, but Steward could not read it when verifying it."""
+FILE_OUTCOMES = (FILE_PRESENT, FILE_REMOVED, FILE_VERIFIED, FILE_MISMATCH, FILE_UNREADABLE)
+"""Every outcome but ``removed`` means the file is there as far as the crawl knows."""
+VERIFY_OUTCOMES = (FILE_VERIFIED, FILE_MISMATCH, FILE_UNREADABLE)
 
 
-def _annotation(command: str, event: str, description: str) -> Transition:
-    return Transition(command, event, (ANY_STATE,), None, _SYSTEM, (), description)
+def _annotation(
+    command: str, event: str, description: str, roles: frozenset[str] = _SYSTEM
+) -> Transition:
+    return Transition(command, event, (ANY_STATE,), None, roles, (), description)
 
 
 WORKFLOW = define_workflow(
@@ -126,6 +146,12 @@ WORKFLOW = define_workflow(
         _annotation(CHANGE_METADATA, "metadata_changed", "its metadata files say otherwise now"),
         _annotation(RECORD_PROBLEMS, "problems_found", "unreadable files, duplicates…"),
         _annotation(CLEAR_PROBLEMS, "problems_cleared", "no problem any more"),
+        _annotation(
+            VERIFY,
+            "verified",
+            "its data files' checksums recomputed and compared with their sidecars",
+            _STAFF | _SYSTEM,
+        ),
         Transition(
             "withdraw",
             WITHDRAWN,
@@ -233,7 +259,7 @@ def project(
         return {"missing_since": at}
     if event == "reappeared":
         return {"missing_since": None, "last_seen_at": at}
-    if event in ("state_changed", "location_added", "location_removed", "commented"):
+    if event in ("state_changed", "location_added", "location_removed", "commented", "verified"):
         return {}
     if event == WITHDRAWN:
         return {}

@@ -15,7 +15,7 @@ from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, case, select, update
 from sqlalchemy.orm import Session
 
 from steward.db import bulk
@@ -235,7 +235,7 @@ class Writer:
         self, dataset_id: str, source: str, stored: Mapping[str, DatasetFile], keep: set[str]
     ) -> None:
         for path, f in stored.items():
-            if path not in keep and f.outcome == "present":
+            if path not in keep and f.outcome != "removed":  # present, verified, mismatch…
                 self.file_removals.append({"d": dataset_id, "s": source, "p": path})
 
     # -- out --------------------------------------------------------------------------------
@@ -279,7 +279,20 @@ class Writer:
             conn.execute(update(loc).where(where_place).values(present=False), self.gone_places)
         if self.file_updates:
             values: dict[str, Any] = {c: bindparam(f"n_{c}") for c in ("size", "etag", "mtime_ns")}
-            values |= {"outcome": "present", "last_seen_at": now}
+            # A file rewritten since (size, time or ETag differ) is a new file: what was
+            # verified or hashed of the old content no longer holds; an unchanged one keeps it.
+            same = (
+                (files.c.size == bindparam("n_size"))
+                & files.c.etag.is_not_distinct_from(bindparam("n_etag"))
+                & files.c.mtime_ns.is_not_distinct_from(bindparam("n_mtime_ns"))
+            )
+            values |= {
+                "outcome": case(
+                    (same & (files.c.outcome != "removed"), files.c.outcome), else_="present"
+                ),
+                "checksum": case((same, files.c.checksum), else_=None),
+                "last_seen_at": now,
+            }
             conn.execute(update(files).where(where_file).values(values), self.file_updates)
         if self.file_removals:
             conn.execute(
@@ -321,7 +334,7 @@ def mark_seen(
         places = seen_now.where(loc.c.source == source)
         conn.execute(
             update(files)
-            .where(files.c.source == source, files.c.outcome == "present")
+            .where(files.c.source == source, files.c.outcome != "removed")
             .where(files.c.dataset_id.in_(places))
             .values(last_seen_at=now)
         )

@@ -135,6 +135,33 @@ class ProblemsFound(Payload):
     duplicate_of: str | None = None
 
 
+class Verified(Payload):
+    """What ``dataset verify`` found: counts, and the first mismatches and problems (the
+    counts are the totals; the lists stop at :data:`VERIFY_LISTED` each)."""
+
+    checked: int
+    """Sidecars read and compared with their data file."""
+    matched: int
+    mismatched: int
+    missing: int
+    """Sidecars whose data file is not there."""
+    bad_sidecars: int
+    """Sidecars that could not be read, or hold no checksum of their data file."""
+    unreadable: int
+    """Data files with a sidecar that could not be read."""
+    without_sidecar: int
+    """Data files with no sidecar (not checked)."""
+    bytes_read: int
+    mismatches: list[dict[str, Any]]
+    problems: list[dict[str, Any]]
+    skipped_sources: list[dict[str, str]] = []
+
+
+VERIFY_LISTED = 100
+"""How many mismatches (and, apart, other problems) an event lists; the counts say how many
+there were in all."""
+
+
 def _internal(payload: type[Payload]) -> Command:
     return Command(payload, as_data, internal=True)
 
@@ -205,6 +232,7 @@ DATASET = register(
             domain.CHANGE_METADATA: _internal(MetadataChanged),
             domain.RECORD_PROBLEMS: _internal(ProblemsFound),
             domain.CLEAR_PROBLEMS: _internal(NoPayload),
+            domain.VERIFY: _internal(Verified),
             "withdraw": REASON,
             "comment": COMMENT,
         },

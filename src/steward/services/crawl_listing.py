@@ -9,7 +9,7 @@ interruption for what the interrupted run already committed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +19,7 @@ from steward.crawl.extractors.base import any_wants
 from steward.crawl.extractors.registry import get_extractor
 from steward.crawl.listing import Source, open_source
 from steward.crawl.model import FoundDataset, ListingOutcome
+from steward.services.crawl_expected import Comparison, compare, take_manifests
 from steward.services.crawl_plan import Found, Problem, SourceResult
 from steward.services.crawl_spool import Spool
 from steward.services.crawl_summary import Progress, ProgressHook
@@ -92,6 +93,16 @@ def _read(
     return metadata.fields, problems + _file_problems(metadata), metadata
 
 
+def _expected(
+    found: FoundDataset, fields: dict[str, Any], is_metadata: Callable[[str], bool]
+) -> Comparison | None:
+    """The place's files against its manifests (taken out of ``fields``), if it has any."""
+    manifests = take_manifests(fields)
+    if manifests is None or found.files is None:
+        return None
+    return compare(found.files, manifests, is_metadata)
+
+
 def list_sources(
     config: CrawlConfig,
     previous: Mapping[str, Mapping[str, Any] | None],
@@ -118,8 +129,13 @@ def list_sources(
             fields: dict[str, Any] | None = None
             problems: list[Problem] = []
             fresh = known != (found.accession, found.digest)
+            missing: tuple[tuple[str, int | None, str | None], ...] | None = None
             if fresh and (found.files is not None or found.record is not None):
                 fields, problems, metadata = _read(source, cfg, found)
+                checked = _expected(found, fields, watch)
+                if checked is not None:
+                    problems += checked.problems
+                    missing = tuple(checked.missing)
                 if metadata is not None:
                     reads += len({r.path for r in metadata.files})
                     for r in metadata.files:
@@ -147,6 +163,7 @@ def list_sources(
                     ),
                     fields=fields,
                     problems=tuple(problems),
+                    missing=missing,
                 )
             )
             if progress is not None and n % 100 == 0:

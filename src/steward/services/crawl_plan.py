@@ -57,6 +57,9 @@ class Found:
     """Where the place changed: its files (spooled to disk until written)."""
     fields: Mapping[str, Any] | None = None
     problems: tuple[Problem, ...] = ()
+    missing: tuple[tuple[str, int | None, str | None], ...] | None = None
+    """Read with its files: what its expected-files manifests name and it lacks (path
+    relative to the place, size and checksum if given); None: it has no manifest."""
 
 
 @dataclass(frozen=True)

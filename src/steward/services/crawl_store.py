@@ -20,6 +20,8 @@ from sqlalchemy.orm import Session
 
 from steward.db import bulk
 from steward.db.models import CrawlListing, Dataset, DatasetFile, DatasetLocation
+from steward.domain.datasets import FILE_MISSING as MISSING
+from steward.domain.datasets import FILE_REMOVED as REMOVED
 from steward.services.crawl_plan import Place, Stored, StoredPlace
 
 _TABLES = Dataset.metadata.tables
@@ -140,6 +142,7 @@ class Writer:
         self.new_files: list[dict[str, Any]] = []
         self.file_updates: list[dict[str, Any]] = []
         self.file_removals: list[dict[str, Any]] = []
+        self.missing_updates: list[dict[str, Any]] = []
         self._stored_files: dict[tuple[str, str], dict[str, DatasetFile]] = {}
 
     # -- places -----------------------------------------------------------------------------
@@ -201,10 +204,15 @@ class Writer:
                     self._remove(dataset_id, source, stored, keep=set())
                 continue
             wanted: dict[str, Any] = {}
+            missing: dict[str, tuple[int | None, str | None]] = {}
             for found in listed.values():
                 base = found.base
                 for f in found.files or ():
                     wanted[f"{base}/{f.path}" if base else f.path] = f
+                for path, size, checksum in found.missing or ():
+                    missing[f"{base}/{path}" if base else path] = (size, checksum)
+            absent = {k: v for k, v in missing.items() if k not in wanted}
+            self._missing(dataset_id, source, stored, absent)
             for path, f in wanted.items():
                 old = stored.get(path)
                 values = {"size": f.size, "etag": f.etag, "mtime_ns": f.mtime_ns}
@@ -229,7 +237,35 @@ class Writer:
                 found.complete for found in listed.values()
             )
             if whole:
-                self._remove(dataset_id, source, stored, keep=set(wanted))
+                self._remove(dataset_id, source, stored, keep={*wanted, *missing})
+
+    def _missing(
+        self,
+        dataset_id: str,
+        source: str,
+        stored: Mapping[str, DatasetFile],
+        missing: Mapping[str, tuple[int | None, str | None]],
+    ) -> None:
+        """Files a manifest expects and the listing lacks: a record each, outcome ``missing``,
+        its times saying when it was first and last found missing."""
+        for path, (size, checksum) in missing.items():
+            if path in stored:
+                self.missing_updates.append({"d": dataset_id, "s": source, "p": path})
+                continue
+            self.new_files.append(
+                {
+                    "dataset_id": dataset_id,
+                    "source": source,
+                    "path": path,
+                    "size": size or 0,
+                    "etag": None,
+                    "mtime_ns": None,
+                    "checksum": checksum,
+                    "first_seen_at": self.now,
+                    "last_seen_at": self.now,
+                    "outcome": MISSING,
+                }
+            )
 
     def _remove(
         self, dataset_id: str, source: str, stored: Mapping[str, DatasetFile], keep: set[str]
@@ -291,12 +327,24 @@ class Writer:
                     (same & (files.c.outcome != "removed"), files.c.outcome), else_="present"
                 ),
                 "checksum": case((same, files.c.checksum), else_=None),
+                "first_seen_at": case(
+                    (files.c.outcome == MISSING, now), else_=files.c.first_seen_at
+                ),
                 "last_seen_at": now,
             }
             conn.execute(update(files).where(where_file).values(values), self.file_updates)
         if self.file_removals:
             conn.execute(
                 update(files).where(where_file).values(outcome="removed"), self.file_removals
+            )
+        if self.missing_updates:
+            # first_seen_at: since when it is missing (it was there before, or missing anew)
+            since = case((files.c.outcome == MISSING, files.c.first_seen_at), else_=now)
+            conn.execute(
+                update(files)
+                .where(where_file)
+                .values(outcome=MISSING, last_seen_at=now, first_seen_at=since),
+                self.missing_updates,
             )
 
 
@@ -328,13 +376,13 @@ def mark_seen(
             )
     seen_now = select(loc.c.dataset_id).where(loc.c.last_seen_at == now)
     conn.execute(update(datasets).where(datasets.c.id.in_(seen_now)).values(last_seen_at=now))
-    if not examined:
-        return
+    # Still missing where the folder kept its time (a file added would have changed it);
+    # after a full listing, every file of the places found was examined.
+    kept = files.c.outcome != REMOVED if examined else files.c.outcome == MISSING
     for source in seen:
         places = seen_now.where(loc.c.source == source)
         conn.execute(
             update(files)
-            .where(files.c.source == source, files.c.outcome != "removed")
-            .where(files.c.dataset_id.in_(places))
+            .where(files.c.source == source, kept, files.c.dataset_id.in_(places))
             .values(last_seen_at=now)
         )

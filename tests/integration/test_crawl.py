@@ -289,12 +289,82 @@ def test_an_unchanged_recrawl_appends_nothing_and_reads_no_metadata_file(
     assert events(c.db) == before
     with c.db.read() as s:
         files = list(s.scalars(select(DatasetFile)))
-    assert all(f.last_seen_at > seen_before[f.path] for f in files)  # seen again, all of them
+        places = list(s.scalars(select(DatasetLocation).where(DatasetLocation.present)))
+        found = list(s.scalars(select(Dataset).where(Dataset.state != "missing")))
+    assert places and all(p.last_seen_at >= summary.started_at for p in places)
+    assert found and all(d.last_seen_at and d.last_seen_at >= summary.started_at for d in found)
+    # a file's seen-time is when it was last examined: folders that kept their times were
+    # not looked into, so their files keep theirs — until a full crawl examines every file
+    assert all(f.last_seen_at == seen_before[f.path] for f in files)
+    full = run(c, config, full=True)
+    assert full.events == 0
+    with c.db.read() as s:
+        files = list(s.scalars(select(DatasetFile).where(DatasetFile.outcome == "present")))
+    assert files and all(f.last_seen_at >= full.started_at for f in files)
     # a changed file is read again, and only its dataset's
     write_tree(tree / "incoming", {"E-MTAB-1/E-MTAB-1.idf.txt": "Investigation Title\tLiver 2\n"})
     run(c, config)
     assert reads
     assert all(path.startswith("E-MTAB-1.") for path in reads)  # below the dataset's folder
+
+
+def _rewrite_in_place(path: Path, content: str) -> None:
+    """New content under the same name with the folder's time kept (as an in-place edit
+    leaves it: only adding, removing or renaming a file changes its folder's time)."""
+    folder = path.parent.stat()
+    path.write_text(content, encoding="utf-8")
+    os.utime(path.parent, ns=(folder.st_atime_ns, folder.st_mtime_ns))
+
+
+def test_a_recrawl_looks_into_changed_folders_and_at_metadata_files_and_full_at_everything(
+    consortium: Consortium, tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    c = consortium
+    config = config_of(tree)
+    run(c, config)
+    examined: list[str] = []
+    real_file = FolderSource._file
+
+    def counted(self: FolderSource, t: Any, base: str, path: str, entry: Any) -> Any:
+        examined.append(f"{base}/{path}")
+        return real_file(self, t, base, path, entry)
+
+    monkeypatch.setattr(FolderSource, "_file", counted)
+    run(c, config)
+    assert examined == []  # no folder changed: no data file examined one by one
+
+    # a data file rewritten in place (same folder time): only a full crawl sees its new size
+    data = tree / "incoming" / "E-MTAB-1" / "raw" / "run1.fq"
+    _rewrite_in_place(data, "ACGTACGTACGT\n")
+
+    def size_on_record() -> int:
+        with c.db.read() as s:
+            return s.scalars(
+                select(DatasetFile.size).where(DatasetFile.path == "E-MTAB-1/raw/run1.fq")
+            ).one()
+
+    run(c, config)
+    assert size_on_record() == 5
+    run(c, config, full=True)
+    assert size_on_record() == 13
+    assert "E-MTAB-1/raw/run1.fq" in examined
+
+    # an IDF edited in place is noticed by a quick crawl, and only its dataset is listed again
+    examined.clear()
+    idf = tree / "published" / "E-MTAB-3" / "E-MTAB-3.idf.txt"
+    _rewrite_in_place(idf, idf.read_text(encoding="utf-8").replace("Kidney", "Kidney 2"))
+    summary = run(c, config)
+    assert summary.counts["metadata_changed"].count == 1
+    assert view(c, "E-MTAB-3").dataset.title == "Kidney 2"
+    assert examined and all(p.startswith("E-MTAB-3/") for p in examined)
+
+    # a file added to a sub-folder changes that folder's time: the dataset is listed again
+    examined.clear()
+    (tree / "loading" / "E-MTAB-4" / "raw" / "run2.fq").write_text("TT\n", encoding="utf-8")
+    run(c, config)
+    with c.db.read() as s:
+        paths = set(s.scalars(select(DatasetFile.path).where(DatasetFile.source == "loading")))
+    assert "E-MTAB-4/raw/run2.fq" in paths
 
 
 def test_a_failing_source_leaves_its_datasets_unknown_and_the_others_complete(

@@ -105,9 +105,9 @@ def sources(tree: Path, tmp_path: Path) -> Path:
     return path
 
 
-def run_crawl(c: Consortium, tree: Path) -> None:
+def run_crawl(c: Consortium, tree: Path, *, full: bool = False) -> None:
     config = parse_crawl_config(sources_document(tree))
-    summary = crawl.run_crawl(c.db, c.db.settings, actor=c.steward, config=config)
+    summary = crawl.run_crawl(c.db, c.db.settings, actor=c.steward, config=config, full=full)
     assert summary.status == "ok"
 
 
@@ -202,9 +202,12 @@ def test_a_fixed_tree_verifies_clean_and_a_rewritten_file_loses_its_verdict(
     assert rows["E-MTAB-1/raw/bad.fq"][0] == "verified"
     assert rows["E-MTAB-1/raw/broken.fq"][0] == "present"
     # A crawl that sees a file rewritten drops what was verified and hashed of it; the
-    # unchanged files keep theirs.
+    # unchanged files keep theirs. Rewritten in place, its folder keeps its time: a quick
+    # re-crawl does not look at it, a full one does.
     (raw / "good.fq").write_bytes(b"rewritten, longer\n")
     run_crawl(c, tree)
+    assert file_rows(c, "E-MTAB-1")["E-MTAB-1/raw/good.fq"][0] == "verified"
+    run_crawl(c, tree, full=True)
     rows = file_rows(c, "E-MTAB-1")
     assert rows["E-MTAB-1/raw/good.fq"] == ("present", None)
     assert rows["E-MTAB-1/raw/upper.fq"] == ("verified", f"md5:{md5(UPPER)}")

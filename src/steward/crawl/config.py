@@ -46,8 +46,6 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from steward.crawl.accessions import DEFAULT_MAPPINGS, AccessionMapping, MappingError
 from steward.crawl.config_model import (
     DEFAULT_STAGES,
@@ -60,7 +58,7 @@ from steward.crawl.config_problems import Problems
 from steward.crawl.config_source import parse_source
 from steward.crawl.credentials import MissingEnv, missing_env
 from steward.crawl.extractors.registry import extractor_names as registered_extractors
-from steward.crawl.extractors.sidecars import yaml_problem
+from steward.crawl.extractors.sidecars import read_yaml
 from steward.errors import Detail, NotFound, ValidationFailed
 
 __all__ = [
@@ -229,15 +227,13 @@ def _read_document(path: Path) -> Any:
             return tomllib.loads(text)
         if suffix == ".json":
             return json.loads(text)
-        return yaml.safe_load(text)
+        document, message = read_yaml(text)
+        if message is None:
+            return document
     except tomllib.TOMLDecodeError as exc:
         message = str(exc)
     except json.JSONDecodeError as exc:
         message = f"{exc.msg} (line {exc.lineno}, column {exc.colno})"
-    except yaml.MarkedYAMLError as exc:
-        message = yaml_problem(exc)
-    except yaml.YAMLError:
-        message = "not valid YAML"
     raise ValidationFailed(f"{name}: cannot be read", [Detail(message, field=name)])
 
 

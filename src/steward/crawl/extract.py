@@ -21,7 +21,7 @@ from enum import StrEnum
 from typing import Any
 
 from steward.crawl.decoding import Decoded, Undecodable, decode
-from steward.crawl.extractors.base import ExtractionFailed, Extractor
+from steward.crawl.extractors.base import ExtractionFailed, Extractor, any_wants
 from steward.crawl.model import FoundFile
 from steward.errors import StewardError
 from steward.redact import redact
@@ -120,10 +120,9 @@ def extract_metadata(
     origin: dict[str, str] = {}
     notes: list[str] = []
     reports: list[FileReport] = []
-    for file in sorted(files, key=lambda f: f.path):
+    wanted = any_wants(extractors)
+    for file in sorted((f for f in files if wanted(f.path)), key=lambda f: f.path):
         wanting = [e for e in extractors if e.wants(file.path)]
-        if not wanting:
-            continue
         data, status, message = _read(file, read, limit)
         decoded: Decoded | None = None
         if data is not None:

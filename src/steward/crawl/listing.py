@@ -19,7 +19,7 @@ rather than raising, so one broken location never stops the others.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from steward.crawl.config_model import SourceConfig
@@ -46,13 +46,15 @@ def open_source(
     *,
     environ: Mapping[str, str] | None = None,
     quick: bool = False,
+    watch: Callable[[str], bool] | None = None,
 ) -> Source:
     """The lister for ``config``'s kind. ``environ`` replaces ``os.environ`` for credentials;
-    ``quick`` lets folder sources trust directory times (see :mod:`.sources_fs`)."""
+    ``quick`` lets folder sources trust directory times but for the files ``watch`` names
+    (see :mod:`.sources_fs`)."""
     if config.kind == "folder":
         from steward.crawl.sources_fs import FolderSource
 
-        return FolderSource(config, quick=quick)
+        return FolderSource(config, quick=quick, watch=watch)
     if config.kind == "s3":
         from steward.crawl.sources_s3 import S3Source
 

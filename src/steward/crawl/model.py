@@ -64,7 +64,7 @@ class Problem:
         return {**asdict(self), "kind": str(self.kind)}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FoundFile:
     path: str
     """Relative to the dataset's ``base`` folder, ``/``-separated."""

@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-import httpx
-
 from steward.crawl.config_model import SourceConfig
 from steward.crawl.credentials import bearer_token, missing_env, s3_config
 from steward.crawl.inline_secrets import mask
@@ -94,6 +92,8 @@ def _endpoint(
     if token:
         headers["Authorization"] = f"Bearer {token}"
     shown = mask(source.url)
+    import httpx  # here: most commands never check an endpoint
+
     try:
         response = httpx.get(source.url, headers=headers, timeout=timeout, follow_redirects=True)
     except httpx.TimeoutException:

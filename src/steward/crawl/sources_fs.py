@@ -21,7 +21,10 @@ a link to nothing is a ``broken-link``. Names that are not UTF-8 are ``bad-name`
 ``quick=True`` trusts directory modification times: a dataset whose folders all kept the times
 recorded in the previous state is reported unchanged without a ``stat`` of each file
 (``files=None``). Adding, removing or renaming a file changes its folder's time; rewriting a
-file in place does not, so a quick crawl misses in-place edits until the next full one.
+file in place does not. So the files ``watch`` names (the metadata files the source's
+extractors read) are examined every time — an IDF edited in place is always noticed — and only
+a data file rewritten in place under the same name waits for the next full crawl
+(``steward crawl --full``).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from __future__ import annotations
 import builtins
 import os
 import stat as stat_mode
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,10 +76,17 @@ class _Folder:
 class FolderSource:
     """A folder tree as a source of datasets."""
 
-    def __init__(self, config: SourceConfig, *, quick: bool = False) -> None:
+    def __init__(
+        self,
+        config: SourceConfig,
+        *,
+        quick: bool = False,
+        watch: Callable[[str], bool] | None = None,
+    ) -> None:
         self.config = config
         self.root = Path(config.url)
         self.quick = quick
+        self._watch = watch
         self._paths = config.paths
         self._filtered = bool(config.include or config.exclude)
 
@@ -210,22 +220,37 @@ class FolderSource:
         visited.add(ident)
         return ident, st.st_mtime_ns
 
-    def _unchanged_dirs(self, base: str, dirs: Mapping[str, Any]) -> bool:
-        for rel, mtime in dirs.items():
-            try:
-                if os.stat(self.root / _join(base, rel)).st_mtime_ns != mtime:
+    def _unchanged(self, base: str, dirs: Mapping[str, Any], watched: Mapping[str, Any]) -> bool:
+        """Whether every folder kept its time and every watched file its size and time."""
+        root = f"{self.root}/{base}" if base else str(self.root)
+        try:
+            for rel, mtime in dirs.items():
+                if os.stat(f"{root}/{rel}" if rel else root).st_mtime_ns != mtime:
                     return False
-            except OSError:
-                return False
+            for rel, (size, mtime) in watched.items():
+                st = os.stat(f"{root}/{rel}")
+                if st.st_mtime_ns != mtime or st.st_size != size:
+                    return False
+        except OSError:
+            return False
         return True
 
     def _quick(self, t: Tracker, key: str, base: str) -> FoundDataset | None:
         before = t.previous(key)
         if not self.quick or before is None or not before.get("dirs"):
             return None
-        if not self._unchanged_dirs(base, before["dirs"]):
+        if self._watch is not None and "watched" not in before:
+            return None  # a state from before files were watched: look at everything once
+        if not self._unchanged(base, before["dirs"], before.get("watched", {})):
             return None
         return t.carry(key, base=base)
+
+    def _watched(self, files: builtins.list[FoundFile]) -> dict[str, builtins.list[int]] | None:
+        """Size and time of the files a quick crawl examines anyway (see the module doc)."""
+        watch = self._watch
+        if watch is None:
+            return None
+        return {f.path: [f.size, f.mtime_ns or 0] for f in files if watch(f.path)}
 
     def _dir_dataset(
         self,
@@ -267,6 +292,7 @@ class FolderSource:
             location=str(self.root / base),
             files=tuple(sorted(files, key=lambda f: f.path)),
             dirs=dirs,
+            watched=self._watched(files),
             complete=complete,
         )
 
@@ -302,12 +328,14 @@ class FolderSource:
             members = {e.name: e for e in files if belongs_to(e.name, accession)}
             members.update({e.name: e for e in marked})
             found = [self._file(t, rel, name, entry) for name, entry in sorted(members.items())]
+            listed = [f for f in found if f is not None]
             yield t.found(
                 accession=accession,
                 key=key,
                 base=rel,
                 location=str(self.root / rel / marked[0].name),
-                files=tuple(f for f in found if f is not None),
+                files=tuple(listed),
                 dirs={"": mtime},
+                watched=self._watched(listed),
                 complete=t.hiding == hiding_before,
             )

@@ -16,7 +16,8 @@ The state (JSON-ready, stored by the caller between crawls)::
       "datasets": {
         "<key>": {"accession": "E-MTAB-1", "location": "/nfs/…/E-MTAB-1",
                   "digest": "sha256:…", "files": 12, "bytes": 34567,
-                  "dirs": {"": 1712345678901234567, "raw": …}}      # folders only
+                  "dirs": {"": 1712345678901234567, "raw": …},      # folders only
+                  "watched": {"E-MTAB-1.idf.txt": [812, 17123…]}}   # metadata files' size, time
       },
       "extra": {…}                                                   # per kind (endpoint pages)
     }
@@ -157,6 +158,7 @@ class Tracker:
         record: Mapping[str, Any] | None = None,
         complete: bool = True,
         dirs: Mapping[str, int] | None = None,
+        watched: Mapping[str, list[int]] | None = None,
     ) -> FoundDataset:
         """A dataset listed now; its change is decided against the previous state."""
         digest = digest or files_digest(files)
@@ -176,6 +178,8 @@ class Tracker:
         }
         if dirs is not None:
             entry["dirs"] = dict(dirs)
+        if watched is not None:
+            entry["watched"] = dict(watched)
         if not complete and before is not None:
             # the next complete listing must compare with what was last seen whole
             entry = {**before, "accession": accession, "location": location}

@@ -43,6 +43,19 @@ def _same(value: Any) -> Any:
     return value
 
 
+def _remembering(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``convert`` that reuses its last answer for the same object: a batch's rows mostly
+    carry one shared time (the crawl's or import's ``now``), converted once, not per row."""
+    last: list[Any] = [object(), None]
+
+    def converted(value: Any) -> Any:
+        if value is not last[0]:
+            last[0], last[1] = value, convert(value)
+        return last[1]
+
+    return converted
+
+
 def _default(column: Any) -> Any:
     default = column.default
     if default is None:
@@ -85,7 +98,7 @@ class Writer:
         for name in columns:
             kind = table.c[name].type
             if isinstance(kind, UTCDateTime):
-                out.append(self.time)
+                out.append(_remembering(self.time))
             elif isinstance(kind, JSON):
                 out.append(self.json)
             else:

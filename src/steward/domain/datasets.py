@@ -77,8 +77,19 @@ FILE_MISMATCH = "mismatch"
 """Present, and its content did not match its checksum sidecar when last verified."""
 FILE_UNREADABLE = "unreadable"
 """Present, but Steward could not read it when verifying it."""
-FILE_OUTCOMES = (FILE_PRESENT, FILE_REMOVED, FILE_VERIFIED, FILE_MISMATCH, FILE_UNREADABLE)
-"""Every outcome but ``removed`` means the file is there as far as the crawl knows."""
+FILE_MISSING = "missing"
+"""Named by the dataset's expected-files manifest, not found by the last listing of its place
+(its first and last seen times say since when, and until when, it was found missing)."""
+FILE_OUTCOMES = (
+    FILE_PRESENT,
+    FILE_REMOVED,
+    FILE_VERIFIED,
+    FILE_MISMATCH,
+    FILE_UNREADABLE,
+    FILE_MISSING,
+)
+ABSENT = (FILE_REMOVED, FILE_MISSING)
+"""Every other outcome means the file is there as far as the crawl knows."""
 VERIFY_OUTCOMES = (FILE_VERIFIED, FILE_MISMATCH, FILE_UNREADABLE)
 
 

@@ -7,14 +7,19 @@ A refusal from the server becomes the very exception the service would have rais
 
 from __future__ import annotations
 
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-import httpx
 
 from steward.errors import ConfigurationError, Detail, StewardError, Unavailable
 
-TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+if TYPE_CHECKING:
+    import httpx  # imported when a client is made: most commands never talk to a server
+
+
+def _timeout() -> httpx.Timeout:
+    import httpx
+
+    return httpx.Timeout(30.0, connect=10.0)
 
 
 def _error_classes() -> dict[str, type[StewardError]]:
@@ -62,12 +67,14 @@ class Client:
     """One server, one token; every call sends it as a bearer token."""
 
     def __init__(self, server: str, token: str) -> None:
+        import httpx
+
         self.server = check_server_url(server)
         self._http = httpx.Client(
             base_url=self.server,
             headers={"Accept": "application/json"}
             | ({"Authorization": f"Bearer {token}"} if token else {}),
-            timeout=TIMEOUT,
+            timeout=_timeout(),
             follow_redirects=False,
         )
 
@@ -118,10 +125,12 @@ class Client:
     ) -> httpx.Response:
         """:meth:`fetch` with a form (``data``, and ``files`` as multipart/form-data) or a
         timeout of its own (a check that reads every byte of a package)."""
+        import httpx
+
         try:
             answer = self._http.request(
                 method, path, params=tuple(params or ()), json=json, data=data, files=files,
-                headers=headers or {}, timeout=timeout or TIMEOUT,
+                headers=headers or {}, timeout=timeout or _timeout(),
             )  # fmt: skip
         except httpx.HTTPError as exc:
             raise Unavailable(

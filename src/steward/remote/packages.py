@@ -13,9 +13,7 @@ import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
-from typing import IO, Any
-
-import httpx
+from typing import IO, TYPE_CHECKING, Any
 
 from steward.errors import Detail, StewardError, ValidationFailed
 from steward.jobs.service import ActionView
@@ -32,12 +30,23 @@ from steward.services.packages import (
     ValidationReport,
 )
 
+if TYPE_CHECKING:
+    import httpx  # imported for the one call that needs its own timeout
+
 V1 = "/api/v1"
 BASE = f"{V1}/packages"
 POLL_SECONDS = 0.5
 IDLE = 10.0
 """After this long with the job not yet taken, say that a worker must take it."""
-CHECK_TIMEOUT = httpx.Timeout(None, connect=10.0)
+
+
+def _check_timeout() -> httpx.Timeout:
+    """No read limit: the server reads every byte of the package before it answers."""
+    import httpx
+
+    return httpx.Timeout(None, connect=10.0)
+
+
 """A full check reads every byte of the bag on the server: no time limit on its answer."""
 FINAL = ("done", "failed", "cancelled")
 
@@ -126,7 +135,7 @@ def files(client: Client, *, package_id: str) -> list[PackageFileView]:
 def validate(client: Client, *, package_id: str, full: bool) -> ValidationReport:
     answer = client.send(
         "GET", f"{BASE}/{package_id}/validation", params=[("full", _flag(full))],
-        timeout=CHECK_TIMEOUT,
+        timeout=_check_timeout(),
     )  # fmt: skip
     return ValidationReport.model_validate(answer.json())
 

@@ -190,10 +190,12 @@ def run_crawl(
     chunk: int = CHUNK,
     crawl_id: str | None = None,
     checkpoint: Callable[[], None] | None = None,
+    full: bool = False,
 ) -> CrawlSummary:
     """Crawl every source of ``config`` (see the module docstring); ``dry_run`` lists,
     reads and decides but writes nothing. ``environ`` replaces ``os.environ`` for the
-    sources' credentials.
+    sources' credentials. ``full`` examines every file of folder sources, not only those
+    in folders whose time changed (see :mod:`steward.crawl.sources_fs`).
 
     ``crawl_id`` runs a queued crawl's row (``steward crawl --no-wait``, a schedule), or runs
     it again after its worker died. ``checkpoint`` is called between steps (after each chunk,
@@ -222,12 +224,18 @@ def run_crawl(
         _start(db, summary, config, holder)
         beat = crawl_progress.Beat(db, summary.id, projects[0], _names(config), holder)
     progress = crawl_progress.observed(progress, beat, checkpoint)
+    listed: Listed | None = None
     try:
         with db.read() as s:  # once the sources are ours: what their last crawl left
             previous = crawl_store.listing_states(s, [src.name for src in config.sources])
             stored = crawl_store.load(s, projects)
         listed = list_sources(
-            config, previous, crawl_store.digests(stored), environ=environ, progress=progress
+            config,
+            previous,
+            crawl_store.digests(stored),
+            environ=environ,
+            progress=progress,
+            full=full,
         )
         count_sources(summary, config, listed)
         found = _by_dataset(listed.found)
@@ -245,7 +253,7 @@ def run_crawl(
                 count_plan(summary, p, listed)
                 summary.events += len(p.events) + (p.discovery is not None)
         else:
-            _write(db, user, work, found, listed, ranks, dups, summary, progress, chunk)
+            _write(db, user, work, found, listed, ranks, dups, summary, progress, chunk, full)
         summary.status = "dry-run" if dry_run else _status(listed)
     except BaseException as exc:
         summary.status = _stopped(exc)
@@ -256,6 +264,9 @@ def run_crawl(
             summary.error = reason(exc, "crawl")
             _finish(db, summary, None, config, holder)
         raise
+    finally:
+        if listed is not None:
+            listed.spool.close()
     count_seen(summary, found, listed)
     summary.finished_at = utcnow()
     summary.seconds = time.monotonic() - began
@@ -305,8 +316,10 @@ def _write(
     summary: CrawlSummary,
     progress: ProgressHook | None,
     chunk: int,
+    full: bool,
 ) -> None:
-    """Each chunk in its own transaction, planned again against what is committed now."""
+    """Each chunk in its own transaction, planned again against what is committed now; then
+    the seen-times of everything found (and, after a ``full`` listing, of its files)."""
     keys = [(p.shape.project, p.shape.accession) for p in work]
     projects = sorted({k[0] for k in keys})
     ctx = _context(actor)
@@ -327,6 +340,22 @@ def _write(
             count_plan(summary, p, listed)
         if progress is not None:
             progress(Progress("committed", None, start + len(part), len(keys)))
+    with db.transaction() as s:
+        crawl_store.mark_seen(s, _seen(found.values(), listed), utcnow(), examined=full)
+
+
+def _seen(found: Iterable[list[Found]], listed: Listed) -> dict[str, set[str] | None]:
+    """Each source's keys found this crawl; ``None`` for a source listed completely."""
+    out: dict[str, set[str] | None] = {
+        name: None if result.status is SourceStatus.OK else set()
+        for name, result in listed.results.items()
+    }
+    for group in found:
+        for f in group:
+            keys = out.get(f.source)
+            if keys is not None:
+                keys.add(f.key)
+    return out
 
 
 def _apply(s: Session, plans: list[Plan], ctx: Context) -> int:

@@ -9,16 +9,19 @@ interruption for what the interrupted run already committed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from steward.crawl.config_model import CrawlConfig, SourceConfig
 from steward.crawl.extract import MAX_METADATA_BYTES, DatasetMetadata, FileStatus, extract_metadata
+from steward.crawl.extractors.base import any_wants
 from steward.crawl.extractors.registry import get_extractor
 from steward.crawl.listing import Source, open_source
 from steward.crawl.model import FoundDataset, ListingOutcome
+from steward.services.crawl_expected import Comparison, compare, take_manifests
 from steward.services.crawl_plan import Found, Problem, SourceResult
+from steward.services.crawl_spool import Spool
 from steward.services.crawl_summary import Progress, ProgressHook
 
 PROBLEM_FILES = {
@@ -47,6 +50,8 @@ class Listed:
     files: dict[str, int] = field(default_factory=dict)
     reads: dict[str, int] = field(default_factory=dict)
     notes: list[FileNote] = field(default_factory=list)
+    spool: Spool = field(default_factory=Spool)
+    """Where the found places' files wait for the write (removed with this object)."""
 
 
 StoredDigests = Mapping[tuple[str, str, str], tuple[str, str]]
@@ -88,6 +93,16 @@ def _read(
     return metadata.fields, problems + _file_problems(metadata), metadata
 
 
+def _expected(
+    found: FoundDataset, fields: dict[str, Any], is_metadata: Callable[[str], bool]
+) -> Comparison | None:
+    """The place's files against its manifests (taken out of ``fields``), if it has any."""
+    manifests = take_manifests(fields)
+    if manifests is None or found.files is None:
+        return None
+    return compare(found.files, manifests, is_metadata)
+
+
 def list_sources(
     config: CrawlConfig,
     previous: Mapping[str, Mapping[str, Any] | None],
@@ -95,11 +110,17 @@ def list_sources(
     *,
     environ: Mapping[str, str] | None = None,
     progress: ProgressHook | None = None,
+    full: bool = False,
 ) -> Listed:
-    """Every source of ``config`` listed, each from its ``previous`` listing state."""
+    """Every source of ``config`` listed, each from its ``previous`` listing state.
+
+    Folder sources trust their folders' times unless ``full`` (see
+    :mod:`steward.crawl.sources_fs`): the metadata files the source's extractors read are
+    examined every time, the data files only when their folder changed."""
     out = Listed()
     for cfg in config.sources:
-        source = open_source(cfg, environ=environ)
+        watch = any_wants([get_extractor(name) for name in cfg.extractors])
+        source = open_source(cfg, environ=environ, quick=not full, watch=watch)
         listing = source.list(previous.get(cfg.name))
         files = reads = 0
         for n, found in enumerate(listing, 1):
@@ -108,8 +129,13 @@ def list_sources(
             fields: dict[str, Any] | None = None
             problems: list[Problem] = []
             fresh = known != (found.accession, found.digest)
+            missing: tuple[tuple[str, int | None, str | None], ...] | None = None
             if fresh and (found.files is not None or found.record is not None):
                 fields, problems, metadata = _read(source, cfg, found)
+                checked = _expected(found, fields, watch)
+                if checked is not None:
+                    problems += checked.problems
+                    missing = tuple(checked.missing)
                 if metadata is not None:
                     reads += len({r.path for r in metadata.files})
                     for r in metadata.files:
@@ -130,9 +156,14 @@ def list_sources(
                     digest=found.digest,
                     complete=found.complete,
                     # Files are kept only where they will be written (the place changed).
-                    files=found.files if fields is not None else None,
+                    files=(
+                        out.spool.put(found.files)
+                        if fields is not None and found.files is not None
+                        else None
+                    ),
                     fields=fields,
                     problems=tuple(problems),
+                    missing=missing,
                 )
             )
             if progress is not None and n % 100 == 0:

@@ -53,9 +53,13 @@ class Found:
     location: str
     digest: str
     complete: bool
-    files: tuple[FoundFile, ...] | None
+    files: Sequence[FoundFile] | None
+    """Where the place changed: its files (spooled to disk until written)."""
     fields: Mapping[str, Any] | None = None
     problems: tuple[Problem, ...] = ()
+    missing: tuple[tuple[str, int | None, str | None], ...] | None = None
+    """Read with its files: what its expected-files manifests name and it lacks (path
+    relative to the place, size and checksum if given); None: it has no manifest."""
 
 
 @dataclass(frozen=True)
@@ -114,6 +118,9 @@ class Place(StoredPlace):
     was_present: bool | None
     """Present before this crawl; ``None``: not stored at all."""
     found: Found | None = None
+    same: bool = False
+    """Found again exactly as stored: nothing to write but its seen-time, which
+    :func:`steward.services.crawl_store.mark_seen` moves on for every such place at once."""
 
 
 @dataclass
@@ -133,7 +140,8 @@ class Shape:
 
     @property
     def touched(self) -> bool:
-        return any(p.seen or p.present != p.was_present for p in self.places)
+        """Whether a place must be written (more than its seen-time moves on)."""
+        return any((p.seen and not p.same) or p.present != p.was_present for p in self.places)
 
 
 @dataclass(frozen=True)
@@ -183,6 +191,7 @@ def places_of(
                 seen=True,
                 was_present=None if old is None else old.present,
                 found=f,
+                same=old is not None and _same(old, f),
             )
         )
     for old in before.values():
@@ -196,6 +205,16 @@ def places_of(
             )
         )
     return sorted(out, key=lambda p: (p.source, p.key))
+
+
+def _same(old: StoredPlace, f: Found) -> bool:
+    return (
+        old.present
+        and f.fields is None
+        and f.files is None
+        and (old.location, old.stage, old.technologies, old.digest, old.complete)
+        == (f.location, f.stage, tuple(f.technologies), f.digest, f.complete)
+    )
 
 
 def _merge_fields(into: dict[str, Any], new: Mapping[str, Any]) -> None:

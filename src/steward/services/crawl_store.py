@@ -20,6 +20,8 @@ from sqlalchemy.orm import Session
 
 from steward.db import bulk
 from steward.db.models import CrawlListing, Dataset, DatasetFile, DatasetLocation
+from steward.domain.datasets import FILE_MISSING as MISSING
+from steward.domain.datasets import FILE_REMOVED as REMOVED
 from steward.services.crawl_plan import Place, Stored, StoredPlace
 
 _TABLES = Dataset.metadata.tables
@@ -137,21 +139,19 @@ class Writer:
         self.seen_places: list[dict[str, Any]] = []
         self.read_places: list[dict[str, Any]] = []
         self.gone_places: list[dict[str, Any]] = []
-        self.seen_datasets: list[str] = []
         self.new_files: list[dict[str, Any]] = []
         self.file_updates: list[dict[str, Any]] = []
         self.file_removals: list[dict[str, Any]] = []
-        self.untouched_files: dict[str, list[str]] = defaultdict(list)
-        """Source → datasets whose files there were seen but not listed again."""
+        self.missing_updates: list[dict[str, Any]] = []
         self._stored_files: dict[tuple[str, str], dict[str, DatasetFile]] = {}
 
     # -- places -----------------------------------------------------------------------------
     def places(self, dataset_id: str, places: Iterable[Place]) -> None:
-        seen = False
         for p in places:
             ident = {"d": dataset_id, "s": p.source, "k": p.key}
+            if p.same:
+                continue  # only its seen-time moves on (mark_seen)
             if p.seen:
-                seen = True
                 values = {
                     "location": p.location,
                     "stage": p.stage,
@@ -181,8 +181,6 @@ class Writer:
                     (self.read_places if read else self.seen_places).append(bound)
             elif p.was_present and not p.present:
                 self.gone_places.append(ident)
-        if seen:
-            self.seen_datasets.append(dataset_id)
 
     # -- files ------------------------------------------------------------------------------
     def load_files(self, dataset_ids: Collection[str]) -> None:
@@ -201,16 +199,20 @@ class Writer:
             stored = self._stored_files.get((dataset_id, source), {})
             listed = {id(p): p.found for p in group if p.found and p.found.files is not None}
             if not listed:
-                if any(p.seen for p in group):
-                    self.untouched_files[source].append(dataset_id)
-                elif not any(p.present for p in group):
+                # Seen but not listed again: the files keep the time they were last examined.
+                if not any(p.seen or p.present for p in group):
                     self._remove(dataset_id, source, stored, keep=set())
                 continue
             wanted: dict[str, Any] = {}
+            missing: dict[str, tuple[int | None, str | None]] = {}
             for found in listed.values():
                 base = found.base
                 for f in found.files or ():
                     wanted[f"{base}/{f.path}" if base else f.path] = f
+                for path, size, checksum in found.missing or ():
+                    missing[f"{base}/{path}" if base else path] = (size, checksum)
+            absent = {k: v for k, v in missing.items() if k not in wanted}
+            self._missing(dataset_id, source, stored, absent)
             for path, f in wanted.items():
                 old = stored.get(path)
                 values = {"size": f.size, "etag": f.etag, "mtime_ns": f.mtime_ns}
@@ -235,7 +237,35 @@ class Writer:
                 found.complete for found in listed.values()
             )
             if whole:
-                self._remove(dataset_id, source, stored, keep=set(wanted))
+                self._remove(dataset_id, source, stored, keep={*wanted, *missing})
+
+    def _missing(
+        self,
+        dataset_id: str,
+        source: str,
+        stored: Mapping[str, DatasetFile],
+        missing: Mapping[str, tuple[int | None, str | None]],
+    ) -> None:
+        """Files a manifest expects and the listing lacks: a record each, outcome ``missing``,
+        its times saying when it was first and last found missing."""
+        for path, (size, checksum) in missing.items():
+            if path in stored:
+                self.missing_updates.append({"d": dataset_id, "s": source, "p": path})
+                continue
+            self.new_files.append(
+                {
+                    "dataset_id": dataset_id,
+                    "source": source,
+                    "path": path,
+                    "size": size or 0,
+                    "etag": None,
+                    "mtime_ns": None,
+                    "checksum": checksum,
+                    "first_seen_at": self.now,
+                    "last_seen_at": self.now,
+                    "outcome": MISSING,
+                }
+            )
 
     def _remove(
         self, dataset_id: str, source: str, stored: Mapping[str, DatasetFile], keep: set[str]
@@ -263,14 +293,11 @@ class Writer:
                 if rows:
                     columns = tuple(rows[0])
                     convert = w.converters(table, columns)
-                    w.write(
-                        table,
-                        columns,
-                        [
-                            tuple(f(r[c]) for c, f in zip(columns, convert, strict=True))
-                            for r in rows
-                        ],
-                    )
+                    by_column = [
+                        list(map(f, (r[c] for r in rows)))
+                        for c, f in zip(columns, convert, strict=True)
+                    ]
+                    w.write(table, columns, list(zip(*by_column, strict=True)))
         place_columns = ("location", "stage", "technologies", "digest", "complete")
         seen_values: dict[str, Any] = {c: bindparam(f"n_{c}") for c in place_columns}
         seen_values |= {"last_seen_at": now, "present": True}
@@ -300,6 +327,9 @@ class Writer:
                     (same & (files.c.outcome != "removed"), files.c.outcome), else_="present"
                 ),
                 "checksum": case((same, files.c.checksum), else_=None),
+                "first_seen_at": case(
+                    (files.c.outcome == MISSING, now), else_=files.c.first_seen_at
+                ),
                 "last_seen_at": now,
             }
             conn.execute(update(files).where(where_file).values(values), self.file_updates)
@@ -307,17 +337,52 @@ class Writer:
             conn.execute(
                 update(files).where(where_file).values(outcome="removed"), self.file_removals
             )
-        for source, ids in self.untouched_files.items():
-            for part in _chunks(ids):
-                conn.execute(
-                    update(files)
-                    .where(
-                        files.c.source == source,
-                        files.c.outcome != "removed",
-                        files.c.dataset_id.in_(part),
-                    )
-                    .values(last_seen_at=now)
-                )
-        datasets = _TABLES["datasets"]
-        for part in _chunks(self.seen_datasets):
-            conn.execute(update(datasets).where(datasets.c.id.in_(part)).values(last_seen_at=now))
+        if self.missing_updates:
+            # first_seen_at: since when it is missing (it was there before, or missing anew)
+            since = case((files.c.outcome == MISSING, files.c.first_seen_at), else_=now)
+            conn.execute(
+                update(files)
+                .where(where_file)
+                .values(outcome=MISSING, last_seen_at=now, first_seen_at=since),
+                self.missing_updates,
+            )
+
+
+def mark_seen(
+    s: Session, seen: Mapping[str, Collection[str] | None], now: datetime, *, examined: bool
+) -> None:
+    """Move on the seen-time of every place found this crawl, and of their datasets, in a
+    statement or two per source rather than a row at a time: an unchanged re-crawl of
+    200,000 files has nothing else to write. ``seen`` maps each source listed to the keys
+    found, or to ``None`` when it was listed completely (then every place of it still
+    present was found: the gone ones were marked so before this runs).
+
+    A file's own ``last_seen_at`` is when it was last examined (listed with its size and
+    time): ``examined`` says this crawl looked at every file of the places it found (a full
+    crawl); a re-crawl that trusted its folders' times did not."""
+    loc, datasets, files = (_TABLES[t] for t in ("dataset_locations", "datasets", "dataset_files"))
+    conn = s.connection()
+    for source, keys in seen.items():
+        if keys is None:
+            conn.execute(
+                update(loc).where(loc.c.source == source, loc.c.present).values(last_seen_at=now)
+            )
+        elif keys:
+            conn.execute(
+                update(loc)
+                .where(loc.c.source == bindparam("s"), loc.c.key == bindparam("k"), loc.c.present)
+                .values(last_seen_at=now),
+                [{"s": source, "k": k} for k in keys],
+            )
+    seen_now = select(loc.c.dataset_id).where(loc.c.last_seen_at == now)
+    conn.execute(update(datasets).where(datasets.c.id.in_(seen_now)).values(last_seen_at=now))
+    # Still missing where the folder kept its time (a file added would have changed it);
+    # after a full listing, every file of the places found was examined.
+    kept = files.c.outcome != REMOVED if examined else files.c.outcome == MISSING
+    for source in seen:
+        places = seen_now.where(loc.c.source == source)
+        conn.execute(
+            update(files)
+            .where(files.c.source == source, kept, files.c.dataset_id.in_(places))
+            .values(last_seen_at=now)
+        )

@@ -58,7 +58,7 @@ class FileRow:
 
     @property
     def present(self) -> bool:
-        return self.outcome != domain.FILE_REMOVED
+        return self.outcome not in domain.ABSENT
 
 
 @dataclass(frozen=True)
@@ -230,7 +230,7 @@ def files_of(s: Session, dataset_ids: Sequence[str], *, present_only: bool) -> l
     for start in range(0, len(dataset_ids), 500):
         q = select(DatasetFile).where(DatasetFile.dataset_id.in_(dataset_ids[start : start + 500]))
         if present_only:
-            q = q.where(DatasetFile.outcome != domain.FILE_REMOVED)
+            q = q.where(DatasetFile.outcome.not_in(domain.ABSENT))
         out += [_file_row(f) for f in s.scalars(q)]
     return sorted(out, key=lambda f: (f.dataset_id, f.source, f.path))
 

@@ -8,10 +8,12 @@ that names the line; the caller records it against the file, never skips it sile
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from fnmatch import fnmatchcase
+from fnmatch import translate
+from functools import cache
 from typing import Any, ClassVar
 
 
@@ -27,6 +29,23 @@ class Extraction:
     notes: tuple[str, ...] = field(default=())
 
 
+@cache
+def _names(globs: tuple[str, ...]) -> Callable[[str], re.Match[str] | None]:
+    """One compiled, case-blind pattern for all of an extractor's globs: asked of every file
+    of every dataset listed, so not a ``fnmatch`` per glob per file."""
+    return re.compile("|".join(translate(g) for g in globs) or "(?!)", re.IGNORECASE).match
+
+
+def any_wants(extractors: Sequence[Extractor]) -> Callable[[str], bool]:
+    """Whether any of ``extractors`` reads a file (by its path): one pattern for them all."""
+    match = _names(tuple(g for e in extractors for g in e.globs))
+
+    def wanted(path: str) -> bool:
+        return match(path.rsplit("/", 1)[-1]) is not None
+
+    return wanted
+
+
 class Extractor(ABC):
     """A metadata reader, registered under ``name``; reads the files its ``globs`` name.
 
@@ -40,8 +59,7 @@ class Extractor(ABC):
 
     def wants(self, path: str) -> bool:
         """True for a file this extractor reads (by its name)."""
-        name = path.rsplit("/", 1)[-1].lower()
-        return any(fnmatchcase(name, glob.lower()) for glob in self.globs)
+        return _names(self.globs)(path.rsplit("/", 1)[-1]) is not None
 
     @abstractmethod
     def extract(self, text: str, *, path: str) -> Extraction:

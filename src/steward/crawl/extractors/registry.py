@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from importlib import metadata
 
 from steward.crawl.extractors.base import Extractor
+from steward.crawl.extractors.expected import ExpectedFilesExtractor
 from steward.crawl.extractors.magetab import IdfExtractor, SdrfExtractor
 from steward.crawl.extractors.sidecars import JsonSidecar, YamlSidecar
 from steward.crawl.extractors.tsv import TsvExtractor
@@ -34,6 +35,7 @@ BUILTIN: tuple[type[Extractor], ...] = (
     JsonSidecar,
     YamlSidecar,
     TsvExtractor,
+    ExpectedFilesExtractor,
 )
 
 

@@ -12,8 +12,6 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-import yaml
-
 from steward.crawl.extractors.base import Extraction, ExtractionFailed, Extractor
 
 
@@ -31,13 +29,21 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def yaml_problem(exc: yaml.MarkedYAMLError) -> str:
-    """Where and what, from PyYAML's parts: its ``str()`` quotes the offending line, which may
-    hold anything (a secret pasted in the wrong place)."""
-    mark = exc.problem_mark
-    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-    what = ", ".join(p for p in (exc.context, exc.problem) if p) or "not valid YAML"
-    return where + what
+def read_yaml(text: str) -> tuple[Any, str | None]:
+    """The document, or what is wrong with it: where and what, from PyYAML's parts (its
+    ``str()`` quotes the offending line, which may hold anything — a secret pasted in the
+    wrong place). PyYAML is imported here: most commands never read YAML."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text), None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        what = ", ".join(p for p in (exc.context, exc.problem) if p) or "not valid YAML"
+        return None, where + what
+    except yaml.YAMLError:
+        return None, "not valid YAML"
 
 
 def _as_fields(document: Any) -> Extraction:
@@ -66,10 +72,7 @@ class YamlSidecar(Extractor):
     description = "YAML sidecar: its top-level fields"
 
     def extract(self, text: str, *, path: str) -> Extraction:
-        try:
-            document = yaml.safe_load(text)
-        except yaml.MarkedYAMLError as exc:
-            raise ExtractionFailed(yaml_problem(exc)) from None
-        except yaml.YAMLError:
-            raise ExtractionFailed("not valid YAML") from None
+        document, problem = read_yaml(text)
+        if problem is not None:
+            raise ExtractionFailed(problem)
         return _as_fields(document)

@@ -26,7 +26,7 @@ from sqlalchemy import select, update
 
 from steward.config import Settings
 from steward.crawl.config import parse_crawl_config
-from steward.db.models import Crawl, CrawlLock, CrawlSchedule
+from steward.db.models import Crawl, CrawlLock, CrawlSchedule, DatasetFile
 from steward.db.queue_tables import Action, Schedule
 from steward.db.session import Database
 from steward.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -298,11 +298,13 @@ def test_cancelling_a_running_crawl_stops_it_between_chunks_and_retry_finishes_i
                 break
             assert time.monotonic() < deadline, "no progress was written"
             time.sleep(0.05)
-        assert p.items_total == 7
+        assert (
+            p.items_total == 6
+        )  # the datasets with something to write (an unchanged one has none)
         detail = crawls.show_crawl(c.db, actor="sam", crawl_id=queued.crawl_id)
         assert detail.summary.status == "running"
         assert detail.job is not None
-        assert detail.job.describe() == "writing: 2 of 7 datasets"
+        assert detail.job.describe() == "writing: 2 of 6 datasets"
         seen.append(service.cancel(c.db, actor="sam", action_id=queued.action_id))
 
     def handler(d: outbox.Delivery) -> dict[str, Any]:
@@ -750,3 +752,39 @@ def test_schedules_are_shown_to_the_staff_of_their_projects_only(
     changed = crawl_schedules.add(c.db, actor="sam", name="n", every=timedelta(hours=1),
                                   config=config_of(tree), replace=True)  # fmt: skip
     assert changed.every == "1h"
+
+
+def test_full_crawls_queued_and_scheduled_examine_every_file(
+    consortium: Consortium, sources_file: Path, tree: Path, cli: Cli
+) -> None:
+    """``--full`` travels with a queued crawl and with a schedule's crawls to the worker: a
+    data file rewritten in place (its folder's time kept) is seen only by a full crawl."""
+    c = consortium
+    assert cli("crawl", "--sources", str(sources_file), "--as", "sam").code == 0
+    data = tree / "incoming" / "E-MTAB-1" / "raw" / "run1.fq"
+    folder = data.parent.stat()
+    data.write_text("ACGTACGTACGT\n", encoding="utf-8")
+    os.utime(data.parent, ns=(folder.st_atime_ns, folder.st_mtime_ns))
+
+    def size() -> int:
+        with c.db.read() as s:
+            return int(
+                s.scalars(
+                    select(DatasetFile.size).where(DatasetFile.path == "E-MTAB-1/raw/run1.fq")
+                ).one()
+            )
+
+    quick = json.loads(
+        cli("crawl", "--sources", str(sources_file), "--no-wait", "--as", "sam", "--json").out
+    )
+    assert json.loads(cli("--json", "worker", "--drain").out)["delivered"] == {"done": 1}
+    assert _action(c.db, quick["action_id"]).payload["full"] is False
+    assert size() == 5
+    added = cli("crawl", "schedule", "add", "weekly", "--every", "7d", "--full",
+                "--sources", str(sources_file), "--as", "sam", "--json")  # fmt: skip
+    assert added.code == 0, added.err
+    assert json.loads(added.out)["full"] is True
+    assert json.loads(cli("--json", "worker", "--drain").out)["delivered"] == {"done": 1}
+    assert size() == 13
+    table = cli("crawl", "schedule", "list", "--as", "sam")
+    assert "full" in table.out

@@ -44,6 +44,16 @@ SourcesFile = Annotated[
         dir_okay=False,
     ),
 ]
+Full = Annotated[
+    bool,
+    typer.Option(
+        "--full",
+        help="Examine every file. Without it, a folder that kept its modification time since "
+        "the last crawl is not listed file by file (adding, removing or renaming a file "
+        "changes it); the metadata files and manifests are examined every time. Only a data "
+        "file rewritten in place under the same name waits for a --full crawl.",
+    ),
+]
 
 
 def _config(path: Path | None) -> CrawlConfig:
@@ -98,6 +108,7 @@ def run(
             "secrets: credentials (*_env) are read from the worker's environment."
         ),
     ] = True,
+    full: Full = False,
 ) -> None:
     """Crawl every source: new datasets, moves between stages, missing and reappeared
     datasets, duplicates and unreadable files, as events; then the summary.
@@ -109,7 +120,7 @@ def run(
         return
     config = _config(sources)
     if not wait and not dry_run:
-        queued = crawl_jobs.queue(STATE.db, actor=STATE.actor, config=config)
+        queued = crawl_jobs.queue(STATE.db, actor=STATE.actor, config=config, full=full)
         if STATE.json:
             render.emit_json(queued)
         else:
@@ -130,6 +141,7 @@ def run(
             dry_run=dry_run,
             progress=hook,
             environ=os.environ,
+            full=full,
         )
     _show(summary)
     if summary.status == "failed":
@@ -335,6 +347,7 @@ def _schedule_table(views: list[crawl_schedules.ScheduleView]) -> None:
             [
                 Column("name"),
                 Column("every"),
+                Column("full"),
                 Column("sources"),
                 Column("next run", "time"),
                 Column("last run", "time"),
@@ -347,6 +360,7 @@ def _schedule_table(views: list[crawl_schedules.ScheduleView]) -> None:
                 (
                     v.name,
                     v.every,
+                    "yes" if v.full else "",
                     ", ".join(v.sources),
                     v.next_run_at,
                     v.last_run_at,
@@ -383,6 +397,7 @@ def schedule_add(
         bool,
         typer.Option("--replace", help="Change the schedule of that name (interval, sources)."),
     ] = False,
+    full: Full = False,
 ) -> None:
     """Crawl these sources every --every, on the worker: the first crawl at its next look
     (within seconds of `steward worker` running), then one each interval.
@@ -396,7 +411,13 @@ def schedule_add(
     config = _config(sources)
     chosen = name or (sources.stem if sources is not None else "default")
     view = crawl_schedules.add(
-        STATE.db, actor=STATE.actor, name=chosen, every=interval, config=config, replace=replace
+        STATE.db,
+        actor=STATE.actor,
+        name=chosen,
+        every=interval,
+        config=config,
+        replace=replace,
+        full=full,
     )
     if STATE.json:
         render.emit_json(view)

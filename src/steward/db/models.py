@@ -425,6 +425,8 @@ class CrawlSchedule(Base):
     created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime]
     last_crawl_id: Mapped[str | None] = mapped_column(String(40))
+    full: Mapped[bool] = mapped_column(default=False)
+    """Its crawls examine every file (``steward crawl --full``), not only changed folders'."""
 
 
 class Site(Base):

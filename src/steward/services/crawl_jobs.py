@@ -122,7 +122,12 @@ def _sources(config: CrawlConfig, status: str) -> list[dict[str, Any]]:
 
 
 def enqueue_in(
-    s: Session, *, user: str, config: CrawlConfig, schedule: str | None = None
+    s: Session,
+    *,
+    user: str,
+    config: CrawlConfig,
+    schedule: str | None = None,
+    full: bool = False,
 ) -> Queued:
     """Queue a crawl in ``s`` (the caller checked that ``user`` may crawl these sources)."""
     crawl_id = new_id("crawl")
@@ -143,7 +148,12 @@ def enqueue_in(
         subject_id=crawl_id,
         project_id=projects[0],
         action=ACTION,
-        payload={"config": document(config), "origin": config.origin, "schedule": schedule},
+        payload={
+            "config": document(config),
+            "origin": config.origin,
+            "schedule": schedule,
+            "full": full,
+        },
         idempotency_key=f"{ACTION}:{crawl_id}",
         actor=user,
         max_attempts=MAX_ATTEMPTS,
@@ -157,11 +167,11 @@ def enqueue_in(
     return Queued(crawl_id=crawl_id, action_id=action_id)
 
 
-def queue(db: Database, *, actor: str | None, config: CrawlConfig) -> Queued:
+def queue(db: Database, *, actor: str | None, config: CrawlConfig, full: bool = False) -> Queued:
     """``steward crawl --no-wait``: the crawl's row and its job, for ``steward worker``."""
     with audited(db, actor=actor, action="crawl"), db.transaction() as s:
         crawl.authorise(s, actor, config)
-        return enqueue_in(s, user=require_user(s, actor).id, config=config)
+        return enqueue_in(s, user=require_user(s, actor).id, config=config, full=full)
 
 
 def open_crawls(s: Session, names: Collection[str]) -> list[str]:
@@ -224,6 +234,7 @@ def run_queued(
         checkpoint=checkpoint(db, d.id, d.subject_id),
         progress=progress,
         chunk=chunk,
+        full=bool(d.payload.get("full")),
     )
 
 

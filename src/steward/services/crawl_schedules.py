@@ -57,6 +57,8 @@ class ScheduleView(BaseModel):
     """Why the last turn did not queue a crawl (sources busy, permission lost…)."""
     last_crawl_id: str | None
     last_crawl_status: str | None
+    full: bool = False
+    """Its crawls examine every file, not only those of folders whose time changed."""
 
 
 def parse_every(text: str) -> timedelta:
@@ -133,6 +135,7 @@ def _view(s: Session, row: CrawlSchedule) -> ScheduleView:
         last_error=turn.last_error if turn is not None else None,
         last_crawl_id=row.last_crawl_id,
         last_crawl_status=last.status if last is not None else None,
+        full=row.full,
     )
 
 
@@ -144,6 +147,7 @@ def add(
     every: timedelta,
     config: CrawlConfig,
     replace: bool = False,
+    full: bool = False,
 ) -> ScheduleView:
     """Register (or with ``replace``, change) a periodic crawl of ``config``'s sources; its
     first turn is at the worker's next look, then every ``every``."""
@@ -169,6 +173,7 @@ def add(
             row = CrawlSchedule(name=name, created_at=now, last_crawl_id=None)
             s.add(row)
         row.every_seconds = int(every.total_seconds())
+        row.full = full
         row.config = crawl_jobs.document(config)
         row.origin = config.origin
         row.created_by = user.id
@@ -226,7 +231,7 @@ def _turn(db: Database, name: str) -> None:
         if row is None:
             return  # removed since the task map was built
         config = crawl_jobs.config_of(row.config, f"crawl schedule {name}")
-        created_by = row.created_by
+        created_by, full = row.created_by, row.full
         names = [src.name for src in config.sources]
         waiting = crawl_jobs.open_crawls(s, names)
     held = crawl_locks.holders(db, names)
@@ -236,7 +241,7 @@ def _turn(db: Database, name: str) -> None:
         raise schedule.NotNow(f"skipped: {'; '.join(waiting)}; {later}", RETRY_BUSY)
     with audited(db, actor=created_by, action="crawl"), db.transaction() as s:
         crawl.authorise(s, created_by, config)
-        queued = crawl_jobs.enqueue_in(s, user=created_by, config=config, schedule=name)
+        queued = crawl_jobs.enqueue_in(s, user=created_by, config=config, schedule=name, full=full)
         found = s.get(CrawlSchedule, name)
         if found is not None:
             found.last_crawl_id = queued.crawl_id

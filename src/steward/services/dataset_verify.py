@@ -267,7 +267,7 @@ def store_outcomes(
     if rows:
         conn.execute(
             update(FILES)
-            .where(FILE_KEY, FILES.c.outcome.not_in(domain.ABSENT))
+            .where(FILE_KEY, *(FILES.c.outcome != absent for absent in domain.ABSENT))
             .values(outcome=bindparam("o")),
             rows,
         )

@@ -48,6 +48,7 @@ def upgrade() -> None:
         _text("created_by", 64),
         _when("created_at", False),
         _text("last_crawl_id", 40, nullable=True),
+        sa.Column("full", sa.Boolean(), nullable=False),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_crawl_schedules")),
     )
 

@@ -127,6 +127,22 @@ def test_readme_using_it(
         )
         w.writerow(["DAR-7", "submitted", "2026-01-11T09:00:00+00:00", "", "", "carol", ""])
         w.writerow(["DAR-7", "returned", "2026-01-13T09:00:00+00:00", "", "", "bob", "Scope?"])
+    # The tracker's sources: one folder of incoming datasets, with MAGE-TAB, a manifest and
+    # a checksum sidecar.
+    (story_folder / "sources.toml").write_text(
+        "[[crawl.sources]]\n"
+        f'name = "incoming"\nproject = "1kd"\nurl = "{story_folder}/storage/incoming"\n'
+        'stage = "incoming"\n'
+        "pattern = '^E-MTAB-\\d+$'\n"
+        'extractors = ["mage-tab-idf", "expected-files"]\n',
+        encoding="utf-8",
+    )
+    dataset = story_folder / "storage" / "incoming" / "E-MTAB-1"
+    (dataset / "raw").mkdir(parents=True)
+    (dataset / "E-MTAB-1.idf.txt").write_text("Investigation Title\tLiver atlas\n")
+    (dataset / "raw" / "run1.fq").write_text("ACGT\n")
+    (dataset / "raw" / "run1.fq.md5").write_text("58ce66d7df0a1cf9b360cabf43da3ea5  run1.fq\n")
+    (dataset / "manifest.tsv").write_text("path\tsize\nraw/run1.fq\t5\n")
     # `s3://recipient/…` is the recipient's bucket on the configured endpoint.
     cfg = seaweedfs.config()
     monkeypatch.setenv("STEWARD_S3_ENDPOINT", seaweedfs.endpoint)
@@ -148,6 +164,8 @@ def test_readme_using_it(
     assert any(r.startswith("steward share presign") for r in ran)
     assert (story_folder / "changelog.xlsx").stat().st_size > 0
     assert states.get("DAR-7") == "returned"
+    assert (story_folder / "datasets.xlsx").stat().st_size > 0
+    assert "E-MTAB-1" in (story_folder / "datasets.html").read_text(encoding="utf-8")
 
 
 def test_index_first_steps(

@@ -27,18 +27,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel
-from sqlalchemy import select
 
 from steward.adapters.storage import ObjectInfo
 from steward.crawl import checksums
 from steward.crawl.config_model import CrawlConfig
 from steward.db.models import Dataset
 from steward.db.session import Database
-from steward.domain import datasets as domain
 from steward.domain.roles import STAFF
 from steward.errors import Detail, Forbidden, NotFound, StewardError
 from steward.redact import redact
-from steward.services.access import audited, require_user, require_visible_project, roles_in
+from steward.services.access import audited, require_user, roles_in
 from steward.services.dataset_storage import (
     FileRow,
     HashProgress,
@@ -50,7 +48,7 @@ from steward.services.dataset_storage import (
     store_checksums,
     unchanged,
 )
-from steward.services.datasets import DATASET
+from steward.services.datasets import current
 
 EXAMPLES = 5
 """Identical files listed per pair of datasets (``files`` counts them all)."""
@@ -116,15 +114,7 @@ def _scope(db: Database, actor: str | None, project: str | None) -> dict[str, tu
     may see (withdrawn ones aside), in projects where they are staff."""
     with audited(db, actor=actor, action="compare-content", project_id=project), db.read() as s:
         user = require_user(s, actor)
-        q = select(Dataset.id, Dataset.project_id, Dataset.accession).where(
-            Dataset.state != domain.WITHDRAWN
-        )
-        rule = DATASET.policy.visible(Dataset, user)
-        if rule is not None:
-            q = q.where(rule)
-        if project:
-            require_visible_project(s, user, project)
-            q = q.where(Dataset.project_id == project)
+        q = current(s, user, project, Dataset.id, Dataset.project_id, Dataset.accession)
         rows = {r.id: (r.project_id, r.accession) for r in s.execute(q)}
         projects = sorted({p for p, _ in rows.values()})
         lacking = [p for p in projects if not roles_in(s, user, p) & STAFF]

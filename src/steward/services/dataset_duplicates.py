@@ -25,11 +25,11 @@ from steward.crawl.config_model import CrawlConfig
 from steward.db.models import Dataset, DatasetLocation
 from steward.db.session import Database
 from steward.domain import datasets as domain
-from steward.services.access import require_user, require_visible_project
+from steward.services.access import require_user
 from steward.services.dataset_content import ContentResult, SameFile, compare_content
 from steward.services.dataset_links import DatasetFacts, accession_links
 from steward.services.dataset_storage import HashProgress
-from steward.services.datasets import DATASET
+from steward.services.datasets import current
 
 REASONS = ("same-stage", "secondary-accession", "same-content")
 
@@ -65,19 +65,16 @@ def find_duplicates(
     """Every pair the caller may see (see the module docstring)."""
     with db.read() as s:
         user = require_user(s, actor)
-        q = select(
+        q = current(
+            s,
+            user,
+            project,
             Dataset.id,
             Dataset.project_id,
             Dataset.accession,
             Dataset.state,
             Dataset.secondary_accessions,
-        ).where(Dataset.state != domain.WITHDRAWN)
-        rule = DATASET.policy.visible(Dataset, user)
-        if rule is not None:
-            q = q.where(rule)
-        if project:
-            require_visible_project(s, user, project)
-            q = q.where(Dataset.project_id == project)
+        )
         rows = list(s.execute(q))
         places: dict[tuple[str, str], list[str]] = defaultdict(list)
         ids = [r.id for r in rows]

@@ -14,16 +14,16 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import ColumnElement, Text, cast, exists, func, select
+from sqlalchemy import ColumnElement, Select, Text, cast, exists, func, select
 from sqlalchemy.orm import Session
 
-from steward.db.models import Dataset, DatasetFile, DatasetLocation
+from steward.db.models import Dataset, DatasetFile, DatasetLocation, User
 from steward.db.session import Database
 from steward.domain import datasets as domain
 from steward.errors import Detail, ValidationFailed
 from steward.ids import looks_like_id
 from steward.services import subjects
-from steward.services.access import not_found, require_user
+from steward.services.access import not_found, require_user, require_visible_project
 from steward.services.kinds import (
     COMMENT,
     REASON,
@@ -361,3 +361,16 @@ def comment(
         payload=CommentText(text=text),
     )
     return view
+
+
+def current(s: Session, user: User, project: str | None, *columns: Any) -> Select[Any]:
+    """``columns`` of the datasets ``user`` may see that are still tracked (withdrawn ones
+    aside), of ``project`` when named (an unknown or hidden one is "no such project")."""
+    q = select(*columns).where(Dataset.state != domain.WITHDRAWN)
+    rule = DATASET.policy.visible(Dataset, user)
+    if rule is not None:
+        q = q.where(rule)
+    if project:
+        require_visible_project(s, user, project)
+        q = q.where(Dataset.project_id == project)
+    return q

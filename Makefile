@@ -37,10 +37,11 @@ lint: setup  ## ruff, mypy --strict on src/, and the layering contract
 	$(UV) run --frozen mypy
 	$(UV) run --frozen lint-imports
 
-bench: setup  ## benchmarks (prints figures; see docs/performance.md; push needs rclone)
+bench: setup  ## benchmarks (prints figures; see docs/performance.md; push and crawl need rclone)
 	$(UV) run --frozen python benchmarks/ledger.py; a=$$?; \
 	$(UV) run --frozen python benchmarks/packages.py; b=$$?; \
-	exit $$(( a || b ))
+	$(UV) run --frozen python benchmarks/crawl.py --million; c=$$?; \
+	exit $$(( a || b || c ))
 
 clean:  ## remove the virtualenv and local state
 	rm -rf .venv .steward .pytest_cache .mypy_cache .ruff_cache

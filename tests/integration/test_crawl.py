@@ -291,8 +291,10 @@ def test_an_unchanged_recrawl_appends_nothing_and_reads_no_metadata_file(
         files = list(s.scalars(select(DatasetFile)))
         places = list(s.scalars(select(DatasetLocation).where(DatasetLocation.present)))
         found = list(s.scalars(select(Dataset).where(Dataset.state != "missing")))
-    assert places and all(p.last_seen_at >= summary.started_at for p in places)
-    assert found and all(d.last_seen_at and d.last_seen_at >= summary.started_at for d in found)
+    assert places
+    assert all(p.last_seen_at >= summary.started_at for p in places)
+    assert found
+    assert all(d.last_seen_at and d.last_seen_at >= summary.started_at for d in found)
     # a file's seen-time is when it was last examined: folders that kept their times were
     # not looked into, so their files keep theirs — until a full crawl examines every file
     assert all(f.last_seen_at == seen_before[f.path] for f in files)
@@ -300,7 +302,8 @@ def test_an_unchanged_recrawl_appends_nothing_and_reads_no_metadata_file(
     assert full.events == 0
     with c.db.read() as s:
         files = list(s.scalars(select(DatasetFile).where(DatasetFile.outcome == "present")))
-    assert files and all(f.last_seen_at >= full.started_at for f in files)
+    assert files
+    assert all(f.last_seen_at >= full.started_at for f in files)
     # a changed file is read again, and only its dataset's
     write_tree(tree / "incoming", {"E-MTAB-1/E-MTAB-1.idf.txt": "Investigation Title\tLiver 2\n"})
     run(c, config)
@@ -356,7 +359,8 @@ def test_a_recrawl_looks_into_changed_folders_and_at_metadata_files_and_full_at_
     summary = run(c, config)
     assert summary.counts["metadata_changed"].count == 1
     assert view(c, "E-MTAB-3").dataset.title == "Kidney 2"
-    assert examined and all(p.startswith("E-MTAB-3/") for p in examined)
+    assert examined
+    assert all(p.startswith("E-MTAB-3/") for p in examined)
 
     # a file added to a sub-folder changes that folder's time: the dataset is listed again
     examined.clear()

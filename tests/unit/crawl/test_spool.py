@@ -14,8 +14,13 @@ def test_files_come_back_as_they_went_in_from_a_file_nobody_else_can_open(tmp_pa
     second = [FoundFile(f"k{i}", i, etag=f'"{i}"') for i in range(1000)]
     a, b, empty = spool.put(first), spool.put(second), spool.put([])
     assert list(a) == first
-    assert list(b) == second and list(b) == second  # walked twice
-    assert len(a) == 2 and len(b) == 1000 and len(empty) == 0 and list(empty) == []
-    assert b[999] == second[999] and b[1:3] == second[1:3]
+    assert list(b) == second
+    assert list(b) == second
+    assert len(a) == 2
+    assert len(b) == 1000
+    assert len(empty) == 0
+    assert list(empty) == []
+    assert b[999] == second[999]
+    assert b[1:3] == second[1:3]
     assert list(tmp_path.iterdir()) == []  # no name in the folder: removed whatever happens
     spool.close()

@@ -925,3 +925,16 @@ def test_demo_twice_creates_nothing_new(cli: Cli) -> None:
             first[kind]["version"],
         )
     assert "Data package demo-cohort" in second.out
+
+
+def test_values_in_tables_are_shown_as_they_are_never_as_markup(cli: Cli) -> None:
+    """A title or name with brackets (Rich's markup) is text: shown whole, never styled, and
+    a stray closing tag is no error."""
+    ok(cli("init", "--admin", "root"))
+    title = "[/x] [bold]Gut[/bold] [link=https://evil.example]click[/link]"
+    ok(cli("project", "create", "p1", "--title", title, "--as", "root"))
+    listed = ok(cli("project", "list", "--as", "root"))
+    assert "[/x]" in listed.out
+    assert "[bold]Gut[/bold]" in listed.out
+    ok(cli("user", "add", "ada", "--name", "[red]Ada[/red]", "--as", "root"))
+    assert "[red]Ada[/red]" in ok(cli("user", "list", "--as", "root")).out

@@ -294,3 +294,22 @@ def test_request_list_sorts(consortium: Consortium, cli: Cli) -> None:
     bad = cli("request", "list", "--sort", "colour", "--as", "sam")
     assert bad.code == 2
     assert "cannot sort by 'colour'" in bad.err
+
+
+@SQLITE_ONLY
+@pytest.mark.parametrize(
+    "path", [["report", "tracking"], ["report", "changelog"], ["dataset", "list"]], ids=" ".join
+)
+def test_csv_on_stdout_with_json_is_refused_not_printed(
+    consortium: Consortium, cli: Cli, path: list[str]
+) -> None:
+    """``--json`` promises JSON on stdout; ``--format csv`` there is a usage error (exit 2),
+    and ``--format json`` is the way."""
+    result = cli(*path, "--format", "csv", "--as", "sam", "--json")
+    assert result.code == 2
+    doc = only_json(result)
+    assert isinstance(doc, dict)
+    assert doc["errors"][0]["field"] == "format"
+    fine = cli(*path, "--format", "json", "--as", "sam", "--json")
+    assert fine.code == 0
+    assert isinstance(only_json(fine), list)

@@ -43,7 +43,7 @@ def build(root: Path) -> None:
             "E-MTAB-1/E-MTAB-1.idf.txt": "Investigation Title\tLiver\n",
             # a BagIt bag: its payload manifest expects data/r2.fq, which is not there
             "E-MTAB-2/bagit.txt": "BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n",
-            "E-MTAB-2/manifest-md5.txt": f"{_md5(b'r1')}  data/r1.fq\n{_md5(b'r2')} data/r2.fq\n",
+            "E-MTAB-2/manifest-md5.txt": f"{_md5(b'r1')}  data/r1.fq\n{_md5(b'r2')}\tdata/r2.fq\n",
             "E-MTAB-2/tagmanifest-md5.txt": f"{_md5(b'x')} bagit.txt\n",
             "E-MTAB-2/data/r1.fq": "r1",
             # complete: no problem at all
@@ -164,7 +164,7 @@ def test_a_broken_manifest_is_a_problem_that_names_its_line(
         {
             "E-MTAB-4/manifest.tsv": "name\tsize\nrun.fq\t3\n",
             "E-MTAB-5/manifest.tsv": "path\nok.fq\n../../etc/passwd\n",
-            "E-MTAB-6/manifest-sha256.txt": "not a checksum line\n",
+            "E-MTAB-6/manifest-sha256.txt": f"{_md5(b'x')} data/x.fq\n",  # an MD5: too short
             "E-MTAB-7/manifest.tsv": "path\tsize\nrun.fq\tbig\n",
         },
     )

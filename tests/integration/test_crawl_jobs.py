@@ -32,7 +32,7 @@ from steward.db.session import Database
 from steward.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from steward.jobs import effects, outbox, service
 from steward.jobs.worker import Worker
-from steward.services import crawl, crawl_jobs, crawl_schedules, crawls, leases
+from steward.services import access, crawl, crawl_jobs, crawl_schedules, crawls, leases
 from steward.services.crawl_summary import Progress
 from steward.timeutil import utcnow
 from tests.conftest import CliResult, Consortium
@@ -752,6 +752,18 @@ def test_schedules_are_shown_to_the_staff_of_their_projects_only(
     changed = crawl_schedules.add(c.db, actor="sam", name="n", every=timedelta(hours=1),
                                   config=config_of(tree), replace=True)  # fmt: skip
     assert changed.every == "1h"
+    # a steward of another project hears the name is taken — not whose, nor how often
+    access.create_project(c.db, actor="admin", project_id="p2", title="Two")
+    access.add_member(c.db, actor="admin", project_id="p2", user_id="olga", role="steward")
+    document = sources(tree)
+    for src in document["sources"]:
+        src["project"] = "p2"
+    for again in (False, True):
+        with pytest.raises(Conflict, match="is taken") as taken:
+            crawl_schedules.add(c.db, actor="olga", name="n", every=timedelta(days=1),
+                                config=parse_crawl_config(document), replace=again)  # fmt: skip
+        assert "sam" not in str(taken.value)
+        assert "1h" not in str(taken.value)
 
 
 def test_full_crawls_queued_and_scheduled_examine_every_file(
@@ -788,3 +800,45 @@ def test_full_crawls_queued_and_scheduled_examine_every_file(
     assert size() == 13
     table = cli("crawl", "schedule", "list", "--as", "sam")
     assert "full" in table.out
+
+
+def test_a_crawl_feeding_two_projects_is_hidden_from_a_steward_of_only_one(
+    consortium: Consortium, tree: Path
+) -> None:
+    """A crawl's job names every project its sources feed; a steward of one of them may not
+    see it, cancel it or retry it (it would run as whoever queued it, into the other)."""
+    c = consortium
+    access.create_project(c.db, actor="admin", project_id="p2", title="Two")
+    document = sources(tree)
+    document["sources"][-1]["project"] = "p2"
+    queued = crawl_jobs.queue(c.db, actor="admin", config=parse_crawl_config(document))
+    for call in (service.get, service.cancel, service.retry):
+        with pytest.raises(NotFound, match="no action"):
+            call(c.db, actor="sam", action_id=queued.action_id)
+    assert queued.action_id not in {a.id for a in service.list_actions(c.db, actor="sam")}
+    assert service.get(c.db, actor="admin", action_id=queued.action_id).state == "pending"
+
+
+def test_a_crawl_whose_sources_were_taken_after_its_lease_ran_out_stops(
+    consortium: Consortium, tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two crawls never write at once even when one stalled past its lease: the one that lost
+    its sources stops at its next step (what it wrote stays; running it again finishes)."""
+    from steward.jobs import runner
+
+    monkeypatch.setattr(runner, "HEARTBEAT", 0.02)
+    monkeypatch.setattr(leases, "RENEW_EVERY", 0.0)
+    c = consortium
+
+    def stall(step: Progress) -> None:
+        if step.phase == "committed" and step.done == 1:
+            with c.db.transaction() as s:  # another crawl took them after the lease ran out
+                s.execute(update(CrawlLock).values(holder="another-host:1:0"))
+            time.sleep(0.5)  # a beat or more: the renewal finds them gone
+
+    with pytest.raises(runner.Released, match="lost its sources"):
+        crawl.run_crawl(c.db, c.db.settings, actor="sam", config=config_of(tree), progress=stall,
+                        chunk=1)  # fmt: skip
+    with c.db.read() as s:
+        (row,) = s.scalars(select(Crawl))
+    assert row.status == "interrupted"

@@ -27,7 +27,7 @@ from steward.cli.progress import bar
 from steward.cli.state import STATE
 from steward.crawl.config import CrawlConfig, load_crawl_config, parse_crawl_config
 from steward.outfiles import check_target, write_output
-from steward.services import dataset_duplicates, dataset_files, dataset_verify
+from steward.services import dataset_duplicates, dataset_files, dataset_verify, places
 from steward.services.dataset_storage import HashProgress
 from steward.tables import Column, Table
 
@@ -93,7 +93,7 @@ def _show_verify(result: dataset_verify.VerifyResult) -> None:
             "are stored when a crawl has seen them"
         )
     for skipped in result.skipped_sources:
-        STATE.out.print(f"not verified: {skipped['why']}")
+        STATE.out.print(f"not verified: {skipped['why']}", markup=False)
     if result.mismatches:
         render.show_table(
             Table(
@@ -161,6 +161,7 @@ def files(
         _list_files(dataset, project, config)
         return
     if output is not None:
+        places.refuse_steward_file(STATE.settings, output, field="output")
         check_target(output, overwrite=force)
     fetched = dataset_files.fetch_metadata(
         STATE.db,
@@ -308,7 +309,8 @@ def duplicates(
         )
         for problem in content.problems:
             STATE.out.print(
-                f"{problem.dataset}: {problem.source}/{problem.path}: {problem.message}"
+                f"{problem.dataset}: {problem.source}/{problem.path}: {problem.message}",
+                markup=False,
             )
         for skipped in content.skipped_sources:
-            STATE.out.print(f"not read: {skipped['why']}")
+            STATE.out.print(f"not read: {skipped['why']}", markup=False)

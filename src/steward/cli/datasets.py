@@ -213,6 +213,7 @@ def list_(
         else:
             STATE.out.print(f"Wrote {len(table.rows)} dataset(s) to {output}")
         return
+    render.refuse_csv_as_json(fmt, output)
     if fmt in ("csv", "json"):
         write_table(table, fmt, sys.stdout, STATE.tz)
         return

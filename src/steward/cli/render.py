@@ -11,9 +11,10 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
 from rich.table import Table as RichTable
+from rich.text import Text
 
 from steward.cli.state import STATE
-from steward.errors import StewardError
+from steward.errors import Detail, StewardError, ValidationFailed
 from steward.packaging.report import human_size
 from steward.redact import redact, redact_tree
 from steward.services.timeline import TimelineEntry
@@ -71,7 +72,8 @@ def show_table(table: Table, *, limit_width: Sequence[str] = ()) -> None:
         )
     rows, size = table.rows, table.size
     for row in rows:
-        rt.add_row(*(cell(row[i], table.columns[i], st.tz) for i in shown))
+        # Text, not markup: a value (a title, a path) is shown as it is, brackets and all.
+        rt.add_row(*(Text(cell(row[i], table.columns[i], st.tz)) for i in shown))
     st.out.print(rt)
     hidden = len(table.columns) - len(shown)
     note = f"; {hidden} more column(s) in --json, --format csv/xlsx" if hidden else ""
@@ -110,6 +112,16 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
+def refuse_csv_as_json(fmt: str, output: object) -> None:
+    """``--json`` promises JSON on stdout: CSV there would break every script reading it."""
+    if STATE.json and fmt == "csv" and output is None:
+        raise ValidationFailed(
+            "--json prints JSON: give --format json, or --format csv without --json (or with "
+            "--output FILE)",
+            [Detail("csv on stdout with --json", field="format", value=fmt, accepted="json")],
+        )
+
+
 def emit_json(value: Any) -> None:
     sys.stdout.write(json.dumps(to_jsonable(value), ensure_ascii=False, indent=1) + "\n")
 
@@ -119,7 +131,7 @@ def kv_table(pairs: Iterable[tuple[str, Any]]) -> RichTable:
     t.add_column(style="bold")
     t.add_column(overflow="fold")
     for k, v in pairs:
-        t.add_row(k, "-" if v in (None, "", []) else str(v))
+        t.add_row(k, Text("-" if v in (None, "", []) else str(v)))
     return t
 
 

@@ -72,6 +72,7 @@ def _run(
         else:
             STATE.out.print(f"Wrote {rows} row(s) to {output}")
         return
+    render.refuse_csv_as_json(fmt, output)
     if fmt == "csv":
         client = STATE.remote
         if client is None:

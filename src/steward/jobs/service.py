@@ -6,7 +6,7 @@ Anyone else sees none, and an action they name reads "not found" like an unknown
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -79,12 +79,28 @@ def _scope(s: Session, actor: str | None) -> Select[str] | None:
     )
 
 
+def _projects_of(row: Action) -> set[str]:
+    """Every project an action touches: its own, and those its sources name (a crawl feeds
+    the projects of all its sources, and is filed under the first)."""
+    sources = row.payload.get("config", {}).get("sources", []) if row.payload else []
+    return {row.project_id, *(str(src["project"]) for src in sources if src.get("project"))}
+
+
+def _whole(s: Session, scope: Select[str] | None, rows: Iterable[Action]) -> list[Action]:
+    """The rows whose every project is in ``scope``: a steward of one project a crawl feeds
+    does not see (or cancel, or retry) a crawl of another's sources."""
+    if scope is None:
+        return list(rows)
+    mine = set(s.scalars(scope))
+    return [r for r in rows if _projects_of(r) <= mine]
+
+
 def _visible(s: Session, actor: str | None, action_id: str) -> Action:
     scope = _scope(s, actor)
     q = select(Action).where(Action.id == action_id)
     if scope is not None:
         q = q.where(Action.project_id.in_(scope))
-    row = s.scalars(q).first()
+    row = next(iter(_whole(s, scope, s.scalars(q))), None)
     if row is None:
         raise NotFound(
             f"no action {action_id!r}",
@@ -122,7 +138,7 @@ def list_actions(
         q = q.order_by(Action.created_at.desc(), Action.id.desc())
         if limit:
             q = q.limit(limit)
-        return [_view(s, r) for r in s.scalars(q)]
+        return [_view(s, r) for r in _whole(s, scope, s.scalars(q))]
 
 
 def get(db: Database, *, actor: str | None, action_id: str) -> ActionView:

@@ -47,7 +47,6 @@ def _check_timeout() -> httpx.Timeout:
     return httpx.Timeout(None, connect=10.0)
 
 
-"""A full check reads every byte of the bag on the server: no time limit on its answer."""
 FINAL = ("done", "failed", "cancelled")
 
 

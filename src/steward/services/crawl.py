@@ -106,6 +106,15 @@ def authorise(s: Session, actor: str | None, config: CrawlConfig) -> None:
             )
 
 
+def source_rows(config: CrawlConfig, status: str) -> list[dict[str, Any]]:
+    """What a crawl's row says of its sources before they are listed (URLs masked)."""
+    return [
+        {"name": src.name, "project": src.project, "stage": src.stage,
+         "url": src.display_url, "status": status}
+        for src in config.sources
+    ]  # fmt: skip
+
+
 def _context(actor: str) -> Context:
     """Steward itself decides, on behalf of whoever started the crawl."""
     return Context(actor=actor, roles=frozenset({SYSTEM}))
@@ -118,11 +127,6 @@ def _start(db: Database, summary: CrawlSummary, config: CrawlConfig, holder: str
     after its worker died, runs again."""
     forever = datetime.max.replace(tzinfo=UTC)
     assert summary.id is not None
-    sources = [
-        {"name": src.name, "project": src.project, "stage": src.stage,
-         "url": src.display_url, "status": "running"}
-        for src in config.sources
-    ]  # fmt: skip
     with db.transaction() as s:
         crawl_locks.acquire(
             s, _names(config), crawl_id=summary.id, started_by=summary.started_by, holder=holder
@@ -137,7 +141,7 @@ def _start(db: Database, summary: CrawlSummary, config: CrawlConfig, holder: str
             s.add(row)
         kept = {k: v for k, v in row.summary.items() if k in _KEPT}
         row.started_at, row.finished_at, row.status = summary.started_at, None, "running"
-        row.summary = {**kept, "runner": holder, "sources": sources}
+        row.summary = {**kept, "runner": holder, "sources": source_rows(config, "running")}
 
 
 _KEPT = ("action_id", "schedule", "queued_at")
@@ -166,7 +170,12 @@ def _finish(
             row.status = summary.status
             row.finished_at = summary.finished_at
             kept = {k: v for k, v in row.summary.items() if k in _KEPT}
-            row.summary = {**kept, **summary.as_json()}
+            data = summary.as_json()
+            if not data.get("sources"):  # ended before listing: the sources it was to crawl
+                data["sources"] = [
+                    {**src, "status": summary.status} for src in row.summary.get("sources", [])
+                ]
+            row.summary = {**kept, **data}
 
 
 def _stopped(exc: BaseException) -> str:
@@ -222,10 +231,11 @@ def run_crawl(
     if not dry_run:
         assert summary.id is not None
         _start(db, summary, config, holder)
-        beat = crawl_progress.Beat(db, summary.id, projects[0], _names(config), holder)
-    progress = crawl_progress.observed(progress, beat, checkpoint)
     listed: Listed | None = None
     try:
+        if summary.id is not None:  # after _start: whatever fails now ends the crawl's row
+            beat = crawl_progress.Beat(db, summary.id, projects[0], _names(config), holder)
+        progress = crawl_progress.observed(progress, beat, checkpoint)
         with db.read() as s:  # once the sources are ours: what their last crawl left
             previous = crawl_store.listing_states(s, [src.name for src in config.sources])
             stored = crawl_store.load(s, projects)
@@ -261,6 +271,7 @@ def run_crawl(
         summary.seconds = time.monotonic() - began
         if beat is not None:
             beat.stop()
+        if not dry_run:
             summary.error = reason(exc, "crawl")
             _finish(db, summary, None, config, holder)
         raise
@@ -272,6 +283,7 @@ def run_crawl(
     summary.seconds = time.monotonic() - began
     if beat is not None:
         beat.stop()
+    if not dry_run:
         _finish(db, summary, {name: o.state for name, o in listed.outcomes.items()}, config, holder)
     if progress is not None:
         progress(Progress("done", None, summary.datasets, summary.datasets))

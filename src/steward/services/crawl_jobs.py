@@ -113,14 +113,6 @@ def config_of(table: dict[str, Any], origin: str) -> CrawlConfig:
     return parse_crawl_config(table, origin=origin)
 
 
-def _sources(config: CrawlConfig, status: str) -> list[dict[str, Any]]:
-    return [
-        {"name": src.name, "project": src.project, "stage": src.stage,
-         "url": src.display_url, "status": status}
-        for src in config.sources
-    ]  # fmt: skip
-
-
 def enqueue_in(
     s: Session,
     *,
@@ -162,7 +154,7 @@ def enqueue_in(
         "action_id": action_id,
         "schedule": schedule,
         "queued_at": now.isoformat(),
-        "sources": _sources(config, "queued"),
+        "sources": crawl.source_rows(config, "queued"),
     }
     return Queued(crawl_id=crawl_id, action_id=action_id)
 

@@ -118,6 +118,23 @@ def list_sources(
     :mod:`steward.crawl.sources_fs`): the metadata files the source's extractors read are
     examined every time, the data files only when their folder changed."""
     out = Listed()
+    try:
+        _list_each(config, previous, stored, environ, progress, full, out)
+    except BaseException:
+        out.spool.close()  # the caller never gets it to close
+        raise
+    return out
+
+
+def _list_each(
+    config: CrawlConfig,
+    previous: Mapping[str, Mapping[str, Any] | None],
+    stored: StoredDigests,
+    environ: Mapping[str, str] | None,
+    progress: ProgressHook | None,
+    full: bool,
+    out: Listed,
+) -> None:
     for cfg in config.sources:
         watch = any_wants([get_extractor(name) for name in cfg.extractors])
         source = open_source(cfg, environ=environ, quick=not full, watch=watch)
@@ -179,4 +196,3 @@ def list_sources(
         out.reads[cfg.name] = reads
         if progress is not None:
             progress(Progress("listing", cfg.name, outcome.found, outcome.found))
-    return out

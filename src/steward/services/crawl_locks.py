@@ -131,14 +131,18 @@ def release(s: Session, names: Collection[str], holder: str) -> None:
     )
 
 
-def renew(db: Database, names: Collection[str], holder: str) -> None:
+def renew(db: Database, names: Collection[str], holder: str) -> bool:
+    """Extend ``holder``'s leases; False when it no longer holds every one of ``names`` (its
+    lease ran out and another crawl took a source)."""
+    wanted = sorted(set(names))
     with db.transaction() as s:
-        s.execute(
+        done = s.execute(
             update(CrawlLock)
-            .where(CrawlLock.source.in_(sorted(set(names))), CrawlLock.holder == holder)
+            .where(CrawlLock.source.in_(wanted), CrawlLock.holder == holder)
             .values(lease_until=leases.lease_until())
             .execution_options(synchronize_session=False)
         )
+        return bool(done.rowcount == len(wanted))  # type: ignore[attr-defined]
 
 
 def holders(db: Database, names: Collection[str]) -> list[CrawlLock]:

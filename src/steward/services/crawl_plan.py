@@ -185,7 +185,10 @@ def places_of(
                 technologies=f.technologies,
                 fields=dict(fields),
                 problems=tuple(problems),
-                digest=f.digest,
+                # Nothing read: the stored digest still describes the stored metadata (a quick
+                # re-crawl carries the last *saved* listing state's, older than what a
+                # --full crawl killed before saving its states may have committed).
+                digest=old.digest if old is not None and f.fields is None else f.digest,
                 complete=f.complete,
                 present=True,
                 seen=True,
@@ -212,8 +215,8 @@ def _same(old: StoredPlace, f: Found) -> bool:
         old.present
         and f.fields is None
         and f.files is None
-        and (old.location, old.stage, old.technologies, old.digest, old.complete)
-        == (f.location, f.stage, tuple(f.technologies), f.digest, f.complete)
+        and (old.location, old.stage, old.technologies, old.complete)
+        == (f.location, f.stage, tuple(f.technologies), f.complete)
     )
 
 

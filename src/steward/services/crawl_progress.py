@@ -20,7 +20,7 @@ from sqlalchemy import update
 from steward.db.models import Crawl
 from steward.db.queue_tables import JobProgress
 from steward.db.session import Database
-from steward.errors import StewardError
+from steward.errors import Detail, StewardError
 from steward.jobs import runner
 from steward.services import crawl_locks, leases
 from steward.services.crawl_summary import Progress, ProgressHook
@@ -70,6 +70,9 @@ class Beat:
         self._thread = threading.Thread(target=self._loop, name="crawl-heartbeat", daemon=True)
         self._thread.start()
 
+    lost = False
+    """Another crawl took one of the sources after this one's lease ran out."""
+
     def note(self, step: Progress) -> None:
         with self._lock:
             self._step, self._changed = step, True
@@ -79,9 +82,12 @@ class Beat:
         while not self._stop.wait(runner.HEARTBEAT):
             with suppress(Exception):  # the next beat tries again
                 self._write(final=False)
-                if (utcnow() - last_renew).total_seconds() >= leases.RENEW_EVERY:
-                    crawl_locks.renew(self.db, self.names, self.holder)
-                    last_renew = utcnow()
+            if (utcnow() - last_renew).total_seconds() < leases.RENEW_EVERY:
+                continue
+            with suppress(Exception):  # a failed renewal is tried again at the next beat
+                if not crawl_locks.renew(self.db, self.names, self.holder):
+                    self.lost = True  # the next step stops the crawl (see observed)
+                last_renew = utcnow()
 
     def _write(self, *, final: bool) -> None:
         with self._lock:
@@ -126,6 +132,12 @@ def observed(
     def observe(step: Progress) -> None:
         if beat is not None:
             beat.note(step)
+            if beat.lost and step.phase != "done":
+                raise runner.Released(
+                    f"{beat.crawl_id} lost its sources to another crawl (its lease ran out); "
+                    "what it wrote stays, and running it again finishes it",
+                    [Detail("lease lost", field="crawl", value=beat.crawl_id)],
+                )
         if hook is not None:
             hook(step)
         if checkpoint is not None and step.phase != "done":

@@ -25,7 +25,7 @@ from steward.db.models import Crawl, CrawlSchedule, User
 from steward.db.queue_tables import Schedule
 from steward.db.session import Database
 from steward.domain.roles import STAFF
-from steward.errors import Conflict, Detail, Forbidden, NotFound, ValidationFailed
+from steward.errors import Conflict, Detail, NotFound, ValidationFailed
 from steward.jobs import schedule
 from steward.services import crawl, crawl_jobs, crawl_locks
 from steward.services.access import audited, require_user, roles_in
@@ -156,17 +156,18 @@ def add(
         crawl.authorise(s, actor, config)
         user = require_user(s, actor)
         row = s.get(CrawlSchedule, name)
+        if row is not None and not _may_see(s, user, row):
+            # Names are shared by everyone; say it is taken, nothing of whose or how often.
+            raise Conflict(
+                f"the name {name!r} is taken by a crawl schedule; choose another",
+                [Detail("name taken", field="name", value=name, accepted="another name")],
+            )
         if row is not None and not replace:
             raise Conflict(
                 f"a crawl schedule named {name!r} exists (every "
                 f"{every_text(row.every_seconds)}, added by {row.created_by}); give "
                 "--replace to change it, or another name",
                 [Detail("exists", field="name", value=name, accepted="a new name, or --replace")],
-            )
-        if row is not None and not _may_see(s, user, row):
-            raise Forbidden(
-                f"{user.id} may not change the crawl schedule {name!r}",
-                [Detail("needs steward or admin", field="name", value=name)],
             )
         now = utcnow()
         if row is None:

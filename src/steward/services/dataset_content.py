@@ -179,7 +179,7 @@ def _known(
             c.known[algorithm] = checksums.parse_sidecar(data, c.row.path, algorithm)
             c.origin[algorithm] = "sidecar"
         except checksums.SidecarError as exc:
-            _problem(result, c, f"its sidecar {side.path} was not used: {exc}")
+            _problem(result, c, f"its sidecar {side.path} was not used: {redact(str(exc))}")
         except StewardError as exc:
             _problem(result, c, f"its sidecar {side.path} was not used: {redact(exc.message)}")
     return True

@@ -166,6 +166,13 @@ def fetch_metadata(
             [Detail("not a file of this dataset", field="path", value=path, accepted=listed)],
         )
     row = _choose(rows, places, config)
+    if row is None and all(r.outcome == domain.FILE_MISSING for r in rows):
+        first = min(r.first_seen_at for r in rows)
+        raise NotFound(
+            f"{path!r} of {accession} has never been there: its expected-files manifest names "
+            f"it, and every crawl since {first:%Y-%m-%d %H:%M} UTC found it missing",
+            [Detail("missing", field="path", value=path, accepted="a present file")],
+        )
     if row is None:
         last = max(r.last_seen_at for r in rows)
         raise NotFound(

@@ -264,7 +264,7 @@ FILE_KEY = (
     & (FILES.c.source == bindparam("s"))
     & (FILES.c.path == bindparam("p"))
 )
-_AS_RECORDED = (
+AS_RECORDED = (
     (FILES.c.size == bindparam("w_size"))
     & FILES.c.mtime_ns.is_not_distinct_from(bindparam("w_mtime"))
     & FILES.c.etag.is_not_distinct_from(bindparam("w_etag"))
@@ -279,7 +279,7 @@ def store_checksums(s: Session, found: Iterable[tuple[FileRow, str]]) -> int:
     stored = 0
     for row, checksum in found:
         done = conn.execute(
-            update(FILES).where(FILE_KEY, _AS_RECORDED).values(checksum=checksum),
+            update(FILES).where(FILE_KEY, AS_RECORDED).values(checksum=checksum),
             {
                 "d": row.dataset_id,
                 "s": row.source,

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import bindparam, update
+from sqlalchemy import bindparam, or_, update
 from sqlalchemy.orm import Session
 
 from steward.adapters.storage import ObjectInfo, Store
@@ -38,6 +38,7 @@ from steward.redact import redact
 from steward.services import subjects
 from steward.services.access import audited
 from steward.services.dataset_storage import (
+    AS_RECORDED,
     FILE_KEY,
     FILES,
     FileRow,
@@ -153,7 +154,7 @@ def _read_sidecars(store: Store, check: _Check, result: VerifyResult) -> None:
             check.expected[algorithm] = checksums.parse_sidecar(data, check.data_path, algorithm)
         except checksums.SidecarError as exc:
             result.bad_sidecars += 1
-            _problem(result, "bad-sidecar", side.source, side.path, str(exc))
+            _problem(result, "bad-sidecar", side.source, side.path, redact(str(exc)))
         except StewardError as exc:
             result.bad_sidecars += 1
             _problem(result, "bad-sidecar", side.source, side.path, redact(exc.message))
@@ -260,22 +261,32 @@ def store_outcomes(
     """Write outcomes and checksums; the files in ``reset`` (verified before, without a
     sidecar now) go back to ``present``. Returns how many checksums were stored."""
     conn = s.connection()
+    # The verdict is of the content that was read: a record the crawl changed meanwhile
+    # (another size, time or ETag) keeps the crawl's word. No IN (…) here: these statements
+    # run once per row (executemany), which cannot expand a list.
     rows = [
-        {"d": dataset_id, "s": src, "p": path, "o": w.outcome}
+        {
+            "d": dataset_id,
+            "s": src,
+            "p": path,
+            "o": w.outcome,
+            "w_size": w.row.size,
+            "w_mtime": w.row.mtime_ns,
+            "w_etag": w.row.etag,
+        }
         for (src, path), w in sorted(writes.items())
     ]
     if rows:
         conn.execute(
             update(FILES)
-            .where(FILE_KEY, *(FILES.c.outcome != absent for absent in domain.ABSENT))
+            .where(FILE_KEY, AS_RECORDED, *(FILES.c.outcome != a for a in domain.ABSENT))
             .values(outcome=bindparam("o")),
             rows,
         )
     if reset:
+        verdicts = or_(*(FILES.c.outcome == v for v in domain.VERIFY_OUTCOMES))
         conn.execute(
-            update(FILES)
-            .where(FILE_KEY, FILES.c.outcome.in_(domain.VERIFY_OUTCOMES))
-            .values(outcome=domain.FILE_PRESENT),
+            update(FILES).where(FILE_KEY, verdicts).values(outcome=domain.FILE_PRESENT),
             [{"d": dataset_id, "s": src, "p": path} for src, path in reset],
         )
     return store_checksums(

@@ -32,6 +32,7 @@ _SIZE = ("size", "bytes", "size_bytes")
 _ALGORITHMS = ("md5", "sha1", "sha256", "sha512")
 _BAGIT = re.compile(r"^manifest-(md5|sha1|sha256|sha512)\.txt$", re.IGNORECASE)
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
+_HEX_LENGTH = {"md5": 32, "sha1": 40, "sha256": 64, "sha512": 128}
 
 Expected = list[Any]
 """``[path, size or None, "alg:hex" or None]`` (JSON-ready)."""
@@ -53,10 +54,12 @@ def _bagit(text: str, folder: str, algorithm: str) -> list[Expected]:
     for line, raw in enumerate(text.splitlines(), 1):
         if not raw.strip():
             continue
-        digest, _, path = raw.strip().partition(" ")
-        if not _HEX.match(digest) or not path.strip():
+        digest, *rest = re.split(r"[ \t]+", raw.strip(), maxsplit=1)  # RFC 8493: any LWS
+        path = rest[0] if rest else ""
+        if not _HEX.match(digest) or len(digest) != _HEX_LENGTH[algorithm] or not path.strip():
             raise ExtractionFailed(
-                f"line {line}: expected 'CHECKSUM PATH' as BagIt writes it, got {raw[:80]!r}"
+                f"line {line}: expected 'CHECKSUM PATH' as BagIt writes it (a {algorithm} "
+                f"checksum is {_HEX_LENGTH[algorithm]} hex digits), got {raw[:80]!r}"
             )
         # RFC 8493: a path's CR, LF and % are percent-encoded
         path = path.strip().replace("%0D", "\r").replace("%0A", "\n").replace("%25", "%")

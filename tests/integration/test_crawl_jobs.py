@@ -561,6 +561,7 @@ def test_a_queued_crawl_whose_sources_are_busy_waits_and_runs_later(
         ("", "not an interval"),
         ("400d", "out of range"),
         ("h", "not an interval"),
+        ("1.01h", "not whole minutes"),
     ],
 )
 def test_schedule_intervals_are_refused_naming_what_is_accepted(given: str, why: str) -> None:
@@ -842,3 +843,22 @@ def test_a_crawl_whose_sources_were_taken_after_its_lease_ran_out_stops(
     with c.db.read() as s:
         (row,) = s.scalars(select(Crawl))
     assert row.status == "interrupted"
+
+
+def test_a_crawl_left_running_on_another_host_is_interrupted_once_its_leases_ran_out(
+    consortium: Consortium, tree: Path
+) -> None:
+    """A crawl of other sources, on another machine: shown running while its leases last,
+    interrupted when a later crawl finds them run out (its process cannot be asked)."""
+    c = consortium
+    now = utcnow()
+    with c.db.transaction() as s:
+        for crawl_id, until in (("crl_alive", now + timedelta(hours=1)),
+                                ("crl_dead", now - timedelta(minutes=1))):  # fmt: skip
+            s.add(Crawl(id=crawl_id, started_at=now, started_by="sam", status="running",
+                        summary={"runner": "elsewhere.example:4242:1"}))  # fmt: skip
+            s.add(CrawlLock(source=f"other-{crawl_id}", holder="elsewhere.example:4242:1",
+                            lease_until=until, crawl_id=crawl_id, started_at=now))  # fmt: skip
+    crawl.run_crawl(c.db, c.db.settings, actor="sam", config=config_of(tree))
+    assert _crawl_row(c.db, "crl_alive").status == "running"
+    assert _crawl_row(c.db, "crl_dead").status == "interrupted"

@@ -30,7 +30,6 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -39,7 +38,7 @@ from sqlalchemy.orm import Session
 from steward.config import Settings
 from steward.crawl.config import CrawlConfig, parse_crawl_config
 from steward.crawl.model import SourceStatus
-from steward.db.models import Crawl, Dataset, Project
+from steward.db.models import Crawl, CrawlLock, Dataset, Project
 from steward.db.session import Database
 from steward.domain import datasets as domain
 from steward.domain.roles import STAFF, SYSTEM
@@ -125,15 +124,20 @@ def _start(db: Database, summary: CrawlSummary, config: CrawlConfig, holder: str
     names the crawl that holds them); crawls left ``running`` by a process that is gone are
     interrupted. A queued crawl's row (``--no-wait``, a schedule) is the one that runs — or,
     after its worker died, runs again."""
-    forever = datetime.max.replace(tzinfo=UTC)
     assert summary.id is not None
     with db.transaction() as s:
         crawl_locks.acquire(
             s, _names(config), crawl_id=summary.id, started_by=summary.started_by, holder=holder
         )
         others = select(Crawl).where(Crawl.status == "running", Crawl.id != summary.id)
+        held = {
+            lock.crawl_id: lock.lease_until
+            for lock in s.scalars(select(CrawlLock).where(CrawlLock.holder.is_not(None)))
+        }
         for other in s.scalars(others):
-            if leases.holder_gone(other.summary.get("runner"), forever):
+            # Its process gone (this host), or its sources' leases run out (any host).
+            until = held.get(other.id)
+            if until is None or leases.holder_gone(other.summary.get("runner"), until):
                 other.status = "interrupted"
         row = s.get(Crawl, summary.id)
         if row is None:

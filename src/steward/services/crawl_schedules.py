@@ -73,6 +73,11 @@ def parse_every(text: str) -> timedelta:
         every = parse_duration(stripped)
     except ValueError:
         raise ValidationFailed(f"--every {text!r} is not an interval", [detail]) from None
+    if every % timedelta(minutes=1):
+        raise ValidationFailed(
+            f"--every {text!r} is not a whole number of minutes",
+            [Detail("not whole minutes", field="every", value=text, accepted=EVERY_ACCEPTED)],
+        )
     if not SHORTEST <= every <= LONGEST:
         raise ValidationFailed(
             f"--every {text!r} is out of range: a crawl is scheduled from every 5 minutes to "

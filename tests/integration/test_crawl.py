@@ -597,3 +597,29 @@ def test_the_crawl_commands_show_tables_and_json(
     bad = cli("crawl", "--sources", str(missing_project), "--as", c.steward, "--json")
     assert bad.code == 2
     assert json.loads(bad.out)["errors"][0]["field"] == "sources[0].project"
+
+
+def test_a_dataset_untouched_by_a_recrawl_still_gains_and_loses_its_duplicates(
+    consortium: Consortium, tree: Path, cli: Cli
+) -> None:
+    """A re-crawl plans only the datasets that changed — but one that did not change is
+    planned after all when another now shares an accession with it, or no longer does: the
+    result is the one a first crawl of the same tree gives."""
+    c = consortium
+    geo = tree / "external" / "E-GEOD-5"
+    shutil.move(geo, tree.parent / "E-GEOD-5")  # not there at first
+    config = config_of(tree)
+    run(c, config)
+    assert view(c, "E-MTAB-1").dataset.problems == []
+    shutil.move(tree.parent / "E-GEOD-5", geo)  # E-GEOD-5 is GSE5, E-MTAB-1's secondary
+    summary = run(c, config)
+    assert summary.counts["new"].count == 1
+    one = view(c, "E-MTAB-1").dataset
+    assert [(p["kind"], p["other"]) for p in one.problems] == [("duplicate", "E-GEOD-5")]
+    assert view(c, "E-GEOD-5").dataset.duplicate_of == "E-MTAB-1"
+    shutil.rmtree(geo)  # gone: missing, still its duplicate; withdrawn, no longer
+    run(c, config)
+    assert [p["other"] for p in view(c, "E-MTAB-1").dataset.problems] == ["E-GEOD-5"]
+    assert cli("dataset", "withdraw", "E-GEOD-5", "--as", c.steward).code == 0
+    run(c, config)  # E-MTAB-1, untouched itself, loses the problem
+    assert view(c, "E-MTAB-1").dataset.problems == []

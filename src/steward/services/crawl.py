@@ -55,9 +55,12 @@ from steward.services.crawl_plan import (
     Plan,
     Ranks,
     Shape,
+    Stored,
+    as_is,
     duplicates,
     plan,
     shape_of,
+    untouched,
 )
 from steward.services.crawl_progress import CrawlCancelled
 from steward.services.crawl_summary import CrawlSummary, Progress, ProgressHook
@@ -242,7 +245,7 @@ def run_crawl(
         progress = crawl_progress.observed(progress, beat, checkpoint)
         with db.read() as s:  # once the sources are ours: what their last crawl left
             previous = crawl_store.listing_states(s, [src.name for src in config.sources])
-            stored = crawl_store.load(s, projects)
+            stored = crawl_store.load(s, projects, light=True)
         listed = list_sources(
             config,
             previous,
@@ -254,13 +257,20 @@ def run_crawl(
         count_sources(summary, config, listed)
         found = _by_dataset(listed.found)
         ranks = Ranks(config.stages)
-        shapes = {
-            k: shape_of(k[0], k[1], stored.get(k), found.get(k, ()), listed.results, ranks)
-            for k in sorted({*found, *stored})
-        }
+        keys = sorted({*found, *stored})
+        calm = {k for k in keys if untouched(stored.get(k), found.get(k, ()), ranks)}
+        stored |= _whole(db, projects, [k for k in keys if k in stored and k not in calm])
+
+        def shape(k: Key) -> Shape:
+            return shape_of(k[0], k[1], stored.get(k), found.get(k, ()), listed.results, ranks)
+
+        shapes = {k: shape(k) for k in keys if k not in calm}
         count_unknown(summary, shapes.values(), listed)
-        dups = _duplicates(shapes.values(), ranks, config)
-        plans = [plan(shape, dups.get(k, Duplicates())) for k, shape in shapes.items()]
+        dups = _duplicates([*shapes.values(), *(as_is(stored[k]) for k in calm)], ranks, config)
+        stirred = sorted(k for k in calm if k in dups)  # a new partner: plan it after all
+        stored |= _whole(db, projects, stirred)
+        shapes |= {k: shape(k) for k in stirred}
+        plans = [plan(shapes[k], dups.get(k, Duplicates())) for k in sorted(shapes)]
         work = [p for p in plans if p.discovery or p.events or p.shape.touched]
         if dry_run:
             for p in work:
@@ -292,6 +302,14 @@ def run_crawl(
     if progress is not None:
         progress(Progress("done", None, summary.datasets, summary.datasets))
     return summary
+
+
+def _whole(db: Database, projects: list[str], keys: list[Key]) -> dict[Key, Stored]:
+    """``keys``' stored datasets with their metadata (the first read left it out)."""
+    if not keys:
+        return {}
+    with db.read() as s:
+        return crawl_store.load(s, projects, keys=keys)
 
 
 def _by_dataset(found: Iterable[Found]) -> dict[Key, list[Found]]:

@@ -107,6 +107,9 @@ class Stored:
     duplicate_of: str | None
     secondary_accessions: tuple[str, ...]
     places: tuple[StoredPlace, ...] = ()
+    light: bool = False
+    """Read without its metadata (``fields`` empty; see ``crawl_store.load``): only for telling
+    an untouched dataset (:func:`untouched`), never to plan one."""
 
 
 @dataclass(frozen=True)
@@ -162,6 +165,9 @@ class Plan:
 
 
 def _ordered(problems: Iterable[Mapping[str, Any]]) -> list[Problem]:
+    problems = list(problems)
+    if not problems:
+        return []
     unique = {json.dumps(p, sort_keys=True, default=str): dict(p) for p in problems}
     return [unique[k] for k in sorted(unique)]
 
@@ -217,6 +223,39 @@ def _same(old: StoredPlace, f: Found) -> bool:
         and f.files is None
         and (old.location, old.stage, old.technologies, old.complete)
         == (f.location, f.stage, tuple(f.technologies), f.complete)
+    )
+
+
+def untouched(stored: Stored | None, found: Sequence[Found], ranks: Ranks) -> bool:
+    """Found again exactly as stored — in every place it was present, nowhere else, each place
+    as it was (nothing read), in the stage it is in — and no duplicate of anything: nothing to
+    plan unless another dataset now shares an accession with it (the crawl checks that with
+    :func:`as_is`). Its seen-times move on all the same (``crawl_store.mark_seen``). Most
+    datasets of a re-crawl are untouched; planning each would read all their metadata."""
+    if stored is None or not found or stored.duplicate_of is not None:
+        return False
+    if any(p.get("kind") == "duplicate" for p in stored.problems):
+        return False
+    before = {(p.source, p.key): p for p in stored.places}
+    if {(f.source, f.key) for f in found} != {k for k, p in before.items() if p.present}:
+        return False
+    if not all(_same(before[(f.source, f.key)], f) for f in found):
+        return False
+    return max(found, key=lambda f: ranks.key(f.stage)).stage == stored.state
+
+
+def as_is(stored: Stored) -> Shape:
+    """An untouched dataset as :func:`duplicates` needs to see it (its stage and its
+    secondary accessions, from the stored columns)."""
+    return Shape(
+        project=stored.project,
+        accession=stored.accession,
+        stored=stored,
+        places=[],
+        stage=stored.state,
+        fields={},
+        technologies=stored.technologies,
+        problems=[],
     )
 
 
@@ -295,7 +334,10 @@ def duplicates(
         state = s.stage or (s.stored.state if s.stored else domain.MISSING)
         if state == domain.WITHDRAWN:
             continue
-        secondary = domain.columns_of(s.fields)["secondary_accessions"]
+        if s.stored is not None and s.stored.light:
+            secondary: Sequence[str] = s.stored.secondary_accessions  # as_is: no metadata read
+        else:
+            secondary = domain.columns_of(s.fields)["secondary_accessions"]
         own[s.accession] = (ranks.key(state), secondary)
     partners: dict[str, list[tuple[str, Problem]]] = defaultdict(list)
     for pair in secondary_duplicates(((a, sec) for a, (_, sec) in own.items()), mappings):

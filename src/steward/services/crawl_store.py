@@ -61,12 +61,19 @@ _PLACE_COLUMNS = (
 
 
 def load(
-    s: Session, projects: Collection[str], keys: Collection[tuple[str, str]] | None = None
+    s: Session,
+    projects: Collection[str],
+    keys: Collection[tuple[str, str]] | None = None,
+    *,
+    light: bool = False,
 ) -> dict[tuple[str, str], Stored]:
     """Stored datasets of ``projects`` by (project, accession), with their places; only
-    those named by ``keys`` when given."""
+    those named by ``keys`` when given. ``light`` leaves out their metadata (``fields``, the
+    bulk of what is read): enough to list and to tell which datasets did not change at all
+    (``Stored.light``); the others are then read again whole."""
     ds = _TABLES["datasets"]
-    q = select(*(ds.c[c] for c in _DATASET_COLUMNS)).where(ds.c.project_id.in_(sorted(projects)))
+    wanted = [c for c in _DATASET_COLUMNS if not (light and c == "fields")]
+    q = select(*(ds.c[c] for c in wanted)).where(ds.c.project_id.in_(sorted(projects)))
     rows: list[Any] = []
     if keys is None:
         rows = list(s.execute(q))
@@ -81,7 +88,7 @@ def load(
     ids = [r.id for r in rows]
     # Columns, not ORM objects: a re-crawl reads every place of the project.
     loc = _TABLES["dataset_locations"]
-    columns = select(*(loc.c[c] for c in _PLACE_COLUMNS))
+    columns = select(*(loc.c[c] for c in _PLACE_COLUMNS if not (light and c == "fields")))
     if keys is None:
         everything = columns.join(ds, ds.c.id == loc.c.dataset_id)
         queries = [everything.where(ds.c.project_id.in_(sorted(projects)))]
@@ -96,7 +103,7 @@ def load(
                     location=p.location,
                     stage=p.stage,
                     technologies=tuple(p.technologies),
-                    fields=dict(p.fields),
+                    fields={} if light else dict(p.fields),
                     problems=tuple(p.problems),
                     digest=p.digest,
                     complete=p.complete,
@@ -109,12 +116,13 @@ def load(
             project=r.project_id,
             accession=r.accession,
             state=r.state,
-            fields=dict(r.fields),
+            fields={} if light else dict(r.fields),
             technologies=tuple(r.technologies),
             problems=tuple(r.problems),
             duplicate_of=r.duplicate_of,
             secondary_accessions=tuple(r.secondary_accessions),
             places=tuple(places.get(r.id, ())),
+            light=light,
         )
         for r in rows
     }

@@ -198,6 +198,18 @@ def python_walk(tree: Path) -> Run:
     return timed([sys.executable, "-c", WALK, str(tree)])
 
 
+def peers(tree: Path) -> tuple[Run, Run | None, Run]:
+    """``find``, ``rclone lsjson`` (when installed) and the bare Python walk, each warm."""
+    _sync_and_warm(tree)
+    find = timed([f"find {tree} -type f | wc -l"], shell=True)
+    rclone = None
+    if shutil.which("rclone"):
+        _sync_and_warm(tree)
+        rclone = timed([f"rclone lsjson -R {tree} > /dev/null"], shell=True)
+    _sync_and_warm(tree)
+    return find, rclone, python_walk(tree)
+
+
 def crawl(config: Path, env: dict[str, str]) -> Run:
     return timed(
         [
@@ -250,14 +262,7 @@ def bench_tree(work: Path, *, datasets: int, files: int, fraction: float) -> lis
         f"(made in {made:.1f} s)"
     ]
 
-    _sync_and_warm(tree)
-    find = timed([f"find {tree} -type f | wc -l"], shell=True)
-    rclone = None
-    if shutil.which("rclone"):
-        _sync_and_warm(tree)
-        rclone = timed([f"rclone lsjson -R {tree} > /dev/null"], shell=True)
-    _sync_and_warm(tree)
-    walk = python_walk(tree)
+    find, rclone, walk = peers(tree)
     _sync_and_warm(tree)
     full = crawl(config, env)
     _sync_and_warm(tree)
@@ -319,12 +324,7 @@ def bench_million(work: Path) -> list[str]:
     config = work / "million.json"
     config.write_text(json.dumps(sources(tree, metadata=False)))
     env = setup_home(work / "home-million")
-    _sync_and_warm(tree)
-    find = timed([f"find {tree} -type f | wc -l"], shell=True)
-    rclone = None
-    if shutil.which("rclone"):
-        _sync_and_warm(tree)
-        rclone = timed([f"rclone lsjson -R {tree} > /dev/null"], shell=True)
+    find, rclone, walk = peers(tree)
     _sync_and_warm(tree)
     full = crawl(config, env)
     lines = [
@@ -333,6 +333,7 @@ def bench_million(work: Path) -> list[str]:
     lines.append(_line("find -type f | wc -l", find, find.seconds))
     if rclone is not None:
         lines.append(_line("rclone lsjson -R", rclone, find.seconds))
+    lines.append(_line("python scandir+stat walk", walk, find.seconds))
     lines.append(_line("steward crawl (full)", full, find.seconds, _summary_note(full)))
     peak = full.peak_mb or 0.0
     lines.append(

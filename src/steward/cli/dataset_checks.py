@@ -25,9 +25,9 @@ from steward.cli import render
 from steward.cli.datasets import InProject, Ref, app
 from steward.cli.progress import bar
 from steward.cli.state import STATE
-from steward.crawl.config import CrawlConfig, load_crawl_config, parse_crawl_config
+from steward.crawl.config import CrawlConfig, load_crawl_config
 from steward.outfiles import check_target, write_output
-from steward.services import dataset_duplicates, dataset_files, dataset_verify, places
+from steward.services import crawl, dataset_duplicates, dataset_files, dataset_verify, places
 from steward.services.dataset_storage import HashProgress
 from steward.tables import Column, Table
 
@@ -48,9 +48,7 @@ def _config(path: Path | None) -> CrawlConfig | None:
         raise STATE.local_only()
     if path is not None:
         return load_crawl_config(path)
-    if STATE.settings.crawl:
-        return parse_crawl_config({"crawl": STATE.settings.crawl}, origin="steward.toml")
-    return None
+    return crawl.configured(STATE.settings) if STATE.settings.crawl else None
 
 
 # ---- verify -----------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import JSON, Table
 from sqlalchemy.orm import Session
@@ -28,6 +28,16 @@ ANALYZE_AFTER = 10_000
 """Refresh the planner's statistics after this many rows, so reports plan well at once."""
 
 Row = tuple[Any, ...]
+T = TypeVar("T")
+
+IN_LIMIT = 500
+"""Values per ``IN (…)``: well under SQLite's limit of bound parameters."""
+
+
+def in_chunks(items: Sequence[T], size: int = IN_LIMIT) -> Iterator[Sequence[T]]:
+    """``items`` in slices of ``size``, one ``IN (…)`` each."""
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
 
 
 def sqlite_time(value: datetime | None) -> str | None:

@@ -25,13 +25,6 @@ from steward.domain.datasets import FILE_REMOVED as REMOVED
 from steward.services.crawl_plan import Place, Stored, StoredPlace
 
 _TABLES = Dataset.metadata.tables
-_IN = 500
-"""Ids per ``IN (…)``: well under SQLite's limit of bound parameters."""
-
-
-def _chunks(items: list[Any], size: int = _IN) -> Iterable[list[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
 
 
 _DATASET_COLUMNS = (
@@ -82,7 +75,7 @@ def load(
         for project, accession in keys:
             by_project[project].append(accession)
         for project, accessions in by_project.items():
-            for part in _chunks(sorted(accessions)):
+            for part in bulk.in_chunks(sorted(accessions)):
                 rows += s.execute(q.where(ds.c.project_id == project, ds.c.accession.in_(part)))
     places: dict[str, list[StoredPlace]] = defaultdict(list)
     ids = [r.id for r in rows]
@@ -93,7 +86,7 @@ def load(
         everything = columns.join(ds, ds.c.id == loc.c.dataset_id)
         queries = [everything.where(ds.c.project_id.in_(sorted(projects)))]
     else:
-        queries = [columns.where(loc.c.dataset_id.in_(part)) for part in _chunks(ids)]
+        queries = [columns.where(loc.c.dataset_id.in_(part)) for part in bulk.in_chunks(ids)]
     for pq in queries:
         for p in s.execute(pq):
             places[p.dataset_id].append(
@@ -219,7 +212,7 @@ class Writer:
     # -- files ------------------------------------------------------------------------------
     def load_files(self, dataset_ids: Collection[str]) -> None:
         """The stored files of datasets that are not new (to compare the listing with)."""
-        for part in _chunks(sorted(dataset_ids)):
+        for part in bulk.in_chunks(sorted(dataset_ids)):
             for f in self.s.scalars(select(DatasetFile).where(DatasetFile.dataset_id.in_(part))):
                 self._stored_files.setdefault((f.dataset_id, f.source), {})[f.path] = f
 

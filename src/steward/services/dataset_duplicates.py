@@ -22,6 +22,7 @@ from sqlalchemy import select
 
 from steward.crawl.accessions import DEFAULT_MAPPINGS
 from steward.crawl.config_model import CrawlConfig
+from steward.db.bulk import in_chunks
 from steward.db.models import Dataset, DatasetLocation
 from steward.db.session import Database
 from steward.domain import datasets as domain
@@ -78,11 +79,11 @@ def find_duplicates(
         rows = list(s.execute(q))
         places: dict[tuple[str, str], list[str]] = defaultdict(list)
         ids = [r.id for r in rows]
-        for start in range(0, len(ids), 500):
+        for part in in_chunks(ids):
             for p in s.execute(
                 select(DatasetLocation.dataset_id, DatasetLocation.stage, DatasetLocation.location)
                 .where(
-                    DatasetLocation.dataset_id.in_(ids[start : start + 500]),
+                    DatasetLocation.dataset_id.in_(part),
                     DatasetLocation.present.is_(True),
                 )
                 .order_by(DatasetLocation.location)

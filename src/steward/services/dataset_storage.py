@@ -33,6 +33,7 @@ from steward.crawl.config_model import CrawlConfig, SourceConfig
 from steward.crawl.credentials import s3_config
 from steward.crawl.extractors.base import Extractor
 from steward.crawl.extractors.registry import extractor_names, get_extractor
+from steward.db.bulk import in_chunks
 from steward.db.models import DatasetFile, DatasetLocation
 from steward.domain import datasets as domain
 from steward.errors import StewardError
@@ -227,8 +228,8 @@ def _file_row(f: DatasetFile) -> FileRow:
 
 def files_of(s: Session, dataset_ids: Sequence[str], *, present_only: bool) -> list[FileRow]:
     out: list[FileRow] = []
-    for start in range(0, len(dataset_ids), 500):
-        q = select(DatasetFile).where(DatasetFile.dataset_id.in_(dataset_ids[start : start + 500]))
+    for part in in_chunks(dataset_ids):
+        q = select(DatasetFile).where(DatasetFile.dataset_id.in_(part))
         if present_only:
             q = q.where(DatasetFile.outcome.not_in(domain.ABSENT))
         out += [_file_row(f) for f in s.scalars(q)]
@@ -237,10 +238,8 @@ def files_of(s: Session, dataset_ids: Sequence[str], *, present_only: bool) -> l
 
 def places_of(s: Session, dataset_ids: Sequence[str]) -> list[PlaceRow]:
     out: list[PlaceRow] = []
-    for start in range(0, len(dataset_ids), 500):
-        q = select(DatasetLocation).where(
-            DatasetLocation.dataset_id.in_(dataset_ids[start : start + 500])
-        )
+    for part in in_chunks(dataset_ids):
+        q = select(DatasetLocation).where(DatasetLocation.dataset_id.in_(part))
         out += [
             PlaceRow(p.dataset_id, p.source, p.key, p.location, p.stage, p.present)
             for p in s.scalars(q)

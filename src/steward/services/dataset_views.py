@@ -34,6 +34,7 @@ from sqlalchemy import select
 from steward.adapters.storage import S3Config, normalize_key, open_store
 from steward.config import Settings
 from steward.crawl.accessions import DEFAULT_MAPPINGS, AccessionMapping
+from steward.db.bulk import in_chunks
 from steward.db.models import Dataset, DatasetLocation
 from steward.db.session import Database
 from steward.domain import datasets as domain
@@ -49,7 +50,6 @@ from steward.tables import Column, Table, check_format, is_binary, write_table
 VIEWS = ("track", "discover")
 TRACKED = tuple(s for s in (*domain.STAGES, domain.MISSING, domain.WITHDRAWN) if s != "external")
 """The states of the ``track`` view: every state a dataset reaches once ingested."""
-_CHUNK = 500
 EXTENSIONS = {".csv": "csv", ".json": "json", ".xlsx": "xlsx"}
 DESTINATIONS = "a file (overview.xlsx, file:///srv/overview.xlsx) or s3://bucket/overview.xlsx"
 
@@ -140,10 +140,10 @@ def _places(db: Database, ids: Sequence[str]) -> dict[str, list[str]]:
     rank = {s: i for i, s in enumerate(domain.STAGES)}
     found: dict[str, list[tuple[int, str, str]]] = defaultdict(list)
     with db.read() as s:
-        for start in range(0, len(ids), _CHUNK):
+        for part in in_chunks(ids):
             rows = s.execute(
                 select(DatasetLocation.dataset_id, DatasetLocation.stage, DatasetLocation.location)
-                .where(DatasetLocation.dataset_id.in_(ids[start : start + _CHUNK]))
+                .where(DatasetLocation.dataset_id.in_(part))
                 .where(DatasetLocation.present.is_(True))
             )
             for dataset_id, stage, location in rows:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from steward.adapters import s3api
+from steward.adapters import s3api, store_local, store_s3
 from steward.adapters.storage import S3Config, Store, open_store, split_url
 from steward.adapters.store_s3 import S3Store
 from steward.errors import ConfigurationError, NotFound, StorageDenied, ValidationFailed
@@ -223,6 +223,31 @@ def test_check_writable_passes_and_leaves_nothing(store: Store, tmp_path: Path) 
     store.check_writable()
     assert list(store.list()) == []
     assert _pending_leftovers(store, tmp_path) == []
+
+
+def test_check_writable_without_unnamed_files_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where O_TMPFILE is missing the probe has a name; it is gone once the check returns."""
+    monkeypatch.setattr(store_local, "_write_unnamed", lambda folder: False)
+    store = open_store(tmp_path / "root")
+    store.check_writable()
+    assert list((tmp_path / "root").iterdir()) == []
+
+
+def test_a_probe_left_by_a_killed_check_is_swept(store: Store, tmp_path: Path) -> None:
+    """kill -9 between writing and removing check_writable()'s probe: the next transfer's
+    clean-up removes it, whatever keys it names, and nothing else."""
+    store.write("keep.txt", b"k")
+    if isinstance(store, S3Store):
+        s3api.create_upload(store.cfg, store.bucket, f"root/{store_s3.PROBE_PREFIX}0badc0de")
+    else:
+        probe = tmp_path / "root" / f"{store_local.PROBE_PREFIX}0badc0de{store_local.TEMP_SUFFIX}"
+        probe.write_bytes(b"")
+    assert _pending_leftovers(store, tmp_path) != ["keep.txt"]
+    assert store.abort_incomplete({"sub/file.bin"}) == 1
+    assert [o.key for o in store.list()] == ["keep.txt"]
+    assert _pending_leftovers(store, tmp_path) in ([], ["keep.txt"])
 
 
 def test_presigned_link_works_then_expires(store: Store) -> None:

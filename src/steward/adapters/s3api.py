@@ -377,6 +377,14 @@ def list_uploads(cfg: S3Config, bucket: str, prefix: str = "") -> Iterator[Pendi
             return
 
 
+def create_upload(cfg: S3Config, bucket: str, key: str) -> str:
+    """Begin a multipart upload and return its id (raises :class:`S3CallFailed` if refused)."""
+    resp = request(cfg, "POST", bucket, key, query={"uploads": ""})
+    if resp.status != 200:
+        raise S3CallFailed(resp)
+    return _text(ET.fromstring(resp.body), "UploadId") or ""
+
+
 def abort_upload(cfg: S3Config, bucket: str, key: str, upload_id: str) -> Response:
     return request(cfg, "DELETE", bucket, key, query={"uploadId": upload_id})
 

@@ -23,8 +23,30 @@ from steward.errors import ConfigurationError, NotFound, StewardError, StorageDe
 TEMP_SUFFIX = ".steward-part"
 
 
+PROBE_PREFIX = ".probe-"
+
+
 def _is_temp(name: str) -> bool:
     return name.startswith(".") and name.endswith(TEMP_SUFFIX)
+
+
+def _write_unnamed(folder: Path) -> bool:
+    """Write to a file with no name in ``folder`` (Linux O_TMPFILE): proof of the right to
+    write that nothing, not even kill -9, can leave behind. False where unsupported."""
+    flag = getattr(os, "O_TMPFILE", None)
+    if flag is None:
+        return False
+    try:
+        fd = os.open(folder, flag | os.O_WRONLY, 0o600)
+    except OSError as exc:
+        if exc.errno in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+            return False
+        raise
+    try:
+        os.write(fd, b"\0")
+    finally:
+        os.close(fd)
+    return True
 
 
 class LocalStore(Store):
@@ -153,11 +175,15 @@ class LocalStore(Store):
             raise self._error(exc, key, "delete") from None
 
     def check_writable(self) -> None:
-        probe = self.root / f".probe-{secrets.token_hex(6)}{TEMP_SUFFIX}"
         try:
             self.root.mkdir(parents=True, exist_ok=True)
+            if _write_unnamed(self.root):
+                return
+            # No unnamed files here (not Linux, or a filesystem without O_TMPFILE): a named
+            # probe, which abort_incomplete() sweeps if we are killed before removing it.
+            probe = self.root / f"{PROBE_PREFIX}{secrets.token_hex(6)}{TEMP_SUFFIX}"
             probe.write_bytes(b"")
-            probe.unlink()
+            probe.unlink(missing_ok=True)  # another process's sweep may have taken it
         except OSError as exc:
             raise self._error(exc, "", "write to") from None
 
@@ -170,6 +196,7 @@ class LocalStore(Store):
             else {Path(d) for d, _, _ in os.walk(self.root)}
         )
         names = {Path(k).name for k in keys} if keys is not None else None
+        folders.add(self.root)  # check_writable()'s probes, whatever the keys
         removed = 0
         for folder in folders:
             try:
@@ -180,7 +207,8 @@ class LocalStore(Store):
                 if not _is_temp(entry.name):
                     continue
                 target = entry.name[1:].rsplit(".", 2)[0]
-                if names is None or target in names:
+                probe = folder == self.root and entry.name.startswith(PROBE_PREFIX)
+                if names is None or target in names or probe:
                     Path(entry.path).unlink(missing_ok=True)
                     removed += 1
         return removed

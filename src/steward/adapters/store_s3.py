@@ -49,6 +49,9 @@ MAX_PARTS = 10_000  # S3's most parts in one upload
 MAX_COPY = 5 << 30  # CopyObject's limit; larger objects are copied by streaming
 MAX_LINK_LIFETIME = timedelta(days=7)  # SigV4's limit
 
+PROBE_PREFIX = ".steward-probe-"
+"""Names of check_writable()'s uploads: never a real key, always Steward's to sweep."""
+
 _OPENDAL_ERRORS: tuple[type[Exception], ...] = (
     odx.Error,
     odx.Unexpected,
@@ -363,12 +366,17 @@ class S3Store(Store):
             raise self._unreachable(exc) from None
         if resp.status != 200:
             raise self._by_code(resp.error_code, resp.status, "", "list")
-        probe = f".steward-probe-{secrets.token_hex(6)}"
+        # A multipart upload begun and aborted proves the right to write (PutObject covers it)
+        # and, if we are killed in between, leaves no object behind: only an unfinished upload,
+        # invisible to readers, which abort_incomplete() sweeps.
+        probe = self._full(f"{PROBE_PREFIX}{secrets.token_hex(6)}")
         try:
-            self._op.write(probe, b"")
-            self._op.delete(probe)
-        except _OPENDAL_ERRORS as exc:
-            raise self._translate(exc, "", "write to") from None
+            upload_id = s3api.create_upload(self.cfg, self.bucket, probe)
+            s3api.abort_upload(self.cfg, self.bucket, probe, upload_id)
+        except s3api.S3CallFailed as failure:
+            raise self._call_failed(failure, "", "write to") from None
+        except (urllib.error.URLError, OSError) as exc:
+            raise self._unreachable(exc) from None
 
     def abort_incomplete(self, keys: set[str] | None = None) -> int:
         base = f"{self.prefix}/" if self.prefix else ""
@@ -376,7 +384,8 @@ class S3Store(Store):
         removed = 0
         try:
             for upload in list(s3api.list_uploads(self.cfg, self.bucket, base)):
-                if wanted is None or upload.key in wanted:
+                probe = upload.key[len(base) :].startswith(PROBE_PREFIX)
+                if wanted is None or upload.key in wanted or probe:
                     s3api.abort_upload(self.cfg, self.bucket, upload.key, upload.upload_id)
                     removed += 1
         except s3api.S3CallFailed as failure:

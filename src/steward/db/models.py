@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
@@ -367,7 +368,19 @@ class DatasetFile(Base):
     first_seen_at: Mapped[datetime]
     last_seen_at: Mapped[datetime]
     outcome: Mapped[str] = mapped_column(String(32))
-    """``present``, or ``removed`` since the listing that no longer had it."""
+    """``present``, ``missing`` (expected by a manifest, not there) or ``removed`` since the
+    listing that no longer had it."""
+
+    __table_args__ = (
+        # The few missing files, for re-crawls that do not examine the others.
+        Index(
+            "ix_dataset_files_missing",
+            "source",
+            "dataset_id",
+            sqlite_where=text("outcome = 'missing'"),
+            postgresql_where=text("outcome = 'missing'"),
+        ),
+    )
 
 
 class CrawlListing(Base):

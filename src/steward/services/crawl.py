@@ -44,6 +44,7 @@ from steward.domain import datasets as domain
 from steward.domain.roles import STAFF, SYSTEM
 from steward.domain.workflow import Context
 from steward.errors import Detail, Forbidden, ValidationFailed
+from steward.gcpause import fewer_collections
 from steward.ids import new_id
 from steward.jobs.runner import Released, reason
 from steward.services import crawl_locks, crawl_progress, crawl_store, leases, ledger
@@ -194,6 +195,7 @@ def _stopped(exc: BaseException) -> str:
     return "failed"
 
 
+@fewer_collections()  # a crawl makes and drops objects by the hundred thousand
 def run_crawl(
     db: Database,
     settings: Settings,
@@ -411,12 +413,13 @@ def _apply(s: Session, plans: list[Plan], ctx: Context) -> int:
     writer.load_files([d.id for p, d in existing if _files_change(p)])
     moving = [d.id for p, d in existing if p.events]
     rows = {r.id: r for r in s.scalars(select(Dataset).where(Dataset.id.in_(moving)))}
+    steps = [
+        ledger.Step(rows[stored.id], command, payload(command, data))
+        for p, stored in existing
+        for command, data in p.events
+    ]
+    events += ledger.record_each(s, kind=DATASET, steps=steps, ctx=ctx)
     for p, stored in existing:
-        for command, data in p.events:
-            row = rows[stored.id]
-            data = payload(command, data)
-            ledger.record(s, kind=DATASET, row=row, command=command, ctx=ctx, data=data)
-            events += 1
         writer.places(stored.id, p.shape.places)
         writer.files(stored.id, p.shape.places)
     writer.flush()

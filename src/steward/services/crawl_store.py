@@ -19,7 +19,7 @@ from sqlalchemy import bindparam, case, select, update
 from sqlalchemy.orm import Session
 
 from steward.db import bulk
-from steward.db.models import CrawlListing, Dataset, DatasetFile
+from steward.db.models import CrawlListing, Dataset
 from steward.domain.datasets import FILE_MISSING as MISSING
 from steward.domain.datasets import FILE_REMOVED as REMOVED
 from steward.services.crawl_plan import Place, Stored, StoredPlace
@@ -170,7 +170,8 @@ class Writer:
         self.file_updates: list[dict[str, Any]] = []
         self.file_removals: list[dict[str, Any]] = []
         self.missing_updates: list[dict[str, Any]] = []
-        self._stored_files: dict[tuple[str, str], dict[str, DatasetFile]] = {}
+        self._stored_files: dict[tuple[str, str], dict[str, str]] = {}
+        """(dataset id, source) → path → outcome of the stored files."""
 
     # -- places -----------------------------------------------------------------------------
     def places(self, dataset_id: str, places: Iterable[Place]) -> None:
@@ -212,9 +213,14 @@ class Writer:
     # -- files ------------------------------------------------------------------------------
     def load_files(self, dataset_ids: Collection[str]) -> None:
         """The stored files of datasets that are not new (to compare the listing with)."""
+        files = _TABLES["dataset_files"]
+        columns = select(files.c.dataset_id, files.c.source, files.c.path, files.c.outcome)
+        conn = self.s.connection()
         for part in bulk.in_chunks(sorted(dataset_ids)):
-            for f in self.s.scalars(select(DatasetFile).where(DatasetFile.dataset_id.in_(part))):
-                self._stored_files.setdefault((f.dataset_id, f.source), {})[f.path] = f
+            for dataset_id, source, path, outcome in conn.execute(
+                columns.where(files.c.dataset_id.in_(part))
+            ):
+                self._stored_files.setdefault((dataset_id, source), {})[path] = outcome
 
     def files(self, dataset_id: str, places: Iterable[Place]) -> None:
         """Each source's files of the dataset compared with the stored ones: new, changed,
@@ -270,7 +276,7 @@ class Writer:
         self,
         dataset_id: str,
         source: str,
-        stored: Mapping[str, DatasetFile],
+        stored: Mapping[str, str],
         missing: Mapping[str, tuple[int | None, str | None]],
     ) -> None:
         """Files a manifest expects and the listing lacks: a record each, outcome ``missing``,
@@ -295,10 +301,10 @@ class Writer:
             )
 
     def _remove(
-        self, dataset_id: str, source: str, stored: Mapping[str, DatasetFile], keep: set[str]
+        self, dataset_id: str, source: str, stored: Mapping[str, str], keep: set[str]
     ) -> None:
-        for path, f in stored.items():
-            if path not in keep and f.outcome != "removed":  # present, verified, mismatch…
+        for path, outcome in stored.items():
+            if path not in keep and outcome != REMOVED:  # present, verified, mismatch…
                 self.file_removals.append({"d": dataset_id, "s": source, "p": path})
 
     # -- out --------------------------------------------------------------------------------
@@ -403,13 +409,33 @@ def mark_seen(
             )
     seen_now = select(loc.c.dataset_id).where(loc.c.last_seen_at == now)
     conn.execute(update(datasets).where(datasets.c.id.in_(seen_now)).values(last_seen_at=now))
-    # Still missing where the folder kept its time (a file added would have changed it);
-    # after a full listing, every file of the places found was examined.
-    kept = files.c.outcome != REMOVED if examined else files.c.outcome == MISSING
+    if not examined:
+        # Still missing where the folder kept its time (a file added would have changed it):
+        # the few missing files, through their own index, each asking if its place was seen.
+        place_seen = (
+            select(loc.c.dataset_id)
+            .where(
+                loc.c.dataset_id == files.c.dataset_id,
+                loc.c.source == files.c.source,
+                loc.c.last_seen_at == now,
+            )
+            .exists()
+        )
+        conn.execute(
+            update(files)
+            .where(files.c.outcome == MISSING, files.c.source.in_(list(seen)), place_seen)
+            .values(last_seen_at=now)
+        )
+        return
+    # After a full listing, every file of the places found was examined.
     for source in seen:
         places = seen_now.where(loc.c.source == source)
         conn.execute(
             update(files)
-            .where(files.c.source == source, kept, files.c.dataset_id.in_(places))
+            .where(
+                files.c.source == source,
+                files.c.outcome != REMOVED,
+                files.c.dataset_id.in_(places),
+            )
             .values(last_seen_at=now)
         )

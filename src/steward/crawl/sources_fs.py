@@ -220,12 +220,16 @@ class FolderSource:
         visited.add(ident)
         return ident, st.st_mtime_ns
 
-    def _unchanged(self, base: str, dirs: Mapping[str, Any], watched: Mapping[str, Any]) -> bool:
-        """Whether every folder kept its time and every watched file its size and time."""
+    def _unchanged(
+        self, base: str, base_mtime: int, dirs: Mapping[str, Any], watched: Mapping[str, Any]
+    ) -> bool:
+        """Whether every folder kept its time and every watched file its size and time
+        (``base_mtime``: the base folder's, known from listing its parent)."""
         root = f"{self.root}/{base}" if base else str(self.root)
         try:
             for rel, mtime in dirs.items():
-                if os.stat(f"{root}/{rel}" if rel else root).st_mtime_ns != mtime:
+                now = os.stat(f"{root}/{rel}").st_mtime_ns if rel else base_mtime
+                if now != mtime:
                     return False
             for rel, (size, mtime) in watched.items():
                 st = os.stat(f"{root}/{rel}")
@@ -235,13 +239,13 @@ class FolderSource:
             return False
         return True
 
-    def _quick(self, t: Tracker, key: str, base: str) -> FoundDataset | None:
+    def _quick(self, t: Tracker, key: str, base: str, base_mtime: int) -> FoundDataset | None:
         before = t.previous(key)
         if not self.quick or before is None or not before.get("dirs"):
             return None
         if self._watch is not None and "watched" not in before:
             return None  # a state from before files were watched: look at everything once
-        if not self._unchanged(base, before["dirs"], before.get("watched", {})):
+        if not self._unchanged(base, base_mtime, before["dirs"], before.get("watched", {})):
             return None
         return t.carry(key, base=base)
 
@@ -261,7 +265,7 @@ class FolderSource:
         ancestors: tuple[Ident, ...],
         visited: set[Ident],
     ) -> FoundDataset:
-        quick = self._quick(t, base, base)
+        quick = self._quick(t, base, base, mtime)
         if quick is not None:
             return quick
         hiding_before = t.hiding
@@ -320,7 +324,7 @@ class FolderSource:
                 markers.setdefault(accession, []).append(entry)
         for accession, marked in sorted(markers.items()):
             key = _join(rel, accession)
-            quick = self._quick(t, key, rel)
+            quick = self._quick(t, key, rel, mtime)
             if quick is not None:
                 yield quick
                 continue

@@ -10,19 +10,21 @@ a few statements, not 200,000.
 
 from __future__ import annotations
 
+import functools
+import json
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, case, select, update
+from sqlalchemy import String, bindparam, case, select, type_coerce, update
 from sqlalchemy.orm import Session
 
 from steward.db import bulk
 from steward.db.models import CrawlListing, Dataset
 from steward.domain.datasets import FILE_MISSING as MISSING
 from steward.domain.datasets import FILE_REMOVED as REMOVED
-from steward.services.crawl_plan import Place, Stored, StoredPlace
+from steward.services.crawl_plan import Place, Problem, Stored, StoredPlace
 
 _TABLES = Dataset.metadata.tables
 
@@ -53,6 +55,32 @@ _PLACE_COLUMNS = (
 )
 
 
+_LISTS = frozenset({"technologies", "problems", "secondary_accessions"})
+"""JSON list columns a re-crawl reads for every dataset: as text, decoded by the helpers below
+(thousands of rows carry the same few values; SQLite's JSON type decodes each anew)."""
+
+
+def _as_text(column: Any) -> Any:
+    return type_coerce(column, String) if column.name in _LISTS else column
+
+
+@functools.lru_cache(maxsize=4096)
+def _decoded_strings(text: str) -> tuple[str, ...]:
+    return tuple(json.loads(text))
+
+
+def _strings(value: str | list[str]) -> tuple[str, ...]:
+    """A list of strings as stored: text (SQLite), or already decoded (PostgreSQL's driver)."""
+    return _decoded_strings(value) if isinstance(value, str) else tuple(value)
+
+
+def _problems(value: str | list[Problem]) -> tuple[Problem, ...]:
+    """Problems are dicts (mutable): decoded for each row, except the common empty list."""
+    if isinstance(value, str):
+        return () if value == "[]" else tuple(json.loads(value))
+    return tuple(value)
+
+
 def load(
     s: Session,
     projects: Collection[str],
@@ -66,7 +94,7 @@ def load(
     (``Stored.light``); the others are then read again whole."""
     ds = _TABLES["datasets"]
     wanted = [c for c in _DATASET_COLUMNS if not (light and c == "fields")]
-    q = select(*(ds.c[c] for c in wanted)).where(ds.c.project_id.in_(sorted(projects)))
+    q = select(*(_as_text(ds.c[c]) for c in wanted)).where(ds.c.project_id.in_(sorted(projects)))
     rows: list[Any] = []
     if keys is None:
         rows = list(s.execute(q))
@@ -81,7 +109,7 @@ def load(
     ids = [r.id for r in rows]
     # Columns, not ORM objects: a re-crawl reads every place of the project.
     loc = _TABLES["dataset_locations"]
-    columns = select(*(loc.c[c] for c in _PLACE_COLUMNS if not (light and c == "fields")))
+    columns = select(*(_as_text(loc.c[c]) for c in _PLACE_COLUMNS if not (light and c == "fields")))
     if keys is None:
         everything = columns.join(ds, ds.c.id == loc.c.dataset_id)
         queries = [everything.where(ds.c.project_id.in_(sorted(projects)))]
@@ -95,9 +123,9 @@ def load(
                     key=p.key,
                     location=p.location,
                     stage=p.stage,
-                    technologies=tuple(p.technologies),
+                    technologies=_strings(p.technologies),
                     fields={} if light else dict(p.fields),
-                    problems=tuple(p.problems),
+                    problems=_problems(p.problems),
                     digest=p.digest,
                     complete=p.complete,
                     present=p.present,
@@ -110,10 +138,10 @@ def load(
             accession=r.accession,
             state=r.state,
             fields={} if light else dict(r.fields),
-            technologies=tuple(r.technologies),
-            problems=tuple(r.problems),
+            technologies=_strings(r.technologies),
+            problems=_problems(r.problems),
             duplicate_of=r.duplicate_of,
-            secondary_accessions=tuple(r.secondary_accessions),
+            secondary_accessions=_strings(r.secondary_accessions),
             places=tuple(places.get(r.id, ())),
             light=light,
         )

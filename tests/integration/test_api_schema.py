@@ -30,7 +30,14 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]
     cost more than the calls): generated input only has to be answered as described, so
     what earlier operations left behind is fine."""
     where = tmp_path_factory.mktemp("schema")
-    settings = Settings(home=where / "home", database_url=f"sqlite:///{where / 'steward.db'}")
+    (where / "crawled").mkdir()  # the server's crawl source: an empty folder feeding p1
+    source = {"name": "s", "project": "p1", "url": str(where / "crawled"), "stage": "loading",
+              "pattern": r"^(?P<accession>E-[A-Z]{4}-\d+)$"}  # fmt: skip
+    settings = Settings(
+        home=where / "home",
+        database_url=f"sqlite:///{where / 'steward.db'}",
+        crawl={"sources": [source]},
+    )
     db = Database(settings)
     db.migrate()
     access.bootstrap_admin(db, user_id="admin")

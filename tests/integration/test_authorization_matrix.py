@@ -30,6 +30,7 @@ from steward.domain.requests import RequestFields
 from steward.jobs import service as jobs
 from steward.services import (
     accounts,
+    crawls,
     package_build,
     packages,
     requests,
@@ -72,6 +73,7 @@ class World:
     spec: PackageSpec
     serial: int = 0
     dataset_id: str = ""
+    crawl_id: str = ""
 
     def fresh_package(self, state: str) -> str:
         """A new package of the project's, ``pending`` or ``built``."""
@@ -126,6 +128,21 @@ class World:
     def fresh_session(self) -> str:
         made = sessions.start(self.c.db, user_id=self.c.requester, lifetime=timedelta(hours=1))
         return made.session.id
+
+    def fresh_schedule(self) -> str:
+        """A new crawl schedule of the server's sources, added by the project's steward."""
+        from steward.services import crawl, crawl_schedules
+
+        name = self.unique("sched")
+        config = crawl.configured(self.served)
+        crawl_schedules.add(self.c.db, actor=self.c.steward, name=name,
+                            every=timedelta(hours=8), config=config)  # fmt: skip
+        return name
+
+    @property
+    def served(self) -> Settings:
+        """The server's settings: its [crawl] sources feed p1."""
+        return self.settings.model_copy(update={"crawl": served_crawl(self.tmp)})
 
     def unique(self, prefix: str) -> str:
         self.serial += 1
@@ -194,12 +211,24 @@ def world(settings: Settings, consortium: Consortium, tmp_path: Path) -> Iterato
     share = shares.push(c.db, settings, actor=c.steward, package_id=pkg.id,
                         destination=str(tmp_path / "out"))  # fmt: skip
     (tmp_path / "api-out").mkdir()
-    roots = {"api_source_roots": [str(data.root)], "api_push_roots": [str(tmp_path / "api-out")]}
+    roots = {"api_source_roots": [str(data.root)], "api_push_roots": [str(tmp_path / "api-out")],
+             "crawl": served_crawl(tmp_path)}  # fmt: skip
     with serving(settings.model_copy(update=roots)) as api:
         w = World(api, c, settings, secrets, "", pkg.id, share.id, tmp_path, spec)
         w.request_id = w.fresh_request("submitted")
         w.dataset_id = w.fresh_dataset("loading")
+        w.crawl_id = crawls.list_crawls(c.db, actor=c.admin, limit=1)[0].id
         yield w
+
+
+def served_crawl(tmp: Path) -> dict[str, Any]:
+    """The server's [crawl]: one folder feeding p1."""
+    from tests.crawl_trees import ACCESSION
+
+    (tmp / "served-crawl").mkdir(exist_ok=True)
+    source = {"name": "served", "project": "p1", "url": str(tmp / "served-crawl"),
+              "stage": "loading", "pattern": ACCESSION}  # fmt: skip
+    return {"sources": [source]}
 
 
 Call = Callable[[World], tuple[str, str, Any]]
@@ -397,6 +426,16 @@ CALLS: dict[str, Call] = {
         "POST", f"/api/v1/jobs/{w.fresh_action()}:cancel", None),
     "POST /api/v1/jobs/{action_id}:retry": lambda w: (
         "POST", f"/api/v1/jobs/{w.fresh_action(cancelled=True)}:retry", None),
+    # crawls of the server's own sources, and their schedules
+    "GET /api/v1/crawls": _get("/api/v1/crawls"),
+    "GET /api/v1/crawls/{crawl_id}": lambda w: ("GET", f"/api/v1/crawls/{w.crawl_id}", None),
+    "POST /api/v1/crawls": _post("/api/v1/crawls", lambda w: {"full": False}),
+    "GET /api/v1/crawl-sources": _get("/api/v1/crawl-sources"),
+    "GET /api/v1/crawl-schedules": _get("/api/v1/crawl-schedules"),
+    "POST /api/v1/crawl-schedules": _post(
+        "/api/v1/crawl-schedules", lambda w: {"name": w.unique("s"), "every": "8h"}),
+    "DELETE /api/v1/crawl-schedules/{name}": lambda w: (
+        "DELETE", f"/api/v1/crawl-schedules/{w.fresh_schedule()}", None),
     # sites and the audit log
     "GET /api/v1/sites": _get("/api/v1/sites"),
     "POST /api/v1/sites": _post("/api/v1/sites", lambda w: {"id": w.unique("s"), "name": "S"}),
@@ -537,6 +576,15 @@ EXPECTED: dict[str, dict[str, int]] = {
     # the project's staff see its actions and may cancel or retry them; to others, none
     "POST /api/v1/jobs/{action_id}:cancel": row(404, admin=200, steward=200),
     "POST /api/v1/jobs/{action_id}:retry": row(404, admin=200, steward=200),
+    # crawls: whoever may crawl p1 (its steward, administrators); a crawl or schedule of p1
+    # does not exist for anyone else, and the list is refused to who coordinates nothing
+    "GET /api/v1/crawls": row(403, admin=200, steward=200),
+    "GET /api/v1/crawls/{crawl_id}": row(404, admin=200, steward=200),
+    "POST /api/v1/crawls": row(403, admin=202, steward=202),
+    "GET /api/v1/crawl-sources": row(403, admin=200, steward=200),
+    "GET /api/v1/crawl-schedules": row(200),  # each sees those they may
+    "POST /api/v1/crawl-schedules": row(403, admin=201, steward=201),
+    "DELETE /api/v1/crawl-schedules/{name}": row(404, admin=200, steward=200),
     "GET /api/v1/sites": row(200),  # administrators and stewards all, an analyst their own
     "POST /api/v1/sites": ADMIN_ONLY,
     "GET /api/v1/sites/{site_id}": row(404, admin=200, steward=200, analyst_a=200),

@@ -28,6 +28,7 @@ from steward import __version__
 from steward.api import accounts as accounts_api
 from steward.api import audit as audit_api
 from steward.api import catalog as catalog_api
+from steward.api import crawls as crawls_api
 from steward.api import drs as drs_api
 from steward.api import jobs as jobs_api
 from steward.api import oidc as oidc_api
@@ -326,6 +327,7 @@ def create_app(
     app.include_router(sites_api.router)
     app.include_router(audit_api.router)
     app.include_router(tokens_api.router)
+    app.include_router(crawls_api.router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -49,6 +49,21 @@ def claim(db: Database, key: str, fingerprint: str, shown: str) -> None:
         )
 
 
+def _fingerprint(request: object) -> str:
+    text = json.dumps(request, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def sent_before(db: Database, user: str, key: str | None, request: object) -> bool:
+    """Whether the caller already sent this very ``request`` with ``key``: for a command that
+    is not idempotent by itself, to answer the first result again instead of refusing."""
+    if not key:
+        return False
+    with db.read() as s:
+        seen = s.get(ApiIdempotency, ledger_key(user, key))
+        return seen is not None and seen.fingerprint == _fingerprint(request)
+
+
 def claimed(db: Database, user: str, key: str | None, request: object) -> str | None:
     """The ledger's key for a caller's ``Idempotency-Key`` (None without one), claimed for
     ``request`` — what is asked, as JSON-able data: the same key sent again with anything
@@ -56,6 +71,5 @@ def claimed(db: Database, user: str, key: str | None, request: object) -> str | 
     if not key:
         return None
     stored = ledger_key(user, key)
-    text = json.dumps(request, sort_keys=True, default=str)
-    claim(db, stored, hashlib.sha256(text.encode()).hexdigest(), key)
+    claim(db, stored, _fingerprint(request), key)
     return stored

@@ -4,13 +4,16 @@
 ``--no-wait`` queues it for ``steward worker``; ``crawl sources`` says whether each source
 answers; ``crawl list``/``crawl show`` are past, queued and running crawls; ``crawl schedule``
 registers periodic crawls the worker runs. The sources come from ``--sources FILE`` (TOML, YAML
-or JSON) or steward.toml's ``[crawl]``. Crawls read storage and write the database directly, so
-they run where the database is.
+or JSON) or steward.toml's ``[crawl]``. With ``--server`` every command works through the
+server's API, and the server crawls only its own configured sources: ``--sources`` is refused,
+``crawl`` queues a crawl for the server's worker (and waits for it unless ``--no-wait``),
+``--dry-run`` runs only where the database is.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,9 +24,12 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 
-from steward.cli import render
+from steward.cli import backend, render
 from steward.cli.state import STATE
 from steward.crawl.config import CrawlConfig, load_crawl_config
+from steward.errors import Detail, ValidationFailed
+from steward.remote import crawls as remote_crawls
+from steward.remote.client import Client
 from steward.services import crawl, crawl_jobs, crawl_schedules, crawls
 from steward.services.crawl_summary import COUNTS, CrawlSummary, ProgressHook
 from steward.services.crawl_summary import Progress as Step
@@ -62,6 +68,22 @@ def _config(path: Path | None) -> CrawlConfig:
     if path is not None:
         return load_crawl_config(path)
     return crawl.configured(STATE.settings)
+
+
+def _server(sources: Path | None) -> Client | None:
+    """The server ``--server`` names (``None``: crawl here). A server crawls only its own
+    configured sources — a caller never makes it read paths or URLs of their choosing — so
+    ``--sources`` with ``--server`` is refused."""
+    client = STATE.remote
+    if client is not None and sources is not None:
+        raise ValidationFailed(
+            f"--sources {sources} is not taken with --server: the server crawls only its own "
+            "configured sources ([crawl] in its steward.toml); drop --sources, or drop --server "
+            "to crawl these sources here",
+            [Detail("not with --server", field="--sources", value=str(sources),
+                    accepted="the server's configured sources (no --sources)")],
+        )  # fmt: skip
+    return client
 
 
 @contextmanager
@@ -115,22 +137,20 @@ def run(
 
     Two crawls of the same sources never run at once: while one runs, another is refused
     (exit 1) naming it. A crawl stopped at any point (Ctrl-C, kill -9) and run again ends as
-    one uninterrupted crawl would."""
+    one uninterrupted crawl would.
+
+    With --server the server's worker crawls the server's own configured sources (--sources
+    is refused): the crawl is queued, then followed until it ends (Ctrl-C stops the waiting,
+    not the crawl), or with --no-wait only queued."""
     if ctx.invoked_subcommand is not None:
+        return
+    client = _server(sources)
+    if client is not None:
+        _through(client, dry_run=dry_run, wait=wait, full=full)
         return
     config = _config(sources)
     if not wait and not dry_run:
-        queued = crawl_jobs.queue(STATE.db, actor=STATE.actor, config=config, full=full)
-        if STATE.json:
-            render.emit_json(queued)
-        else:
-            STATE.out.print(
-                f"{queued.crawl_id} queued ({queued.action_id}): `steward worker` runs it; "
-                f"`steward crawl show {queued.crawl_id}` follows it, `steward jobs cancel "
-                f"{queued.action_id}` stops it",
-                markup=False,
-                highlight=False,
-            )
+        _queued(crawl_jobs.queue(STATE.db, actor=STATE.actor, config=config, full=full))
         return
     with _progress() as hook:
         summary = crawl.run_crawl(
@@ -146,6 +166,72 @@ def run(
     _show(summary)
     if summary.status == "failed":
         raise typer.Exit(1)
+
+
+def _queued(queued: crawl_jobs.Queued) -> None:
+    if STATE.json:
+        render.emit_json(queued)
+        return
+    STATE.out.print(
+        f"{queued.crawl_id} queued ({queued.action_id}): `steward worker` runs it; "
+        f"`steward crawl show {queued.crawl_id}` follows it, `steward jobs cancel "
+        f"{queued.action_id}` stops it",
+        markup=False,
+        highlight=False,
+    )
+
+
+def _through(client: Client, *, dry_run: bool, wait: bool, full: bool) -> None:
+    """``steward --server URL crawl``: the server's worker crawls the server's sources. With
+    --no-wait the crawl is queued and its ids printed; else this waits for it, showing its
+    progress, then its summary (Ctrl-C stops the waiting, not the crawl)."""
+    if dry_run:
+        raise ValidationFailed(
+            "--dry-run does not run against a server: a dry run lists the sources in this "
+            "process; run it where the database is, or queue a real crawl with --no-wait",
+            [Detail("not with --server", field="--dry-run", accepted="no --dry-run")],
+        )
+    queued = remote_crawls.queue(client, full=full)
+    if not wait:
+        _queued(queued)
+        return
+    if not STATE.json:
+        STATE.err.print(
+            f"{queued.crawl_id} queued on {client.server} ({queued.action_id}); waiting for "
+            f"the server's worker to run it. Ctrl-C stops waiting, not the crawl (`steward "
+            f"jobs cancel {queued.action_id}` stops it)",
+            markup=False,
+            highlight=False,
+        )
+    try:
+        detail = _follow(client, queued.crawl_id)
+    except KeyboardInterrupt:
+        STATE.err.print(
+            f"stopped waiting; {queued.crawl_id} goes on on the server (`steward crawl show "
+            f"{queued.crawl_id}` follows it, `steward jobs cancel {queued.action_id}` stops it)",
+            markup=False,
+            highlight=False,
+        )
+        raise typer.Exit(130) from None
+    _show(detail.summary)
+    if detail.summary.status in ("failed", "cancelled", "interrupted"):
+        raise typer.Exit(1)
+
+
+def _follow(client: Client, crawl_id: str) -> crawls.CrawlDetail:
+    """Ask the server how far the crawl is (more and more rarely, up to every 2 s) until it
+    ends, showing its progress on a terminal."""
+    pause = 0.2
+    with _progress() as hook:
+        while True:
+            detail = remote_crawls.show_crawl(client, crawl_id=crawl_id)
+            if detail.summary.status not in crawls.LIVE:
+                return detail
+            job = detail.job
+            if job is not None and job.phase:
+                hook(Step(job.phase, job.source, job.done or 0, job.total))
+            time.sleep(pause)
+            pause = min(pause * 2, 2.0)
 
 
 def _show(summary: CrawlSummary, job: crawls.CrawlJob | None = None) -> None:
@@ -247,7 +333,11 @@ def _show_live(summary: CrawlSummary, job: crawls.CrawlJob | None) -> None:
 @app.command("sources")
 def sources_(sources: SourcesFile = None) -> None:
     """Each source of the config and whether it can be listed now (and if not, why)."""
-    checks = crawls.check_sources(_config(sources), environ=os.environ)
+    client = _server(sources)
+    if client is not None:
+        checks = remote_crawls.check_sources(client)
+    else:
+        checks = crawls.check_sources(_config(sources), environ=os.environ)
     if STATE.json:
         render.emit_json(checks)
     else:
@@ -276,9 +366,7 @@ def list_(
 ) -> None:
     """Crawls, newest first, with their main counts; a queued or running one with how far
     it is or why it waits, a scheduled one with its schedule."""
-    if STATE.remote is not None:
-        raise STATE.local_only()
-    rows = crawls.list_crawls(STATE.db, actor=STATE.actor, limit=limit)
+    rows = backend.run(crawls.list_crawls, limit=limit)
     if STATE.json:
         render.emit_json(rows)
         return
@@ -327,9 +415,7 @@ def list_(
 def show(crawl_id: Annotated[str, typer.Argument(help="The crawl's id (crl_…).")]) -> None:
     """One crawl's summary, as `steward crawl` showed it at its end; for a queued or running
     crawl, how far it is (or why it waits), and how to stop it."""
-    if STATE.remote is not None:
-        raise STATE.local_only()
-    detail = crawls.show_crawl(STATE.db, actor=STATE.actor, crawl_id=crawl_id)
+    detail = backend.run(crawls.show_crawl, crawl_id=crawl_id)
     _show(detail.summary, detail.job)
 
 
@@ -408,17 +494,22 @@ def schedule_add(
     sources is queued or running, the turn is skipped and tried again five minutes later.
     The crawls run as you; `crawl list` shows them with the schedule's name."""
     interval = crawl_schedules.parse_every(every)
-    config = _config(sources)
     chosen = name or (sources.stem if sources is not None else "default")
-    view = crawl_schedules.add(
-        STATE.db,
-        actor=STATE.actor,
-        name=chosen,
-        every=interval,
-        config=config,
-        replace=replace,
-        full=full,
-    )
+    client = _server(sources)
+    if client is not None:
+        view = remote_crawls.add_schedule(
+            client, name=chosen, every=every, full=full, replace=replace
+        )
+    else:
+        view = crawl_schedules.add(
+            STATE.db,
+            actor=STATE.actor,
+            name=chosen,
+            every=interval,
+            config=_config(sources),
+            replace=replace,
+            full=full,
+        )
     if STATE.json:
         render.emit_json(view)
         return
@@ -434,9 +525,7 @@ def schedule_add(
 @schedule_app.command("list")
 def schedule_list() -> None:
     """The periodic crawls you may see, with when each runs next and how its last one ended."""
-    if STATE.remote is not None:
-        raise STATE.local_only()
-    views = crawl_schedules.list_(STATE.db, actor=STATE.actor)
+    views = backend.run(crawl_schedules.list_)
     if STATE.json:
         render.emit_json(views)
         return
@@ -449,9 +538,7 @@ def schedule_remove(
 ) -> None:
     """Stop a periodic crawl. A crawl it already queued still runs (`steward jobs cancel`
     stops it)."""
-    if STATE.remote is not None:
-        raise STATE.local_only()
-    view = crawl_schedules.remove(STATE.db, actor=STATE.actor, name=name)
+    view = backend.run(crawl_schedules.remove, name=name)
     if STATE.json:
         render.emit_json(view)
         return

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 F = TypeVar("F", bound=Callable[..., Any])
 
 _REMOTE: dict[Callable[..., Any], Callable[..., Any]] = {}
-_MODULES = ("steward.remote.admin", "steward.remote.operations")
+_MODULES = ("steward.remote.admin", "steward.remote.operations", "steward.remote.crawls")
 """Where the registrations are (imported on first use: most commands run locally)."""
 
 

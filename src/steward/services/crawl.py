@@ -74,11 +74,17 @@ CHUNK = 500
 Key = tuple[str, str]
 
 
-def configured(settings: Settings) -> CrawlConfig:
-    """The sources of the ``[crawl]`` table in steward.toml (``STEWARD_CRAWL``)."""
+def configured(settings: Settings, *, on_server: bool = False) -> CrawlConfig:
+    """The sources of the ``[crawl]`` table in steward.toml (``STEWARD_CRAWL``);
+    ``on_server``: asked for through the API, whose callers cannot name sources."""
     if not settings.crawl:
+        fix = (
+            "its administrator adds [[crawl.sources]] to the server's steward.toml"
+            if on_server
+            else "add [[crawl.sources]] to steward.toml or give --sources FILE"
+        )
         raise ValidationFailed(
-            "no crawl sources: add [[crawl.sources]] to steward.toml or give --sources FILE",
+            f"no crawl sources: {fix}",
             [Detail("no sources", field="crawl.sources", accepted="[[crawl.sources]] tables")],
         )
     return parse_crawl_config({"crawl": settings.crawl}, origin="steward.toml")

@@ -120,8 +120,10 @@ def enqueue_in(
     config: CrawlConfig,
     schedule: str | None = None,
     full: bool = False,
+    idempotency_key: str | None = None,
 ) -> Queued:
-    """Queue a crawl in ``s`` (the caller checked that ``user`` may crawl these sources)."""
+    """Queue a crawl in ``s`` (the caller checked that ``user`` may crawl these sources);
+    ``idempotency_key`` (the API's, already made the caller's own) keys its action."""
     crawl_id = new_id("crawl")
     now = utcnow()
     projects = sorted({src.project for src in config.sources})
@@ -146,7 +148,7 @@ def enqueue_in(
             "schedule": schedule,
             "full": full,
         },
-        idempotency_key=f"{ACTION}:{crawl_id}",
+        idempotency_key=f"{ACTION}:{idempotency_key or crawl_id}",
         actor=user,
         max_attempts=MAX_ATTEMPTS,
     )
@@ -159,11 +161,31 @@ def enqueue_in(
     return Queued(crawl_id=crawl_id, action_id=action_id)
 
 
-def queue(db: Database, *, actor: str | None, config: CrawlConfig, full: bool = False) -> Queued:
-    """``steward crawl --no-wait``: the crawl's row and its job, for ``steward worker``."""
+def queue(
+    db: Database,
+    *,
+    actor: str | None,
+    config: CrawlConfig,
+    full: bool = False,
+    idempotency_key: str | None = None,
+) -> Queued:
+    """``steward crawl --no-wait``: the crawl's row and its job, for ``steward worker``. The
+    same ``idempotency_key`` again (``POST /api/v1/crawls`` sent twice) answers the crawl the
+    first call queued instead of queueing another."""
     with audited(db, actor=actor, action="crawl"), db.transaction() as s:
         crawl.authorise(s, actor, config)
-        return enqueue_in(s, user=require_user(s, actor).id, config=config, full=full)
+        if idempotency_key:
+            key = f"{ACTION}:{idempotency_key}"
+            first = s.scalar(select(Action).where(Action.idempotency_key == key))
+            if first is not None and first.action == ACTION:
+                return Queued(crawl_id=first.subject_id, action_id=first.id)
+        return enqueue_in(
+            s,
+            user=require_user(s, actor).id,
+            config=config,
+            full=full,
+            idempotency_key=idempotency_key,
+        )
 
 
 def open_crawls(s: Session, names: Collection[str]) -> list[str]:

@@ -24,7 +24,8 @@ from steward.db.session import Database
 from steward.domain.roles import STAFF
 from steward.errors import Detail, Forbidden
 from steward.jobs import runner
-from steward.services.access import not_found, require_user
+from steward.services import crawl
+from steward.services.access import audited, not_found, require_user
 from steward.services.crawl_progress import KIND
 from steward.services.crawl_summary import CrawlSummary
 
@@ -206,6 +207,21 @@ def show_crawl(db: Database, *, actor: str | None, crawl_id: str) -> CrawlDetail
         if row is None or not _visible(row, user, _staff_of(s, user)):
             raise not_found("crawl", "crawl", crawl_id)
         return CrawlDetail(summary=_summary(row), job=_job(s, row))
+
+
+def check_configured(
+    db: Database,
+    *,
+    actor: str | None,
+    config: CrawlConfig,
+    environ: Mapping[str, str] | None = None,
+) -> list[SourceCheck]:
+    """:func:`check_sources` for a caller of the API: the server's sources name its places
+    and projects, so only someone who may crawl them all (a steward of each project, an
+    administrator) hears whether they answer, as ``steward crawl`` would let them crawl."""
+    with audited(db, actor=actor, action="crawl-sources"), db.read() as s:
+        crawl.authorise(s, actor, config)
+    return check_sources(config, environ=environ)
 
 
 def check_sources(

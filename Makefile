@@ -13,11 +13,14 @@ $(UV):
 	$(PYTHON) -m venv .tools
 	.tools/bin/pip install --quiet uv
 
+# Bytecode compiled up front: where PYTHONDONTWRITEBYTECODE is set (as on CI machines) every
+# process would otherwise compile its imports anew, and the suite starts hundreds of them.
 .venv/.synced: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --quiet
+	$(UV) sync --frozen --quiet --compile-bytecode
 	@touch $@
 
 setup: .venv/.synced  ## install Steward and its dev tools into .venv
+	@$(UV) run --frozen python -m compileall -q -j 0 src >/dev/null
 
 system-deps:  ## install (as root) or name the system programs the tests drive: PostgreSQL, curl, Chromium…
 	@scripts/system-deps

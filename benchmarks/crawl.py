@@ -17,7 +17,10 @@ on the same tree, warm page cache for every tool:
 * Steward, 1% changed — ``--change`` of the datasets (default 1%) gain a data file and a new
   IDF title, then a re-crawl.
 
-Peak memory of each Steward run comes from ``/usr/bin/time -v`` (maximum resident set size).
+Each Steward crawl runs ``--repeat`` times (default 3; the full crawl on a fresh database each
+time, the 1% change made anew before each re-crawl) and the median run is reported with the
+spread: on a 2-CPU machine one run differs from the next by up to a fifth. Peak memory of each
+Steward run comes from ``/usr/bin/time -v`` (maximum resident set size).
 ``--million`` adds a metadata-free crawl of 1,000,000 files (25,000 datasets x 40 files) for
 memory. Targets (issue 11): full crawl <= 1.5 x find; unchanged re-crawl <= 0.3 x the full
 crawl; 1% change <= 0.1 x the full crawl; peak memory < 300 MB at 1M files. Tests never
@@ -102,19 +105,33 @@ def make_tree(root: Path, *, datasets: int, files: int, metadata: bool) -> int:
     return written
 
 
-def change(root: Path, *, datasets: int, fraction: float) -> int:
-    """Give ``fraction`` of the datasets a new data file and a new IDF title."""
+def change(root: Path, *, datasets: int, fraction: float, round_: int = 1) -> int:
+    """Give ``fraction`` of the datasets a new data file and a new IDF title (each round
+    its own, so every round changes them again)."""
     step = max(1, round(1 / fraction))
     changed = 0
     for i in range(1, datasets + 1, step):
         accession = f"E-MTAB-{i}"
         folder = root / STAGES[i % len(STAGES)] / accession
-        (folder / "raw" / "lane1" / "late.fq.gz").write_bytes(b"late")
+        (folder / "raw" / "lane1" / f"late{round_}.fq.gz").write_bytes(b"late")
         idf = folder / f"{accession}.idf.txt"
         if idf.exists():
-            idf.write_text(_idf(accession, f"Study {i}, revised"))
+            idf.write_text(_idf(accession, f"Study {i}, revision {round_}"))
         changed += 1
     return changed
+
+
+def median(runs: list[Run]) -> Run:
+    """The run of median crawl time (its own figures, wall and memory alike); the spread is
+    printed beside it. One run on a 2-CPU machine varies by a fifth from the next."""
+    return sorted(runs, key=_own)[len(runs) // 2]
+
+
+def _spread(runs: list[Run]) -> str:
+    if len(runs) < 2:
+        return ""
+    own = sorted(_own(r) for r in runs)
+    return f" (of {len(runs)}: {own[0]:.2f}–{own[-1]:.2f} s)"
 
 
 def sources(root: Path, *, metadata: bool) -> dict[str, object]:
@@ -249,42 +266,49 @@ def _summary_note(run: Run) -> str:
     return f"crawl {_own(run):.2f} s; {datasets} datasets, {events} events, {status}"
 
 
-def bench_tree(work: Path, *, datasets: int, files: int, fraction: float) -> list[str]:
+def bench_tree(work: Path, *, datasets: int, files: int, fraction: float, repeat: int) -> list[str]:
     tree = work / "tree"
     began = time.perf_counter()
     total = make_tree(tree, datasets=datasets, files=files, metadata=True)
     made = time.perf_counter() - began
     config = work / "sources.json"
     config.write_text(json.dumps(sources(tree, metadata=True)))
-    env = setup_home(work / "home")
+    homes = [setup_home(work / f"home{i}") for i in range(repeat)]
+    env = homes[0]  # the re-crawls' database
     lines = [
         f"tree: {total:,} files in {datasets:,} datasets over {len(STAGES)} stage folders "
-        f"(made in {made:.1f} s)"
+        f"(made in {made:.1f} s); Steward's figures are the median of {repeat} runs"
     ]
 
     find, rclone, walk = peers(tree)
-    _sync_and_warm(tree)
-    full = crawl(config, env)
-    _sync_and_warm(tree)
-    unchanged = crawl(config, env)
-    changed_n = change(tree, datasets=datasets, fraction=fraction)
-    _sync_and_warm(tree)
-    changed = crawl(config, env)
+    fulls, unchanged_runs, changed_runs = [], [], []
+    for home in homes:  # each full crawl on a fresh database
+        _sync_and_warm(tree)
+        fulls.append(crawl(config, home))
+    for _ in range(repeat):
+        _sync_and_warm(tree)
+        unchanged_runs.append(crawl(config, env))
+    changed_n = 0
+    for n in range(1, repeat + 1):
+        changed_n = change(tree, datasets=datasets, fraction=fraction, round_=n)
+        _sync_and_warm(tree)
+        changed_runs.append(crawl(config, env))
+    full, unchanged, changed = median(fulls), median(unchanged_runs), median(changed_runs)
 
     lines.append(f"  {'':<34} {'wall':>10}  {'vs find':>7}  {'peak mem':>10}")
     lines.append(_line("find -type f | wc -l", find, find.seconds))
     if rclone is not None:
         lines.append(_line("rclone lsjson -R", rclone, find.seconds))
     lines.append(_line("python scandir+stat walk", walk, find.seconds))
-    for name, run in (
-        ("steward crawl (full)", full),
-        ("steward crawl (unchanged)", unchanged),
-        (f"steward crawl ({changed_n} changed)", changed),
+    for name, run, runs in (
+        ("steward crawl (full)", full, fulls),
+        ("steward crawl (unchanged)", unchanged, unchanged_runs),
+        (f"steward crawl ({changed_n} changed)", changed, changed_runs),
     ):
-        lines.append(_line(name, run, find.seconds, _summary_note(run)))
+        lines.append(_line(name, run, find.seconds, _summary_note(run) + _spread(runs)))
     lines.append("")
     lines.append(
-        "  'wall' includes starting the steward command (~1.5 s of imports); 'crawl' is the\n"
+        "  'wall' includes starting the steward command (~1.3 s here); 'crawl' is the\n"
         "  crawl's own time, as the worker running a scheduled crawl spends it."
     )
     full_vs_find = full.seconds / find.seconds
@@ -352,9 +376,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--change", type=float, default=0.01, help="fraction of datasets changed")
     ap.add_argument("--million", action="store_true", help="also crawl 1,000,000 files for memory")
     ap.add_argument("--keep", action="store_true", help="keep the trees and homes (prints where)")
+    ap.add_argument("--repeat", type=int, default=3, help="runs of each Steward crawl (median)")
     args = ap.parse_args(argv)
-    if args.files < 3 or args.datasets < 1 or not 0 < args.change <= 1:
-        ap.error("--files needs at least 3, --datasets at least 1, --change in (0, 1]")
+    if args.files < 3 or args.datasets < 1 or not 0 < args.change <= 1 or args.repeat < 1:
+        ap.error(
+            "--files needs at least 3, --datasets at least 1, --change in (0, 1], "
+            "--repeat at least 1"
+        )
     work = Path(tempfile.mkdtemp(prefix="steward-crawl-bench-"))
     print(
         f"# crawl benchmark — {datetime_now()} — {platform.node()}, {os.cpu_count()} CPUs, "
@@ -362,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         for line in bench_tree(
-            work, datasets=args.datasets, files=args.files, fraction=args.change
+            work, datasets=args.datasets, files=args.files, fraction=args.change, repeat=args.repeat
         ):
             print(line, flush=True)
         if args.million:

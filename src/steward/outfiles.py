@@ -3,7 +3,9 @@
 One helper decides how, so every such file behaves the same:
 
 - **Complete or absent.** The bytes go to a hidden temporary file in the target's folder, are
-  flushed to disk and only then renamed into place; a failure removes the temporary file.
+  flushed to disk and only then renamed into place; a failure removes the temporary file, and
+  the temporary file of a write that was killed (kill -9) is removed by the next write of the
+  same file (a writer locks its own while it lives, so a live one is never taken for it).
 - **No silent folders.** A missing folder is an error naming it (a typo in ``-o`` would
   otherwise create a tree nobody asked for), unless the caller owns the place (``parents``).
 - **No silent overwrites.** An existing file is kept unless ``overwrite`` (``--force``); the
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import io
 import os
 import secrets
@@ -140,11 +143,13 @@ def atomic_file(
     ``OSError`` as the system reports it, or ``FileExistsError`` when ``overwrite`` is off and
     the name is taken; :func:`open_output` turns both into messages for people.
     """
-    temp = target.with_name(f".{target.name}.{secrets.token_hex(6)}{TEMP_SUFFIX}")
+    _sweep_strays(target)
+    temp = target.with_name(f".{target.name}.{secrets.token_hex(_TOKEN_BYTES)}{TEMP_SUFFIX}")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     fd = os.open(temp, flags, 0o666 if mode is None else PRIVATE)
     try:
         with os.fdopen(fd, "wb") as raw:
+            _hold(raw.fileno())  # ours while open: _sweep_strays leaves it alone
             if binary:
                 yield raw
             else:
@@ -156,11 +161,49 @@ def atomic_file(
             os.fsync(raw.fileno())
             if mode is not None:
                 os.fchmod(raw.fileno(), mode)
-        _commit(temp, target, overwrite=overwrite)
+            _commit(temp, target, overwrite=overwrite)  # before the lock goes with the close
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
     _sync_folder(target.parent)
+
+
+_TOKEN_BYTES = 6
+
+
+def _hold(fd: int) -> None:
+    """Lock a temporary file for as long as its writer lives (the kernel lets go when the
+    process ends, however it ends); where locks are not supported, nothing is swept."""
+    with contextlib.suppress(OSError):
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def _sweep_strays(target: Path) -> None:
+    """Remove the temporary files of earlier writes of ``target`` whose writer was killed
+    (kill -9, a power cut): a stray is one nobody holds the lock of. A writer still at work
+    holds its lock, and its file is left alone."""
+    prefix, size = f".{target.name}.", len(target.name) + 2 + 2 * _TOKEN_BYTES + len(TEMP_SUFFIX)
+    try:
+        entries = list(os.scandir(target.parent))
+    except OSError:
+        return
+    for entry in entries:
+        name = entry.name
+        if len(name) != size or not name.startswith(prefix) or not name.endswith(TEMP_SUFFIX):
+            continue
+        try:
+            fd = os.open(entry.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | os.O_NOFOLLOW)
+        except OSError:
+            continue  # someone else's file, or gone already
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # its writer is alive (or locks are not supported here)
+        else:
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+        finally:
+            os.close(fd)
 
 
 def _commit(temp: Path, target: Path, *, overwrite: bool) -> None:

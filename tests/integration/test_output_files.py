@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -195,3 +197,56 @@ def test_concurrent_writers_to_one_name_leave_one_whole_file(tmp_path: Path) -> 
     lines = set(target.read_text().splitlines())
     assert len(lines) == 1
     assert [p.name for p in tmp_path.iterdir()] == ["t.txt"]
+
+
+_WRITER = """
+import sys, time
+from pathlib import Path
+from steward.outfiles import open_output
+with open_output(Path(sys.argv[1]), overwrite=True) as out:
+    out.write("half a report")
+    out.flush()
+    print("writing", flush=True)
+    time.sleep(60)
+"""
+
+
+def _writer(target: Path) -> subprocess.Popen[str]:
+    """A process in the middle of writing ``target`` (its temporary file exists)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _WRITER, str(target)], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == "writing\n"
+    return proc
+
+
+def test_a_write_killed_midway_leaves_a_stray_the_next_write_removes(tmp_path: Path) -> None:
+    target = tmp_path / "report.csv"
+    target.write_text("the old report")
+    killed = _writer(target)
+    killed.kill()  # kill -9 mid-write
+    killed.communicate()
+    strays = [p.name for p in tmp_path.iterdir() if p.name != "report.csv"]
+    assert len(strays) == 1
+    assert strays[0].startswith(".report.csv.")
+    assert target.read_text() == "the old report"  # complete or absent: the old one stands
+    (tmp_path / ".other.csv.0123456789ab.part").write_text("another file's")
+    write_output(target, "the new report", overwrite=True)
+    assert target.read_text() == "the new report"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".other.csv.0123456789ab.part",  # not this file's: not ours to judge
+        "report.csv",
+    ]
+
+
+def test_a_writer_still_at_work_keeps_its_temporary_file(tmp_path: Path) -> None:
+    target = tmp_path / "report.csv"
+    alive = _writer(target)
+    try:
+        temp = next(p for p in tmp_path.iterdir() if p.name.startswith(".report.csv."))
+        write_output(target, "another report", overwrite=True)
+        assert temp.exists()  # held by a live writer: not a stray
+    finally:
+        alive.kill()
+        alive.communicate()

@@ -347,6 +347,11 @@ CALLS: dict[str, Call] = {
     "GET /api/v1/datasets": _get("/api/v1/datasets"),
     "GET /api/v1/datasets/{subject_id}": _get("/api/v1/datasets/{d}"),
     "GET /api/v1/datasets/{subject_id}/events": _get("/api/v1/datasets/{d}/events"),
+    "GET /api/v1/datasets/views/{view}": _get("/api/v1/datasets/views/discover"),
+    "GET /api/v1/datasets/duplicates": _get("/api/v1/datasets/duplicates"),
+    "GET /api/v1/datasets/{dataset_id}/files": _get("/api/v1/datasets/{d}/files"),
+    "POST /api/v1/datasets/{dataset_id}/verify": lambda w: (
+        "POST", f"/api/v1/datasets/{w.dataset_id}/verify", None),
     "POST /api/v1/datasets/{subject_id}:comment": _command(
         "datasets", "comment", "", {"text": "x"}),
     "POST /api/v1/datasets/{subject_id}:withdraw": _command(
@@ -518,6 +523,12 @@ EXPECTED: dict[str, dict[str, int]] = {
     "GET /api/v1/datasets": row(200),
     "GET /api/v1/datasets/{subject_id}": STAFF_SEE,
     "GET /api/v1/datasets/{subject_id}/events": STAFF_SEE,
+    "GET /api/v1/datasets/views/{view}": row(200),  # each sees the rows of those they may
+    "GET /api/v1/datasets/duplicates": row(200),  # each sees the pairs of those they may
+    "GET /api/v1/datasets/{dataset_id}/files": STAFF_SEE,
+    "POST /api/v1/datasets/{dataset_id}/verify": _by_roles(
+        "admin", "steward", hidden=("requester",)
+    ),
     "POST /api/v1/datasets/{subject_id}:comment": STAFF_SEE,
     "POST /api/v1/datasets/{subject_id}:withdraw": _by_roles(
         "admin", "steward", hidden=("requester",)

@@ -29,6 +29,7 @@ from steward.api import accounts as accounts_api
 from steward.api import audit as audit_api
 from steward.api import catalog as catalog_api
 from steward.api import crawls as crawls_api
+from steward.api import dataset_tracker as dataset_tracker_api
 from steward.api import drs as drs_api
 from steward.api import jobs as jobs_api
 from steward.api import oidc as oidc_api
@@ -309,6 +310,8 @@ def create_app(
     app.state.public_url = settings.public_url or listening
     problems.install(app)
     app.add_middleware(Guard, upload_limit=settings.api_upload_mib << 20)
+    # the tracker's own dataset paths first: /api/v1/datasets/duplicates is not a dataset's id
+    app.include_router(dataset_tracker_api.router)
     for kind in kinds():
         app.include_router(router_for(kind), prefix=PREFIX)
     app.include_router(requests_api.router)

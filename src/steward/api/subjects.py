@@ -194,10 +194,11 @@ _COMMON = [
 _SUBJECT = _param("subject_id", Annotated[str, Path(max_length=200)])
 
 
-def _lister(kind: Kind, page_model: type[BaseModel]) -> Any:
+def filter_params(kind: Kind) -> list[inspect.Parameter]:
+    """A kind's list filters and its order as query parameters (for any endpoint that lists
+    the kind: its generated list, the dataset tracker's views)."""
     spec = kind.filters
-    params = [
-        *_COMMON,
+    return [
         _param("project", Annotated[str | None, Query(max_length=64)], None),
         _param(
             "state",
@@ -216,6 +217,13 @@ def _lister(kind: Kind, page_model: type[BaseModel]) -> Any:
             ],
             "created",
         ),
+    ]
+
+
+def _lister(kind: Kind, page_model: type[BaseModel]) -> Any:
+    params = [
+        *_COMMON,
+        *filter_params(kind),
         _param(
             "after",
             Annotated[str | None, Query(description="The cursor of the page before.")],

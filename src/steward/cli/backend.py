@@ -7,11 +7,14 @@ command goes through the kind's generated endpoints instead, and comes back as t
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from steward.cli.state import STATE
+from steward.errors import Detail, ValidationFailed
 from steward.remote import subjects as remote
 from steward.remote.calls import remote_for
+from steward.remote.client import Client
 from steward.services.kinds import Filter, Kind
 
 T = TypeVar("T")
@@ -45,3 +48,20 @@ def run(service: Callable[..., T], /, **given: Any) -> T:
         raise STATE.local_only()
     found: T = through_api(client, **given)
     return found
+
+
+def server_of(sources: Path | None, *, does: str, here: str) -> Client | None:
+    """The server ``--server`` names (``None``: work here). A server reads storage only
+    through its own configured sources — a caller never makes it read paths or URLs of their
+    choosing — so ``--sources`` with ``--server`` is refused: the server ``does`` only its
+    own sources; drop --server ``here``."""
+    client = STATE.remote
+    if client is not None and sources is not None:
+        raise ValidationFailed(
+            f"--sources {sources} is not taken with --server: the server {does} only its own "
+            "configured sources ([crawl] in its steward.toml); drop --sources, or drop --server "
+            f"to {here}",
+            [Detail("not with --server", field="--sources", value=str(sources),
+                    accepted="the server's configured sources (no --sources)")],
+        )  # fmt: skip
+    return client

@@ -74,16 +74,7 @@ def _server(sources: Path | None) -> Client | None:
     """The server ``--server`` names (``None``: crawl here). A server crawls only its own
     configured sources — a caller never makes it read paths or URLs of their choosing — so
     ``--sources`` with ``--server`` is refused."""
-    client = STATE.remote
-    if client is not None and sources is not None:
-        raise ValidationFailed(
-            f"--sources {sources} is not taken with --server: the server crawls only its own "
-            "configured sources ([crawl] in its steward.toml); drop --sources, or drop --server "
-            "to crawl these sources here",
-            [Detail("not with --server", field="--sources", value=str(sources),
-                    accepted="the server's configured sources (no --sources)")],
-        )  # fmt: skip
-    return client
+    return backend.server_of(sources, does="crawls", here="crawl these sources here")
 
 
 @contextmanager

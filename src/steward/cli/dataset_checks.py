@@ -5,8 +5,10 @@ event on the dataset; exit code 1 when any sidecar does not match), ``files`` li
 durable per-file record and fetches a metadata file, ``duplicates`` lists pairs of datasets
 that are one (same stage twice, secondary accessions, ``--by-content`` identical files).
 
-They read storage and the database directly, so they run where both are (with ``--server``
-they stop with exit code 2). The sources config (``--sources FILE``, else ``[crawl]`` in
+They read storage and the database, here or on the server ``--server`` names
+(:mod:`steward.api.dataset_tracker`): a server reads storage only through its own configured
+sources, so ``--sources`` with ``--server`` is refused, and ``files --get`` runs only here.
+The sources config (``--sources FILE``, else ``[crawl]`` in
 steward.toml, else none) says how to reach s3 sources, which files are metadata, and the
 accession mappings; folder sources are found from the places the crawl recorded.
 """
@@ -21,12 +23,15 @@ from typing import Annotated
 
 import typer
 
-from steward.cli import render
+from steward.cli import backend, render
 from steward.cli.datasets import InProject, Ref, app
 from steward.cli.progress import bar
 from steward.cli.state import STATE
 from steward.crawl.config import CrawlConfig, load_crawl_config
+from steward.errors import Detail, ValidationFailed
 from steward.outfiles import check_target, write_output
+from steward.remote import dataset_tracker
+from steward.remote.client import Client
 from steward.services import crawl, dataset_duplicates, dataset_files, dataset_verify, places
 from steward.services.dataset_storage import HashProgress
 from steward.tables import Column, Table
@@ -40,6 +45,10 @@ SourcesFile = Annotated[
         dir_okay=False,
     ),
 ]
+
+
+def _server(sources: Path | None) -> Client | None:
+    return backend.server_of(sources, does="reads", here="use these sources here")
 
 
 def _config(path: Path | None) -> CrawlConfig | None:
@@ -56,18 +65,25 @@ def _config(path: Path | None) -> CrawlConfig | None:
 def verify(dataset: Ref, project: InProject = None, sources: SourcesFile = None) -> None:
     """Recompute the checksum of every data file that has a .md5/.sha256 sidecar and compare
     (stewards and admins); recorded as an event on the dataset. Exit code 1 when any sidecar
-    does not match its file (mismatch, data file missing, sidecar unreadable)."""
-    config = _config(sources)
-    with bar("verifying") as (start, advance):
-        result = dataset_verify.verify(
-            STATE.db,
-            actor=STATE.actor,
-            dataset=dataset,
-            project=project,
-            config=config,
-            environ=os.environ,
-            progress=HashProgress(start, advance),
-        )
+    does not match its file (mismatch, data file missing, sidecar unreadable). With --server,
+    the server verifies through its own configured sources (no --sources)."""
+    client = _server(sources)
+    if client is not None:
+        from steward.cli.datasets import _remote_id
+
+        dataset_id = _remote_id(client, dataset, project)
+        result = dataset_tracker.verify(client, dataset_id=dataset_id)
+    else:
+        with bar("verifying") as (start, advance):
+            result = dataset_verify.verify(
+                STATE.db,
+                actor=STATE.actor,
+                dataset=dataset,
+                project=project,
+                config=_config(sources),
+                environ=os.environ,
+                progress=HashProgress(start, advance),
+            )
     if STATE.json:
         render.emit_json(dataset_verify.as_json(result))
     else:
@@ -145,18 +161,31 @@ def files(
     sources: SourcesFile = None,
 ) -> None:
     """A dataset's files from the durable record — metadata files, data files, checksum
-    sidecars: path, size, checksum, outcome, first and last seen; or one metadata file."""
-    config = _config(sources)
+    sidecars: path, size, checksum, outcome, first and last seen; or one metadata file
+    (--get: not with --server)."""
+    client = _server(sources)
+    if client is not None and get is not None:
+        raise ValidationFailed(
+            f"--get {get} is not taken with --server: a metadata file is fetched from storage "
+            "where the command runs; drop --server (the listing works through a server)",
+            [Detail("not with --server", field="--get", value=get,
+                    accepted="the listing (no --get) with --server")],
+        )  # fmt: skip
+    config = _config(sources) if client is None else None
     if get is None:
         if output is not None or source is not None:
-            from steward.errors import Detail, ValidationFailed
-
             flag = "-o" if output is not None else "--source"
             raise ValidationFailed(
                 f"{flag} goes with --get PATH (the metadata file to fetch)",
                 [Detail("only with --get", field=flag, accepted="--get PATH")],
             )
-        _list_files(dataset, project, config)
+        if client is not None:
+            from steward.cli.datasets import _remote_id
+
+            dataset_id = _remote_id(client, dataset, project)
+            _show_files(dataset_tracker.list_files(client, dataset_id=dataset_id))
+        else:
+            _show_files(_list_files(dataset, project, config))
         return
     if output is not None:
         places.refuse_steward_file(STATE.settings, output, field="output")
@@ -207,8 +236,10 @@ def files(
     sys.stdout.buffer.flush()
 
 
-def _list_files(dataset: str, project: str | None, config: CrawlConfig | None) -> None:
-    found = dataset_files.list_files(
+def _list_files(
+    dataset: str, project: str | None, config: CrawlConfig | None
+) -> dataset_files.DatasetFiles:
+    return dataset_files.list_files(
         STATE.db,
         actor=STATE.actor,
         dataset=dataset,
@@ -216,6 +247,9 @@ def _list_files(dataset: str, project: str | None, config: CrawlConfig | None) -
         config=config,
         environ=os.environ,
     )
+
+
+def _show_files(found: dataset_files.DatasetFiles) -> None:
     if STATE.json:
         render.emit_json(found)
         return
@@ -267,18 +301,22 @@ def duplicates(
 ) -> None:
     """Pairs of datasets that are one: the same accession twice in one stage (same-stage),
     one a secondary accession of the other (secondary-accession), and with --by-content
-    identical data files (same-content)."""
-    config = _config(sources)
-    with bar("comparing") as (start, advance):
-        found = dataset_duplicates.find_duplicates(
-            STATE.db,
-            actor=STATE.actor,
-            project=project,
-            by_content=by_content,
-            config=config,
-            environ=os.environ,
-            progress=HashProgress(start, advance),
-        )
+    identical data files (same-content). With --server, as the server finds them (its
+    [crawl] config; no --sources)."""
+    client = _server(sources)
+    if client is not None:
+        found = dataset_tracker.find_duplicates(client, project=project, by_content=by_content)
+    else:
+        with bar("comparing") as (start, advance):
+            found = dataset_duplicates.find_duplicates(
+                STATE.db,
+                actor=STATE.actor,
+                project=project,
+                by_content=by_content,
+                config=_config(sources),
+                environ=os.environ,
+                progress=HashProgress(start, advance),
+            )
     if STATE.json:
         render.emit_json(found)
         return

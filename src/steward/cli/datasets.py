@@ -93,7 +93,8 @@ View = Annotated[
     typer.Option(
         help="track: the ingested datasets (every state but external, missing included) and "
         "where each is found now; discover: the external ones, with the ingested datasets "
-        'that are the same experiment ("already ingested"). Needs the database (no --server).'
+        'that are the same experiment ("already ingested"; with --server, by the server\'s '
+        "accession mappings)."
     ),
 ]
 Force = Annotated[bool, typer.Option("--force", help="Replace the file (or object) if it exists.")]
@@ -133,12 +134,17 @@ def _filter(
 
 
 def _table(flt: Filter, sort: str, view: str | None) -> tuple[Table, list[DatasetView] | None]:
-    """The rows asked for: a view (from the database only: it reads the datasets' places and
-    their projects' other datasets), or the plain list here or through the API."""
+    """The rows asked for: a view or the plain list, here or through the API (a view
+    through a server is decided with the server's accession mappings)."""
     if view is not None:
         dataset_views.check_view(view)
-        if STATE.remote is not None:
-            raise STATE.local_only()
+        if STATE.remote is not None:  # the server's rows, with its accession mappings
+            from steward.remote import dataset_tracker
+
+            table = dataset_tracker.view_table(
+                STATE.remote, view=view, flt=flt, sort=sort, tz=STATE.tz
+            )
+            return table, None
         mappings = dataset_views.configured_mappings(STATE.settings)
         table = dataset_views.view_table(
             STATE.db, actor=STATE.actor, view=view, flt=flt, sort=sort, mappings=mappings

@@ -171,25 +171,52 @@ def _ingested(db: Database, actor: str | None, projects: Iterable[str]) -> list[
         ]
 
 
+COLUMNS: dict[str, list[Column]] = {
+    "track": [
+        Column("accession"),
+        Column("project"),
+        Column("state"),
+        Column("since", "time"),
+        Column("found_in", "list", title="found in"),
+        Column("title"),
+        Column("organism", "list"),
+        Column("tech", "list"),
+        Column("curator"),
+        Column("problems", "int"),
+        Column("duplicate_of", title="duplicate of"),
+        Column("last_seen", "time", title="last seen"),
+        Column("missing_since", "time", title="missing since"),
+    ],
+    "discover": [
+        Column("accession"),
+        Column("project"),
+        Column("already_ingested", "list", title="already ingested"),
+        Column("since", "time"),
+        Column("found_in", "list", title="found in"),
+        Column("title"),
+        Column("organism", "list"),
+        Column("tech", "list"),
+        Column("secondary_accessions", "list", title="secondary accessions"),
+        Column("problems", "int"),
+        Column("last_seen", "time", title="last seen"),
+    ],
+}
+"""Each view's columns: the same here and through the API (whose rows are rebuilt on them)."""
+BRIEF: dict[str, tuple[str, ...]] = {
+    "track": ("accession", "state", "since", "found_in", "title", "problems", "last_seen"),
+    "discover": ("accession", "already_ingested", "since", "title", "organism", "last_seen"),
+}
+
+
+def view_title(view: str) -> str:
+    return f"datasets ({view})"
+
+
 def _track(db: Database, views: Sequence[DatasetView]) -> Table:
     where = _places(db, [v.id for v in views])
     return Table(
-        "datasets (track)",
-        [
-            Column("accession"),
-            Column("project"),
-            Column("state"),
-            Column("since", "time"),
-            Column("found_in", "list", title="found in"),
-            Column("title"),
-            Column("organism", "list"),
-            Column("tech", "list"),
-            Column("curator"),
-            Column("problems", "int"),
-            Column("duplicate_of", title="duplicate of"),
-            Column("last_seen", "time", title="last seen"),
-            Column("missing_since", "time", title="missing since"),
-        ],
+        view_title("track"),
+        list(COLUMNS["track"]),
         [
             (
                 v.accession,
@@ -208,7 +235,7 @@ def _track(db: Database, views: Sequence[DatasetView]) -> Table:
             )
             for v in views
         ],
-        brief=("accession", "state", "since", "found_in", "title", "problems", "last_seen"),
+        brief=BRIEF["track"],
     )
 
 
@@ -246,22 +273,10 @@ def _discover(
         for v in views
     ]
     return Table(
-        "datasets (discover)",
-        [
-            Column("accession"),
-            Column("project"),
-            Column("already_ingested", "list", title="already ingested"),
-            Column("since", "time"),
-            Column("found_in", "list", title="found in"),
-            Column("title"),
-            Column("organism", "list"),
-            Column("tech", "list"),
-            Column("secondary_accessions", "list", title="secondary accessions"),
-            Column("problems", "int"),
-            Column("last_seen", "time", title="last seen"),
-        ],
+        view_title("discover"),
+        list(COLUMNS["discover"]),
         rows,
-        brief=("accession", "already_ingested", "since", "title", "organism", "last_seen"),
+        brief=BRIEF["discover"],
     )
 
 

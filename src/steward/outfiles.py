@@ -25,6 +25,7 @@ import fcntl
 import io
 import os
 import secrets
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -178,18 +179,32 @@ def _hold(fd: int) -> None:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
+_STRAY_AGE_NS = 60 * 10**9
+"""A temporary file younger than this is never taken for a stray: its writer may be between
+creating and locking it, or on a file system whose locks other hosts do not see."""
+
+
 def _sweep_strays(target: Path) -> None:
     """Remove the temporary files of earlier writes of ``target`` whose writer was killed
-    (kill -9, a power cut): a stray is one nobody holds the lock of. A writer still at work
-    holds its lock, and its file is left alone."""
+    (kill -9, a power cut): a stray is one nobody holds the lock of, untouched for a minute.
+    A writer still at work holds its lock, and its file is left alone."""
     prefix, size = f".{target.name}.", len(target.name) + 2 + 2 * _TOKEN_BYTES + len(TEMP_SUFFIX)
     try:
         entries = list(os.scandir(target.parent))
     except OSError:
         return
+    now = time.time_ns()
     for entry in entries:
         name = entry.name
         if len(name) != size or not name.startswith(prefix) or not name.endswith(TEMP_SUFFIX):
+            continue
+        token = name[len(prefix) : -len(TEMP_SUFFIX)]
+        if any(c not in "0123456789abcdef" for c in token):
+            continue
+        try:
+            if now - entry.stat(follow_symlinks=False).st_mtime_ns < _STRAY_AGE_NS:
+                continue
+        except OSError:
             continue
         try:
             fd = os.open(entry.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | os.O_NOFOLLOW)

@@ -180,6 +180,19 @@ def test_refusals_and_what_others_may_not_see(
     assert first.json() == again.json()
     r = httpx.post(f"{served.url}/api/v1/crawls", headers=keyed, json={"full": True}, timeout=30)
     assert r.status_code == 422
+    # A schedule request sent again answers what the first did, never a change: refused
+    # again (the name exists), or the schedule it made, as long as it is still that.
+    plans = f"{served.url}/api/v1/crawl-schedules"
+    for key, status in (("s1", 409), ("s2", 201)):
+        name, every = ("nightly", "8h") if key == "s1" else ("weekly", "7d")
+        sent = {**auth, "Idempotency-Key": key}
+        answers = [
+            httpx.post(plans, headers=sent, json={"name": name, "every": every}, timeout=30)
+            for _ in range(2)
+        ]
+        assert [a.status_code for a in answers] == [status, status], answers
+    listed = {v["name"]: v["every"] for v in httpx.get(plans, headers=auth, timeout=30).json()}
+    assert listed == {"nightly": "1d", "weekly": "7d"}
 
 
 def test_a_server_without_sources_says_so_as_the_cli_does(

@@ -14,6 +14,7 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -227,10 +228,14 @@ def test_a_write_killed_midway_leaves_a_stray_the_next_write_removes(tmp_path: P
     killed = _writer(target)
     killed.kill()  # kill -9 mid-write
     killed.communicate()
-    strays = [p.name for p in tmp_path.iterdir() if p.name != "report.csv"]
+    strays = [p for p in tmp_path.iterdir() if p.name != "report.csv"]
     assert len(strays) == 1
-    assert strays[0].startswith(".report.csv.")
+    assert strays[0].name.startswith(".report.csv.")
     assert target.read_text() == "the old report"  # complete or absent: the old one stands
+    write_output(target, "a report", overwrite=True)
+    assert strays[0].exists()  # a minute's grace: a writer may not have locked it yet
+    an_hour_ago = time.time() - 3600
+    os.utime(strays[0], (an_hour_ago, an_hour_ago))
     (tmp_path / ".other.csv.0123456789ab.part").write_text("another file's")
     write_output(target, "the new report", overwrite=True)
     assert target.read_text() == "the new report"
@@ -245,6 +250,8 @@ def test_a_writer_still_at_work_keeps_its_temporary_file(tmp_path: Path) -> None
     alive = _writer(target)
     try:
         temp = next(p for p in tmp_path.iterdir() if p.name.startswith(".report.csv."))
+        an_hour_ago = time.time() - 3600
+        os.utime(temp, (an_hour_ago, an_hour_ago))  # only its lock keeps it
         write_output(target, "another report", overwrite=True)
         assert temp.exists()  # held by a live writer: not a stray
     finally:

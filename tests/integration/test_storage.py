@@ -242,12 +242,22 @@ def test_a_probe_left_by_a_killed_check_is_swept(store: Store, tmp_path: Path) -
     if isinstance(store, S3Store):
         s3api.create_upload(store.cfg, store.bucket, f"root/{store_s3.PROBE_PREFIX}0badc0de")
     else:
-        probe = tmp_path / "root" / f"{store_local.PROBE_PREFIX}0badc0de{store_local.TEMP_SUFFIX}"
+        probe = tmp_path / "root" / f"{store_local.PROBE_PREFIX}00000badc0de.steward-part"
         probe.write_bytes(b"")
-    assert _pending_leftovers(store, tmp_path) != ["keep.txt"]
+        # a key's own temporary file, though its name starts like a probe: not swept
+        (tmp_path / "root" / ".probe-results.csv.0123456789ab.steward-part").write_bytes(b"x")
+    before = sorted(_pending_leftovers(store, tmp_path))
     assert store.abort_incomplete({"sub/file.bin"}) == 1
     assert [o.key for o in store.list()] == ["keep.txt"]
-    assert _pending_leftovers(store, tmp_path) in ([], ["keep.txt"])
+    if isinstance(store, S3Store):
+        assert before != []
+        assert _pending_leftovers(store, tmp_path) == []
+    else:
+        assert sorted(_pending_leftovers(store, tmp_path)) == [
+            ".probe-results.csv.0123456789ab.steward-part",
+            "keep.txt",
+        ]
+        assert len(before) == 3
 
 
 def test_presigned_link_works_then_expires(store: Store) -> None:

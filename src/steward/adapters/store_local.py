@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import secrets
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
@@ -24,6 +25,8 @@ TEMP_SUFFIX = ".steward-part"
 
 
 PROBE_PREFIX = ".probe-"
+_PROBE = re.compile(r"\.probe-[0-9a-f]{12}" + re.escape(TEMP_SUFFIX))
+"""check_writable()'s probe, exactly: no key's temporary file (``.<key>.<hex>.…``) reads so."""
 
 
 def _is_temp(name: str) -> bool:
@@ -207,7 +210,7 @@ class LocalStore(Store):
                 if not _is_temp(entry.name):
                     continue
                 target = entry.name[1:].rsplit(".", 2)[0]
-                probe = folder == self.root and entry.name.startswith(PROBE_PREFIX)
+                probe = folder == self.root and _PROBE.fullmatch(entry.name) is not None
                 if names is None or target in names or probe:
                     Path(entry.path).unlink(missing_ok=True)
                     removed += 1

@@ -49,6 +49,12 @@ MAX_PARTS = 10_000  # S3's most parts in one upload
 MAX_COPY = 5 << 30  # CopyObject's limit; larger objects are copied by streaming
 MAX_LINK_LIFETIME = timedelta(days=7)  # SigV4's limit
 
+
+def _aborted(resp: s3api.Response) -> bool:
+    """An abort that took, or found the upload gone already (another clean-up got there)."""
+    return resp.status in (200, 204) or resp.error_code == "NoSuchUpload"
+
+
 PROBE_PREFIX = ".steward-probe-"
 """Names of check_writable()'s uploads: never a real key, always Steward's to sweep."""
 
@@ -372,11 +378,14 @@ class S3Store(Store):
         probe = self._full(f"{PROBE_PREFIX}{secrets.token_hex(6)}")
         try:
             upload_id = s3api.create_upload(self.cfg, self.bucket, probe)
-            s3api.abort_upload(self.cfg, self.bucket, probe, upload_id)
+            done = s3api.abort_upload(self.cfg, self.bucket, probe, upload_id)
         except s3api.S3CallFailed as failure:
             raise self._call_failed(failure, "", "write to") from None
         except (urllib.error.URLError, OSError) as exc:
             raise self._unreachable(exc) from None
+        if not _aborted(done):
+            # Interrupted uploads could never be cleaned up (and are billed): say so now.
+            raise self._by_code(done.error_code, done.status, "", "abort uploads at")
 
     def abort_incomplete(self, keys: set[str] | None = None) -> int:
         base = f"{self.prefix}/" if self.prefix else ""
@@ -386,7 +395,9 @@ class S3Store(Store):
             for upload in list(s3api.list_uploads(self.cfg, self.bucket, base)):
                 probe = upload.key[len(base) :].startswith(PROBE_PREFIX)
                 if wanted is None or upload.key in wanted or probe:
-                    s3api.abort_upload(self.cfg, self.bucket, upload.key, upload.upload_id)
+                    done = s3api.abort_upload(self.cfg, self.bucket, upload.key, upload.upload_id)
+                    if not _aborted(done):
+                        raise s3api.S3CallFailed(done)
                     removed += 1
         except s3api.S3CallFailed as failure:
             raise self._call_failed(failure, "", "clean up") from None

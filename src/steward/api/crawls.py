@@ -221,9 +221,18 @@ def add_crawl_schedule(
         asked = ["crawl-schedule", body.model_dump()]
         again = sent_before(db, caller.user_id, idempotency_key, asked)
         claimed(db, caller.user_id, idempotency_key, asked)
-        view = crawl_schedules.add(
+        # Sent again: the schedule the first request made, if it is still exactly that — never
+        # a change (the first may have been refused, or someone changed it since).
+        first = (
+            crawl_schedules.same_as(
+                db, actor=caller.user_id, name=body.name, every=every, full=body.full
+            )
+            if again
+            else None
+        )
+        view = first or crawl_schedules.add(
             db, actor=caller.user_id, name=body.name, every=every, config=config,
-            replace=body.replace or again, full=body.full,
+            replace=body.replace, full=body.full,
         )  # fmt: skip
     response.headers["Location"] = f"{SCHEDULES}/{view.name}"
     return view

@@ -209,10 +209,14 @@ def _through(client: Client, *, dry_run: bool, wait: bool, full: bool) -> None:
         raise typer.Exit(1)
 
 
+STILL_QUEUED = 30.0
+"""Seconds a crawl followed through a server may wait to start before the command says so."""
+
+
 def _follow(client: Client, crawl_id: str) -> crawls.CrawlDetail:
     """Ask the server how far the crawl is (more and more rarely, up to every 2 s) until it
     ends, showing its progress on a terminal."""
-    pause = 0.2
+    pause, began, hinted = 0.2, time.monotonic(), False
     with _progress() as hook:
         while True:
             detail = remote_crawls.show_crawl(client, crawl_id=crawl_id)
@@ -221,6 +225,15 @@ def _follow(client: Client, crawl_id: str) -> crawls.CrawlDetail:
             job = detail.job
             if job is not None and job.phase:
                 hook(Step(job.phase, job.source, job.done or 0, job.total))
+            elif not hinted and time.monotonic() - began > STILL_QUEUED:
+                hinted = True  # a server without a worker would keep us here: say so, once
+                STATE.err.print(
+                    f"{crawl_id} has not started after {STILL_QUEUED:.0f} s: the server's worker "
+                    "is busy or not running (`steward crawl show` says why it waits). Ctrl-C "
+                    "stops waiting, not the crawl; --no-wait only queues it",
+                    markup=False,
+                    highlight=False,
+                )
             time.sleep(pause)
             pause = min(pause * 2, 2.0)
 

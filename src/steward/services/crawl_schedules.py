@@ -192,6 +192,22 @@ def add(
         return _view(s, row)
 
 
+def same_as(
+    db: Database, *, actor: str | None, name: str, every: timedelta, full: bool
+) -> ScheduleView | None:
+    """The schedule ``name`` if it is exactly what ``actor`` would add now (their own, this
+    interval, this kind of crawl): what a repeated request answers instead of changing it."""
+    with db.read() as s:
+        user = require_user(s, actor)
+        row = s.get(CrawlSchedule, name)
+        if row is None or not _may_see(s, user, row):
+            return None
+        mine = row.created_by == user.id
+        if not mine or row.every_seconds != int(every.total_seconds()) or row.full != full:
+            return None
+        return _view(s, row)
+
+
 def _visible(s: Session, actor: str | None, name: str) -> CrawlSchedule:
     user = require_user(s, actor)
     row = s.get(CrawlSchedule, name)

@@ -4,7 +4,7 @@ found (200,000 rows to update none)
 
 Revision ID: 0011
 Revises: 0010
-Create Date: 2026-12-13 12:00:00
+Create Date: 2026-12-05 13:00:00
 """
 
 from __future__ import annotations

@@ -349,6 +349,7 @@ CALLS: dict[str, Call] = {
     "GET /api/v1/datasets/{subject_id}/events": _get("/api/v1/datasets/{d}/events"),
     "GET /api/v1/datasets/views/{view}": _get("/api/v1/datasets/views/discover"),
     "GET /api/v1/datasets/duplicates": _get("/api/v1/datasets/duplicates"),
+    "GET /api/v1/datasets/overview": _get("/api/v1/datasets/overview"),
     "GET /api/v1/datasets/{dataset_id}/files": _get("/api/v1/datasets/{d}/files"),
     "POST /api/v1/datasets/{dataset_id}/verify": lambda w: (
         "POST", f"/api/v1/datasets/{w.dataset_id}/verify", None),
@@ -525,6 +526,7 @@ EXPECTED: dict[str, dict[str, int]] = {
     "GET /api/v1/datasets/{subject_id}/events": STAFF_SEE,
     "GET /api/v1/datasets/views/{view}": row(200),  # each sees the rows of those they may
     "GET /api/v1/datasets/duplicates": row(200),  # each sees the pairs of those they may
+    "GET /api/v1/datasets/overview": row(200),  # each a page of the datasets they may see
     "GET /api/v1/datasets/{dataset_id}/files": STAFF_SEE,
     "POST /api/v1/datasets/{dataset_id}/verify": _by_roles(
         "admin", "steward", hidden=("requester",)

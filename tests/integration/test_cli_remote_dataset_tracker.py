@@ -195,3 +195,39 @@ def test_verify_runs_on_the_server_through_its_own_sources(
     r = served.run(cli, c.steward, "dataset", "verify", "E-MTAB-4", "--sources", str(served.file))
     assert r.code == 2
     assert "the server reads only its own configured sources" in r.err
+
+
+def test_the_overview_page_comes_from_the_server_with_the_same_figures(
+    cli: Cli, served: Served, consortium: Consortium, tmp_path: Path
+) -> None:
+    c = consortium
+    found = {}
+    for where, run_as in (
+        ("here", ("--as", c.viewer)),
+        ("there", ("--server", served.url, "--token", served.tokens[c.viewer])),
+    ):
+        target = tmp_path / f"{where}.html"
+        r = cli(*run_as, "--json", "dataset", "overview", "-o", str(target), "--every", "week")
+        assert r.code == 0, r
+        found[where] = json.loads(r.out)
+        assert found[where].pop("output") == str(target)
+        assert "E-MTAB-1" in target.read_text()
+    assert found["there"] == found["here"]
+    assert found["there"]["datasets"] > 0
+    # The page itself, for a browser: sandboxed; someone who sees nothing gets an empty one.
+    auth = {"Authorization": f"Bearer {served.tokens[c.viewer]}"}
+    page = httpx.get(f"{served.url}/api/v1/datasets/overview", headers=auth, timeout=30)
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert page.headers["content-security-policy"].startswith("sandbox allow-scripts")
+    outsider = served.run(cli, c.outsider, "--json", "dataset", "overview", "-o",
+                          str(tmp_path / "none.html"))  # fmt: skip
+    assert json.loads(outsider.out)["datasets"] == 0
+    refused = httpx.get(
+        f"{served.url}/api/v1/datasets/overview", headers={**auth, "Accept": "image/png"},
+        timeout=30,
+    )  # fmt: skip
+    assert refused.status_code == 406
+    # an existing file is refused before the server is asked, as here
+    again = served.run(cli, c.viewer, "dataset", "overview", "-o", str(tmp_path / "there.html"))
+    assert again.code == 2

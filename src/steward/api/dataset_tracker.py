@@ -27,8 +27,9 @@ from typing import IO, Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 
+from steward.api import negotiation
 from steward.api.auth import Presented, database, require_write, settings_of, signed_in
 from steward.api.problems import documented
 from steward.api.reports import _FILES, FormatQ, ZoneQ, _file, negotiate
@@ -39,6 +40,7 @@ from steward.services import (
     crawl,
     dataset_duplicates,
     dataset_files,
+    dataset_overview,
     dataset_verify,
     dataset_views,
 )
@@ -122,6 +124,94 @@ router.add_api_route(
     },
     summary="The dataset tracker's track or discover view, with the list's filters",
     operation_id="dataset_view",
+)
+
+
+OVERVIEW_SANDBOX = "sandbox allow-scripts; frame-ancestors 'none'"
+"""The page runs its own (hash-pinned) script in an opaque origin, never as this API's page
+with its cookies; its own policy (in the page) forbids every request."""
+EveryQ = Annotated[
+    Literal["day", "week"] | None,
+    Query(description="One bar per day or per week in the chart (default: by the history)."),
+]
+
+
+def _overview_endpoint() -> Any:
+    params = [
+        *_COMMON,
+        *filter_params(DATASET),
+        _param("every", EveryQ, None),
+        _param("tz", ZoneQ, None),
+        _param(
+            "fmt",
+            Annotated[
+                Literal["html", "json"] | None,
+                Query(alias="format", description="html (the page) or json (its figures)."),
+            ],
+            None,
+        ),
+    ]
+    names = ({p.name for p in params} - {"request", "presented", "fmt"}) | {"format"}
+
+    def body(request: Request, caller: Caller, project: str | None, state: list[str] | None,
+             sort: str, every: str | None, tz: str | None, fmt: str | None,
+             **given: Any) -> Any:  # fmt: skip
+        del sort  # the page sorts in the browser
+        _only(request, names, repeatable=frozenset({"state"}))
+        answer_as = _page_format(fmt, request.headers.get("accept"))
+        settings = settings_of(request)
+        flt = DATASET.filter(
+            project=project, states=[s.strip().lower() for s in state or ()], **given
+        )
+        data = dataset_overview.overview(
+            database(request), actor=caller.user_id, flt=flt,
+            tz=zone(tz if tz is not None else settings.timezone),
+            stages=dataset_overview.configured_stages(settings),
+            mappings=dataset_views.configured_mappings(settings), every=every,
+        )  # fmt: skip
+        page = dataset_overview.render_overview(data)
+        if answer_as == "json":
+            return JSONResponse(
+                {**dataset_overview.figures(data), "html": page}, headers={"Vary": "Accept"}
+            )
+        return HTMLResponse(
+            page,
+            headers={
+                "Content-Security-Policy": OVERVIEW_SANDBOX,
+                "Content-Disposition": 'inline; filename="datasets.html"',
+                "Vary": "Accept",
+            },
+        )
+
+    return _function("dataset_overview", params, body)
+
+
+def _page_format(given: str | None, accept: str | None) -> str:
+    return negotiation.negotiate(
+        given, accept, media={"html": "text/html", "json": "application/json"},
+        wildcards={"*/*": "html", "text/*": "html", "application/*": "json"}, default="html",
+        refusal="the datasets overview can be answered only as HTML or JSON",
+    )  # fmt: skip
+
+
+router.add_api_route(
+    "/api/v1/datasets/overview",
+    _overview_endpoint(),
+    methods=["GET"],
+    responses={
+        200: {
+            "content": {
+                "text/html": {"schema": {"type": "string"}},
+                "application/json": {"schema": {"type": "object"}},
+            },
+            "description": "The Datasets page (one self-contained HTML document: the chart of "
+            "datasets per state over time, the track and discover tables, each dataset's "
+            "history), or its figures and the page as JSON.",
+        },
+        **documented(401, 404, 406, 422, 503),
+    },
+    summary="The Datasets page: datasets per state over time, the views, every history",
+    operation_id="dataset_overview",
 )
 
 

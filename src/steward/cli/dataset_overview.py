@@ -3,7 +3,8 @@
 A thin surface over :mod:`steward.services.dataset_overview`: the list's filters as
 ``steward dataset list`` takes them, the target refused before anything is read (a folder
 that does not exist, a file already there without ``--force``), then the page written whole
-or not at all. It reads the database itself (with ``--server`` it stops with exit code 2).
+or not at all. With ``--server`` the server renders the page (``GET /api/v1/datasets/overview``)
+and it is written here the same way.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from steward.cli.datasets import (
     app,
 )
 from steward.cli.state import STATE
-from steward.outfiles import check_target
+from steward.outfiles import check_target, write_output
+from steward.remote import dataset_tracker as remote_tracker
 from steward.services import dataset_overview, dataset_views, places
 
 
@@ -76,36 +78,34 @@ def overview(
     narrows them further as you read it. Times and the chart's days are in --tz.
 
     steward dataset overview -o overview.html --project atlas --tz Europe/Helsinki"""
-    if STATE.remote is not None:
-        raise STATE.local_only()
     places.refuse_steward_file(STATE.settings, output, field="output")
     check_target(output, overwrite=force)  # refused before the database is read
     flt = _filter(
         project, state, None, source, stage, tech, organism, curator, title, duplicates,
         problems, changed_from, changed_to,
     )  # fmt: skip
-    data = dataset_overview.overview(
-        STATE.db,
-        actor=STATE.actor,
-        flt=flt,
-        tz=STATE.tz,
-        stages=dataset_overview.configured_stages(STATE.settings),
-        mappings=dataset_views.configured_mappings(STATE.settings),
-        every=every,
-    )
-    written = dataset_overview.write_overview(data, output, force=force)
-    if STATE.json:
-        render.emit_json(
-            {
-                "output": str(written),
-                "datasets": len(data.datasets),
-                "events": data.events,
-                "every": data.series.every,
-                "counts": data.counts,
-            }
+    client = STATE.remote
+    if client is not None:  # the page the server renders, with its stages and mappings
+        dataset_overview.check_every(every)
+        found = remote_tracker.overview(client, flt=flt, every=every, tz=STATE.tz)
+        write_output(output, found.pop("html"), overwrite=force)
+        written = output
+    else:
+        data = dataset_overview.overview(
+            STATE.db,
+            actor=STATE.actor,
+            flt=flt,
+            tz=STATE.tz,
+            stages=dataset_overview.configured_stages(STATE.settings),
+            mappings=dataset_views.configured_mappings(STATE.settings),
+            every=every,
         )
+        written = dataset_overview.write_overview(data, output, force=force)
+        found = dataset_overview.figures(data)
+    if STATE.json:
+        render.emit_json({"output": str(written), **found})
     else:
         STATE.out.print(
-            f"Wrote the overview of {len(data.datasets)} dataset(s) to {written} "
+            f"Wrote the overview of {found['datasets']} dataset(s) to {written} "
             f"(open it in a browser; it works offline)"
         )

@@ -9,7 +9,7 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from steward.remote.client import Client
-from steward.remote.subjects import params_of
+from steward.remote.subjects import filter_params, params_of
 from steward.services import dataset_views
 from steward.services.dataset_duplicates import DuplicatesResult
 from steward.services.dataset_files import DatasetFiles
@@ -60,3 +60,13 @@ def verify(client: Client, *, dataset_id: str) -> VerifyResult:
     """``dataset_verify.verify`` run on the server, through its configured sources."""
     found = client.call("POST", f"{V1}/datasets/{quote(dataset_id, safe='')}/verify")
     return VerifyResult.model_validate(found)
+
+
+def overview(client: Client, *, flt: Filter, every: str | None, tz: ZoneInfo) -> dict[str, Any]:
+    """The Datasets page the server renders for the caller, with its figures: ``html`` and
+    what ``dataset_overview.figures`` gives."""
+    params = [*filter_params(flt), ("tz", tz.key), ("format", "json")]
+    if every:
+        params.append(("every", every))
+    found: dict[str, Any] = client.call("GET", f"{V1}/datasets/overview", params=params)
+    return found

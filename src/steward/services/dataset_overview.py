@@ -543,6 +543,16 @@ def render_overview(data: Overview) -> str:
     )
 
 
+def figures(data: Overview) -> dict[str, Any]:
+    """What ``steward dataset overview --json`` says of the page besides where it went."""
+    return {
+        "datasets": len(data.datasets),
+        "events": data.events,
+        "every": data.series.every,
+        "counts": data.counts,
+    }
+
+
 def write_overview(data: Overview, path: Path, *, force: bool = False) -> Path:
     """Render and write the page whole or not at all (temporary file and rename); an
     existing file is kept unless ``force``."""

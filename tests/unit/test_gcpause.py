@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from steward.gcpause import YOUNG_THRESHOLD, fewer_collections
+from steward.gcpause import YOUNG_THRESHOLD, collector_off, fewer_collections
 
 
 def test_held_it_freezes_and_collects_less_then_restores() -> None:
@@ -64,3 +64,20 @@ def test_a_decorated_function_holds_it_per_call() -> None:
     work()
     assert seen == [max(YOUNG_THRESHOLD, before[0])] * 2
     assert gc.get_threshold() == before
+
+
+def test_collector_off_nests_and_restores_what_it_found() -> None:
+    assert gc.isenabled()
+    with collector_off():
+        assert not gc.isenabled()
+        with collector_off():
+            pass
+        assert not gc.isenabled()  # the outer holder still holds it
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with collector_off():
+            pass
+        assert not gc.isenabled()  # found off, left off
+    finally:
+        gc.enable()

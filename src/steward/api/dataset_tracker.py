@@ -27,7 +27,7 @@ from typing import IO, Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import JSONResponse
 
 from steward.api import negotiation
 from steward.api.auth import Presented, database, require_write, settings_of, signed_in
@@ -48,6 +48,7 @@ from steward.services.dataset_duplicates import DuplicatesResult
 from steward.services.dataset_files import DatasetFiles
 from steward.services.dataset_verify import VerifyResult
 from steward.services.datasets import DATASET
+from steward.services.kinds import Filter
 from steward.services.tokens import Caller
 from steward.tables import Table, write_table
 from steward.timeutil import zone
@@ -61,6 +62,11 @@ ViewName = Literal["track", "discover"]
 def _written(table: Table, fmt: str, out: IO[Any], tz: ZoneInfo) -> int:
     write_table(table, fmt, out, tz)
     return len(table.rows)
+
+
+def _filter(project: str | None, state: list[str] | None, **given: Any) -> Filter:
+    """The list's query parameters as the dataset filter (states as the list takes them)."""
+    return DATASET.filter(project=project, states=[s.strip().lower() for s in state or ()], **given)
 
 
 def _view_endpoint() -> Any:
@@ -83,12 +89,7 @@ def _view_endpoint() -> Any:
         answer_as = negotiate(fmt, request.headers.get("accept"))
         settings = settings_of(request)
         where = zone(tz if tz is not None else settings.timezone)
-        flt = DATASET.filter(
-            project=project,
-            states=[s.strip().lower() for s in state or ()],
-            limit=limit,
-            **given,
-        )
+        flt = _filter(project, state, limit=limit, **given)
         table = dataset_views.view_table(
             database(request), actor=caller.user_id, view=view, flt=flt, sort=sort,
             mappings=dataset_views.configured_mappings(settings),
@@ -127,9 +128,6 @@ router.add_api_route(
 )
 
 
-OVERVIEW_SANDBOX = "sandbox allow-scripts; frame-ancestors 'none'"
-"""The page runs its own (hash-pinned) script in an opaque origin, never as this API's page
-with its cookies; its own policy (in the page) forbids every request."""
 EveryQ = Annotated[
     Literal["day", "week"] | None,
     Query(description="One bar per day or per week in the chart (default: by the history)."),
@@ -158,11 +156,12 @@ def _overview_endpoint() -> Any:
              **given: Any) -> Any:  # fmt: skip
         del sort  # the page sorts in the browser
         _only(request, names, repeatable=frozenset({"state"}))
-        answer_as = _page_format(fmt, request.headers.get("accept"))
+        answer_as = negotiation.page_or_json(
+            fmt, request.headers.get("accept"),
+            refusal="the datasets overview can be answered only as HTML or JSON",
+        )  # fmt: skip
         settings = settings_of(request)
-        flt = DATASET.filter(
-            project=project, states=[s.strip().lower() for s in state or ()], **given
-        )
+        flt = _filter(project, state, **given)
         data = dataset_overview.overview(
             database(request), actor=caller.user_id, flt=flt,
             tz=zone(tz if tz is not None else settings.timezone),
@@ -174,24 +173,9 @@ def _overview_endpoint() -> Any:
             return JSONResponse(
                 {**dataset_overview.figures(data), "html": page}, headers={"Vary": "Accept"}
             )
-        return HTMLResponse(
-            page,
-            headers={
-                "Content-Security-Policy": OVERVIEW_SANDBOX,
-                "Content-Disposition": 'inline; filename="datasets.html"',
-                "Vary": "Accept",
-            },
-        )
+        return negotiation.page(page, "datasets.html")
 
     return _function("dataset_overview", params, body)
-
-
-def _page_format(given: str | None, accept: str | None) -> str:
-    return negotiation.negotiate(
-        given, accept, media={"html": "text/html", "json": "application/json"},
-        wildcards={"*/*": "html", "text/*": "html", "application/*": "json"}, default="html",
-        refusal="the datasets overview can be answered only as HTML or JSON",
-    )  # fmt: skip
 
 
 router.add_api_route(

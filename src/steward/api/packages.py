@@ -16,7 +16,7 @@ from pathlib import Path as FilePath
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Form, Header, Path, Query, Request, Response, UploadFile
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from steward.api import negotiation
@@ -321,20 +321,6 @@ def validate_package(
         )  # fmt: skip
 
 
-REPORT_MEDIA = {"html": "text/html", "json": "application/json"}
-_REPORT_WILDCARDS = {"*/*": "html", "text/*": "html", "application/*": "json"}
-REPORT_SANDBOX = "sandbox allow-scripts; frame-ancestors 'none'"
-"""The report runs its own (hash-pinned) scripts in an opaque origin: never as this API's
-page, with its cookies. The report's own policy (in the page) forbids every request."""
-
-
-def _report_format(given: str | None, accept: str | None) -> str:
-    return negotiation.negotiate(
-        given, accept, media=REPORT_MEDIA, wildcards=_REPORT_WILDCARDS, default="html",
-        refusal="a package report can be answered only as HTML or JSON",
-    )  # fmt: skip
-
-
 @router.get(
     BASE + "/{package_id}/report",
     response_model=ReportData,
@@ -362,7 +348,10 @@ def package_report(
     — or, for ``Accept: application/json`` or ``?format=json``, the data it shows."""
     with signed_in(request, presented) as caller:
         _only(request, {"format"})
-        answer_as = _report_format(fmt, request.headers.get("accept"))
+        answer_as = negotiation.page_or_json(
+            fmt, request.headers.get("accept"),
+            refusal="a package report can be answered only as HTML or JSON",
+        )  # fmt: skip
         db, settings = database(request), settings_of(request)
         if answer_as == "json":
             data = packages.report_data(db, settings, actor=caller.user_id, package_id=package_id)
@@ -370,11 +359,4 @@ def package_report(
             return JSONResponse(body.model_dump(mode="json"), headers={"Vary": "Accept"})
         path = packages.report_path(db, settings, actor=caller.user_id, package_id=package_id)
         html = path.read_bytes()
-    return HTMLResponse(
-        html,
-        headers={
-            "Content-Security-Policy": REPORT_SANDBOX,
-            "Content-Disposition": f'inline; filename="report-{package_id}.html"',
-            "Vary": "Accept",
-        },
-    )
+    return negotiation.page(html, f"report-{package_id}.html")

@@ -13,12 +13,10 @@ ledger does (or will do: outbox effects, rules) skips imported history.
 from __future__ import annotations
 
 import csv
-import gc
 import io
 import json
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from operator import attrgetter
@@ -36,6 +34,7 @@ from steward.domain.duo import normalise as normalise_duo
 from steward.domain.roles import STAFF, Role
 from steward.domain.workflow import Context, Transition
 from steward.errors import Detail, Forbidden, ValidationFailed
+from steward.gcpause import collector_off
 from steward.ids import new_id
 from steward.services import import_limits as limits
 from steward.services import ledger
@@ -562,22 +561,6 @@ def _unknown_users(plans: list[Plan], known: set[str]) -> dict[str, int]:
     return needed
 
 
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector for the duration of a bulk import.
-
-    An import holds millions of small objects (rows, dicts, tuples) and creates no cycles; the
-    collector's repeated passes over that growing heap cost as much as the import itself.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def import_requests(
     db: Database,
     *,
@@ -595,7 +578,8 @@ def import_requests(
     """
     if clock_skew is None:
         clock_skew = parse_duration(db.settings.import_clock_skew)
-    with _collector_paused():
+    # Millions of small objects and no cycles: the collector's passes cost as much as the import.
+    with collector_off():
         return _import(db, actor, project, path, assume_tz, create_users, clock_skew)
 
 
